@@ -20,7 +20,7 @@ import numpy as np
 from .datapath import DatapathConfig, signed_range
 from .errors import ConfigError, DataError, WinnowError
 from .quant import quantize, requant_params, round_shift, saturate, symmetric_scale
-from .tiling import ConvGeometry, extract_tiles, normalize_padding, transform_tiles
+from .tiling import ConvGeometry, assemble_tiles, extract_tiles, normalize_padding, transform_tiles
 from .winograd_conv import from_positions, kernel_to_winograd, to_positions
 
 #: Accumulations whose worst case stays below 2^53 run through float64 BLAS, which is
@@ -108,8 +108,8 @@ class QuantizedConv:
         if C > cfg.c_max:
             raise ConfigError(f"{self.name} has C = {C} input channels; the datapath is sized for c_max = {cfg.c_max}")
         b = check_int_array(f"{self.name}.bias", self.bias, cfg.bias_bits)
-        mult = check_int_array(f"{self.name}.mult", self.mult, cfg.mult_bits + 1)
-        shift = check_int_array(f"{self.name}.shift", self.shift, 8)
+        mult = check_int_array(f"{self.name}.mult", self.mult, 64)
+        shift = check_int_array(f"{self.name}.shift", self.shift, 64)
         for nm, arr in (("bias", b), ("mult", mult), ("shift", shift)):
             if arr.shape != (K,):
                 raise DataError(f"{self.name}.{nm} must have shape ({K},); got {arr.shape}")
@@ -198,7 +198,15 @@ def integer_conv(xq, layer: QuantizedConv, trace: dict | None = None, exact_floa
     Returns int64 activations (N, K, Ho, Wo) in the ``act_bits`` range. ``trace``, if
     given, collects the observed (min, max) of every stage. Raises DatapathOverflow if
     any stage leaves its derived range (which the derivation makes impossible).
+    ``exact_float=False`` forces int64 accumulation (the float64 path is exact; the
+    switch exists so tests can show both agree).
     """
+    z = integer_conv_biased(xq, layer, trace=trace, exact_float=exact_float)
+    return requantize(z, layer, trace=trace)
+
+
+def integer_conv_biased(xq, layer: QuantizedConv, trace: dict | None = None, exact_float: bool = True) -> np.ndarray:
+    """Stages up to z = Y + bias, the requantizer's input (int64, (N, K, *out))."""
     cfg = layer.config
     d, n = cfg.dims, cfg.n
     x = check_int_array("input", xq, cfg.act_bits)
@@ -210,37 +218,37 @@ def integer_conv(xq, layer: QuantizedConv, trace: dict | None = None, exact_floa
     geom = ConvGeometry.of(x.shape[2:], layer.padding, cfg.m, cfg.r)
     N, K, C = x.shape[0], layer.out_channels, layer.in_channels
     P = cfg.positions
+    col = (slice(None), None, None)
 
     v = transform_tiles(extract_tiles(x, geom), cfg.transforms.BT, d)  # V' (N, C, *tiles, *n)
     vp = to_positions(v, d)  # (P, C, N·T)
-    col = (slice(None), None, None)
     _check_range("V'", vp, np.array(w.v_lo)[col], np.array(w.v_hi)[col], trace)
     if layer.winograd_relu:
         vp = np.maximum(vp, 0)
     up = layer.weights.reshape(K, C, P).transpose(2, 0, 1)  # (P, K, C)
     if trace is not None:  # products are only materialised when asked for
         prods = up[:, :, :, None] * vp[:, None, :, :]
-        _check_range("product", prods, np.array(w.prod_lo)[:, None, None, None], np.array(w.prod_hi)[:, None, None, None], trace)
+        lo, hi = (np.array(b)[:, None, None, None] for b in (w.prod_lo, w.prod_hi))
+        _check_range("product", prods, lo, hi, trace)
     acc = _position_matmul(up, vp, w.acc_bits if exact_float else 999)  # (P, K, N·T)
     _check_range("acc", acc, np.array(w.acc_lo)[col], np.array(w.acc_hi)[col], trace)
     shifted = np.left_shift(acc, cfg.shifts.reshape(P, 1, 1))
     _check_range("shifted", shifted, np.array(w.shifted_lo)[col], np.array(w.shifted_hi)[col], trace)
-    m_tiles = from_positions(shifted, N, geom.tiles, n, d)
-    y_t = transform_tiles(m_tiles, cfg.transforms.AT, d)  # (N, K, *tiles, *m)
-    y_flat = y_t.reshape(y_t.shape[: 2 + d] + (-1,))
-    _check_range("Y", y_flat, np.array(w.y_lo), np.array(w.y_hi), trace)
-    from .tiling import assemble_tiles
-
-    y = assemble_tiles(y_t, geom)
-    bshape = (1, K) + (1,) * d
-    z = y + layer.bias.reshape(bshape)
+    y_t = transform_tiles(from_positions(shifted, N, geom.tiles, n, d), cfg.transforms.AT, d)  # (N, K, *tiles, *m)
+    _check_range("Y", y_t.reshape(y_t.shape[: 2 + d] + (-1,)), np.array(w.y_lo), np.array(w.y_hi), trace)
+    z = assemble_tiles(y_t, geom) + layer.bias.reshape((1, K) + (1,) * d)
     _check_range("biased", z, *signed_range(w.biased_bits), trace)
+    return z
+
+
+def requantize(z: np.ndarray, layer: QuantizedConv, trace: dict | None = None) -> np.ndarray:
+    """out = relu?(sat((z · mult + 2^(shift−1)) >> shift)) per output channel."""
+    cfg = layer.config
+    bshape = (1, layer.out_channels) + (1,) * cfg.dims
     prod = z * layer.mult.reshape(bshape)
-    _check_range("requant", prod, *signed_range(w.requant_bits - 1), trace)
+    _check_range("requant", prod, *signed_range(cfg.widths.requant_bits - 1), trace)
     out = saturate(round_shift(prod, layer.shift.reshape(bshape)), cfg.act_bits)
-    if layer.relu:
-        out = np.maximum(out, 0)
-    return out
+    return np.maximum(out, 0) if layer.relu else out
 
 
 @dataclass(frozen=True)

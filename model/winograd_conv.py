@@ -67,7 +67,7 @@ def check_conv_args(x, kernel_shape, dims: int, what: str = "weight") -> None:
         raise DataError(f"input has C = {x.shape[1]} channels; the {what} expects C = {kernel_shape[1]}")
 
 
-def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0):
+def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu: bool = False):
     """Convolution from Winograd-domain weights U (K, C, n, …) of algorithm ``alg``.
 
     Parameters
@@ -77,6 +77,8 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0):
     alg : WinogradAlgorithm
     padding : int or tuple
         Zero padding per spatial dim (both sides), as in ``torch.nn.functional.conv2d``.
+    winograd_relu : bool
+        Apply ReLU to the transformed input tiles V = Bᵀ d B (Liu & Pool 2018).
     """
     dims = u.ndim - 2
     check_conv_args(x, u.shape, dims, "Winograd-domain weight")
@@ -86,6 +88,8 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0):
     geom = ConvGeometry.of(x.shape[2:], padding, alg.m, alg.r)
     N = x.shape[0]
     v = transform_tiles(extract_tiles(x, geom), _matrix_like(alg.BT_f64, x), dims)
+    if winograd_relu:
+        v = v.clamp_min(0) if _is_torch(v) else np.maximum(v, 0)
     vp = to_positions(v, dims)  # (P, C, N·T)
     K, C = u.shape[:2]
     up = _permute(u.reshape(K, C, -1), (2, 0, 1))  # (P, K, C)
@@ -95,7 +99,7 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0):
     return assemble_tiles(y, geom)
 
 
-def winograd_conv(x, w, padding=0, m: int = 4, points=None, bias=None):
+def winograd_conv(x, w, padding=0, m: int = 4, points=None, bias=None, winograd_relu: bool = False):
     """Stride-1 convolution (cross-correlation, as torch) of ``x`` with spatial ``w`` via F(m, r).
 
     Equal to ``torch.nn.functional.conv2d``/``conv3d`` up to round-off. ``x`` and ``w``
@@ -107,7 +111,7 @@ def winograd_conv(x, w, padding=0, m: int = 4, points=None, bias=None):
     if any(s != r for s in w.shape[2:]):
         raise ConfigError(f"Winograd needs a cubic kernel (r equal in every dim); got kernel {tuple(w.shape[2:])}")
     alg = winograd(m, r, points)
-    y = winograd_conv_from_u(x, kernel_to_winograd(w, alg), alg, padding)
+    y = winograd_conv_from_u(x, kernel_to_winograd(w, alg), alg, padding, winograd_relu)
     if bias is not None:
         y = y + bias.reshape((1, -1) + (1,) * dims)
     return y
