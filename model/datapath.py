@@ -179,7 +179,7 @@ class DatapathConfig:
         _check_int("bias_bits", self.bias_bits, 2, MAX_WIDTH)
         _check_int("mult_bits", self.mult_bits, 1, 32)
         _check_int("max_position_shift", self.max_position_shift, 0, 32)
-        pts = None if self.points is None else tuple(Fraction(p) if not isinstance(p, str) else Fraction(p) for p in self.points)
+        pts = None if self.points is None else tuple(Fraction(p) for p in self.points)
         object.__setattr__(self, "points", pts)
         object.__setattr__(self, "_alg", winograd(self.m, self.r, pts))
         w = self.widths  # derive now so an impossible configuration fails at construction
@@ -228,7 +228,7 @@ class DatapathConfig:
         a_lo, a_hi = signed_range(self.act_bits)
         w_lo, w_hi = signed_range(self.weight_bits)
         P = self.positions
-        v_lo, v_hi = _linear_range(_kron_rows(it.BT, self.dims), [a_lo] * self.n**self.dims, [a_hi] * P)
+        v_lo, v_hi = _linear_range(_kron_rows(it.BT, self.dims), [a_lo] * P, [a_hi] * P)
         prod_lo, prod_hi = [], []
         for lo, hi in zip(v_lo, v_hi):
             corners = (lo * w_lo, lo * w_hi, hi * w_lo, hi * w_hi)

@@ -15,7 +15,7 @@ final rounding ½; saturation and ReLU are 1-Lipschitz. Hence, in output LSBs,
     |out − relu(sat(y_f / s_out))| ≤ ½ + |z|·|Ŝ − S| + S·(½ Σ_p |Kα| 2^{E−e_p} Σ_c |V'| + ½).
 
 Every term is computed from the data, so the bound is tight on each element, and a
-violation means the datapath does not implement docs/datapath.md.
+violation means the datapath does not implement docs/datapath.md (§6).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from .reference import QuantizedConv, check_int_array, integer_conv_biased
-from .tiling import ConvGeometry, assemble_tiles, extract_tiles, transform_tiles
-from .winograd_conv import from_positions, to_positions
+from .tiling import ConvGeometry
+from .winograd_conv import assemble_positions, input_positions, output_transform
 
 
 def output_error_bound(xq: np.ndarray, layer: QuantizedConv) -> np.ndarray:
@@ -32,32 +32,24 @@ def output_error_bound(xq: np.ndarray, layer: QuantizedConv) -> np.ndarray:
 
     The float output is the layer's real-valued convolution of ``xq · in_scale`` with
     the unquantized Winograd-domain weights, plus bias, divided by ``out_scale``, then
-    saturated (and ReLU'd) like the integer output. Not valid with ``winograd_relu``
-    off/on mismatches: the ReLU on V' is applied identically on both sides.
+    saturated (and ReLU'd) like the integer output; with ``winograd_relu`` the ReLU on
+    the transformed tiles is part of both.
     """
     cfg = layer.config
-    d = cfg.dims
-    x = check_int_array("input", xq, cfg.act_bits)
+    d, P, K = cfg.dims, cfg.positions, layer.out_channels
+    x = check_int_array("input", xq, cfg.act_bits).astype(np.float64)
     geom = ConvGeometry.of(x.shape[2:], layer.padding, cfg.m, cfg.r)
-    N, K, C, P = x.shape[0], layer.out_channels, layer.in_channels, cfg.positions
-    v = transform_tiles(extract_tiles(x, geom), cfg.transforms.BT, d)
-    vp = to_positions(v, d).astype(np.float64)
+    v = input_positions(x, geom, cfg.transforms.BT.astype(np.float64))  # (P, N, C, T)
     if layer.winograd_relu:
-        vp = np.maximum(vp, 0)
-    vabs = np.abs(vp).sum(axis=1, keepdims=True)  # Σ_c |V'| : (P, 1, N·T)
-    weight = np.exp2(cfg.shifts.reshape(P, 1, 1).astype(np.float64))
-    mt = from_positions(np.broadcast_to(vabs * weight, (P, 1, vabs.shape[2])), N, geom.tiles, cfg.n, d)
+        v = np.maximum(v, 0)
+    weight = np.exp2(cfg.shifts.reshape(P, 1, 1, 1).astype(np.float64))
+    vabs = np.abs(v).sum(axis=2, keepdims=True) * weight  # 2^{E−e_p} Σ_c |V'| : (P, N, 1, T)
     amat = np.abs(cfg.transforms.AT).astype(np.float64)
-    e_w = 0.5 * assemble_tiles(transform_tiles(mt, amat, d), geom)  # (N, 1, *out), in Y LSBs
+    e_w = 0.5 * assemble_positions(output_transform(vabs, amat, d), geom)  # (N, 1, *out), Y LSBs
     lsb = layer.output_scale_per_channel()
     s_exact = lsb / layer.out_scale
     s_hw = layer.mult * np.exp2(-layer.shift.astype(np.float64))
     bshape = (1, K) + (1,) * d
-    z = integer_conv_biased(x, layer).astype(np.float64)
-    bound = (
-        0.5
-        + np.abs(z) * np.abs(s_hw - s_exact).reshape(bshape)
-        + s_exact.reshape(bshape) * (e_w + 0.5)
-    )
+    z = integer_conv_biased(xq, layer).astype(np.float64)
+    bound = 0.5 + np.abs(z) * np.abs(s_hw - s_exact).reshape(bshape) + s_exact.reshape(bshape) * (e_w + 0.5)
     return bound * (1 + 1e-9) + 1e-9
-

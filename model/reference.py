@@ -20,8 +20,14 @@ import numpy as np
 from .datapath import DatapathConfig, signed_range
 from .errors import ConfigError, DataError, WinnowError
 from .quant import quantize, requant_params, round_shift, saturate, symmetric_scale
-from .tiling import ConvGeometry, assemble_tiles, extract_tiles, normalize_padding, transform_tiles
-from .winograd_conv import from_positions, kernel_to_winograd, to_positions
+from .tiling import ConvGeometry, normalize_padding
+from .winograd_conv import (
+    assemble_positions,
+    input_positions,
+    kernel_to_winograd,
+    output_transform,
+    weights_by_position,
+)
 
 #: Accumulations whose worst case stays below 2^53 run through float64 BLAS, which is
 #: exact there: every partial sum, in any order, is an integer bounded by Σ|terms|.
@@ -186,10 +192,15 @@ def quantize_conv(w, bias, in_scale: float, out_scale: float, config: DatapathCo
     return quantize_winograd_weights(kernel_to_winograd(w, config.alg), bias, in_scale, out_scale, config, **kw)
 
 
-def _position_matmul(up: np.ndarray, vp: np.ndarray, acc_bits: int) -> np.ndarray:
-    if acc_bits <= _EXACT_FLOAT_BITS:
-        return np.rint(up.astype(np.float64) @ vp.astype(np.float64)).astype(np.int64)
-    return up @ vp
+def _exact(fn, bits: int, *arrays):
+    """Run a linear integer stage through float64 BLAS when every partial sum stays below 2^53.
+
+    A partial sum of Σ_q K[p,q] x_q is bounded by Σ_q |K[p,q]| |x_q|, at most one bit
+    above the stage's derived width, hence the ``+ 1``; the result is then exact.
+    """
+    if bits + 1 <= _EXACT_FLOAT_BITS:
+        return np.rint(fn(*(a.astype(np.float64) for a in arrays))).astype(np.int64)
+    return fn(*arrays)
 
 
 def integer_conv(xq, layer: QuantizedConv, trace: dict | None = None, exact_float: bool = True) -> np.ndarray:
@@ -208,7 +219,7 @@ def integer_conv(xq, layer: QuantizedConv, trace: dict | None = None, exact_floa
 def integer_conv_biased(xq, layer: QuantizedConv, trace: dict | None = None, exact_float: bool = True) -> np.ndarray:
     """Stages up to z = Y + bias, the requantizer's input (int64, (N, K, *out))."""
     cfg = layer.config
-    d, n = cfg.dims, cfg.n
+    d = cfg.dims
     x = check_int_array("input", xq, cfg.act_bits)
     if x.ndim != d + 2:
         raise DataError(f"input must have shape (N, C, {', '.join('DHW'[-d:])}); got {x.shape}")
@@ -216,27 +227,26 @@ def integer_conv_biased(xq, layer: QuantizedConv, trace: dict | None = None, exa
         raise DataError(f"input has C = {x.shape[1]} channels; layer {layer.name} expects {layer.in_channels}")
     w = cfg.widths
     geom = ConvGeometry.of(x.shape[2:], layer.padding, cfg.m, cfg.r)
-    N, K, C = x.shape[0], layer.out_channels, layer.in_channels
+    K = layer.out_channels
     P = cfg.positions
-    col = (slice(None), None, None)
-
-    v = transform_tiles(extract_tiles(x, geom), cfg.transforms.BT, d)  # V' (N, C, *tiles, *n)
-    vp = to_positions(v, d)  # (P, C, N·T)
-    _check_range("V'", vp, np.array(w.v_lo)[col], np.array(w.v_hi)[col], trace)
+    big = 999  # forces the int64 path
+    v = _exact(lambda a, b: input_positions(a, geom, b), w.v_bits if exact_float else big, x, cfg.transforms.BT)
+    pos = (slice(None), None, None, None)  # per-position ranges against (P, N, C|K, T)
+    _check_range("V'", v, np.array(w.v_lo)[pos], np.array(w.v_hi)[pos], trace)
     if layer.winograd_relu:
-        vp = np.maximum(vp, 0)
-    up = layer.weights.reshape(K, C, P).transpose(2, 0, 1)  # (P, K, C)
+        v = np.maximum(v, 0)
+    up = weights_by_position(layer.weights)  # (P, 1, K, C)
     if trace is not None:  # products are only materialised when asked for
-        prods = up[:, :, :, None] * vp[:, None, :, :]
-        lo, hi = (np.array(b)[:, None, None, None] for b in (w.prod_lo, w.prod_hi))
+        prods = up[..., None] * v[:, :, None, :, :]  # (P, N, K, C, T)
+        lo, hi = (np.array(b)[:, None, None, None, None] for b in (w.prod_lo, w.prod_hi))
         _check_range("product", prods, lo, hi, trace)
-    acc = _position_matmul(up, vp, w.acc_bits if exact_float else 999)  # (P, K, N·T)
-    _check_range("acc", acc, np.array(w.acc_lo)[col], np.array(w.acc_hi)[col], trace)
-    shifted = np.left_shift(acc, cfg.shifts.reshape(P, 1, 1))
-    _check_range("shifted", shifted, np.array(w.shifted_lo)[col], np.array(w.shifted_hi)[col], trace)
-    y_t = transform_tiles(from_positions(shifted, N, geom.tiles, n, d), cfg.transforms.AT, d)  # (N, K, *tiles, *m)
-    _check_range("Y", y_t.reshape(y_t.shape[: 2 + d] + (-1,)), np.array(w.y_lo), np.array(w.y_hi), trace)
-    z = assemble_tiles(y_t, geom) + layer.bias.reshape((1, K) + (1,) * d)
+    acc = _exact(np.matmul, w.acc_bits if exact_float else big, up, v)  # (P, N, K, T)
+    _check_range("acc", acc, np.array(w.acc_lo)[pos], np.array(w.acc_hi)[pos], trace)
+    shifted = np.left_shift(acc, cfg.shifts.reshape(P, 1, 1, 1))
+    _check_range("shifted", shifted, np.array(w.shifted_lo)[pos], np.array(w.shifted_hi)[pos], trace)
+    y = _exact(lambda a, b: output_transform(a, b, d), w.y_bits if exact_float else big, shifted, cfg.transforms.AT)
+    _check_range("Y", y, np.array(w.y_lo)[pos], np.array(w.y_hi)[pos], trace)
+    z = assemble_positions(y, geom) + layer.bias.reshape((1, K) + (1,) * d)
     _check_range("biased", z, *signed_range(w.biased_bits), trace)
     return z
 

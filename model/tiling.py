@@ -133,29 +133,39 @@ def extract_tiles(x, geom: ConvGeometry):
     return win[(slice(None), slice(None)) + (slice(None, None, m),) * d]
 
 
-def assemble_tiles(y, geom: ConvGeometry):
-    """Inverse of tiling for outputs: (N, K, *tiles, *(m,)*dims) → (N, K, *out)."""
-    d = geom.dims
-    N, K = y.shape[:2]
-    # interleave tile index and intra-tile index per dimension: (N, K, t0, m, t1, m, …)
-    perm = [0, 1] + [a for i in range(d) for a in (2 + i, 2 + d + i)]
-    if _is_torch(y):
-        y = y.permute(*perm)
-    else:
-        y = y.transpose(perm)
-    y = y.reshape((N, K) + tuple(t * geom.m for t in geom.tiles))
-    return y[(slice(None), slice(None)) + tuple(slice(0, o) for o in geom.out)]
+def kron_power(mat: np.ndarray, dims: int) -> np.ndarray:
+    """mat ⊗ mat (⊗ mat): the ``dims``-D tile transform as one matrix on flattened tiles."""
+    out = mat
+    for _ in range(dims - 1):
+        out = np.kron(out, mat)
+    return out
 
 
-def transform_tiles(x, mat, dims: int):
+_TORCH_CONSTANTS: dict = {}
+
+
+def _constant_like(mat: np.ndarray, x):
+    """``mat`` as an array of x's kind, dtype (and device); torch copies are cached."""
+    if _is_torch(x):
+        key = (mat.tobytes(), mat.shape, x.dtype, x.device)
+        t = _TORCH_CONSTANTS.get(key)
+        if t is None:
+            import torch
+
+            t = _TORCH_CONSTANTS.setdefault(key, torch.tensor(np.array(mat), dtype=x.dtype, device=x.device))
+        return t
+    return mat.astype(x.dtype, copy=False) if x.dtype.kind == "f" else mat
+
+
+def transform_tiles(x, mat: np.ndarray, dims: int):
     """Apply ``mat`` (p × q) along each of the last ``dims`` axes of ``x`` (size q each).
 
-    ``mat`` is a NumPy array or torch tensor matching ``x``. Each step transforms the
-    last axis and rotates it to the front of the tile axes, so after ``dims`` steps
-    every axis is transformed once and the order is restored.
+    ``mat`` is a NumPy matrix; ``x`` a NumPy array or torch tensor. The nested
+    transform is one matrix product with the Kronecker power on flattened tiles, which
+    is several times faster than ``dims`` small products on strided views.
     """
-    mt = mat.T
-    for _ in range(dims):
-        x = x @ mt
-        x = x.movedim(-1, -dims) if _is_torch(x) else np.moveaxis(x, -1, -dims)
-    return x
+    p, q = mat.shape
+    lead = tuple(x.shape[: x.ndim - dims])
+    kt = _constant_like(np.ascontiguousarray(kron_power(mat, dims).T), x)
+    y = x.reshape(lead + (q**dims,)) @ kt
+    return y.reshape(lead + (p,) * dims)

@@ -15,44 +15,56 @@ import numpy as np
 
 from .cook_toom import WinogradAlgorithm, winograd
 from .errors import ConfigError, DataError
-from .tiling import ConvGeometry, _is_torch, assemble_tiles, extract_tiles, transform_tiles
+from .tiling import ConvGeometry, _constant_like, _is_torch, extract_tiles, kron_power, transform_tiles
 
 
 def _permute(x, perm):
     return x.permute(*perm) if _is_torch(x) else x.transpose(perm)
 
 
-def _matrix_like(mat: np.ndarray, x):
-    """The constant ``mat`` as an array of the kind, dtype and device of ``x``."""
-    if _is_torch(x):
-        import torch
+def input_positions(x, geom: ConvGeometry, bt: np.ndarray):
+    """Input transform of every tile, position-major: (N, C, *size) → V (P, N, C, T).
 
-        return torch.tensor(np.array(mat), dtype=x.dtype, device=x.device)
-    return mat.astype(x.dtype, copy=False) if x.dtype.kind == "f" else mat
-
-
-def to_positions(v, dims: int):
-    """(N, C, *tiles, *(n,)*dims) → (P, C, N·T): one C × (N·T) matrix per Winograd position."""
-    N, C = v.shape[:2]
-    tiles = v.shape[2 : 2 + dims]
-    T = math.prod(tiles)
-    P = math.prod(v.shape[2 + dims :])
-    v = v.reshape(N, C, T, P)
-    return _permute(v, (3, 1, 0, 2)).reshape(P, C, N * T)
+    One copy to flatten the overlapping windows, then one matrix product with the
+    Kronecker power of ``bt``; the result is already in the layout the per-position
+    channel products want, so no further copy is made.
+    """
+    d = geom.dims
+    tiles = extract_tiles(x, geom)  # (N, C, *tiles, *n) strided view
+    N, C = x.shape[:2]
+    T = geom.num_tiles
+    flat = tiles.reshape(N * C * T, geom.n**d)
+    kb = _constant_like(kron_power(bt, d), x)
+    return (kb @ flat.T).reshape(-1, N, C, T)
 
 
-def from_positions(mp, N: int, tiles, n: int, dims: int):
-    """(P, K, N·T) → (N, K, *tiles, *(n,)*dims)."""
-    P, K = mp.shape[:2]
-    T = math.prod(tiles)
-    mp = mp.reshape(P, K, N, T)
-    return _permute(mp, (2, 1, 3, 0)).reshape((N, K) + tuple(tiles) + (n,) * dims)
+def output_transform(mp, at: np.ndarray, dims: int):
+    """Output transform of position-major products: M (P, N, K, T) → Y (m^dims, N, K, T)."""
+    P, N, K, T = mp.shape
+    ka = _constant_like(kron_power(at, dims), mp)
+    return (ka @ mp.reshape(P, N * K * T)).reshape(-1, N, K, T)
+
+
+def assemble_positions(y, geom: ConvGeometry):
+    """Y (m^dims, N, K, T) → output (N, K, *out), cropping the ragged last tiles."""
+    d, m = geom.dims, geom.m
+    _, N, K, _ = y.shape
+    y = y.reshape((m,) * d + (N, K) + tuple(geom.tiles))
+    perm = (d, d + 1) + tuple(a for i in range(d) for a in (d + 2 + i, i))  # → (N, K, t0, m0, t1, m1, …)
+    y = _permute(y, perm).reshape((N, K) + tuple(t * m for t in geom.tiles))
+    return y[(slice(None), slice(None)) + tuple(slice(0, o) for o in geom.out)]
+
+
+def weights_by_position(u):
+    """(K, C, *n) → (P, 1, K, C): broadcastable against V (P, N, C, T)."""
+    K, C = u.shape[:2]
+    return _permute(u.reshape(K, C, -1), (2, 0, 1))[:, None]
 
 
 def kernel_to_winograd(w, alg: WinogradAlgorithm):
     """U = G g Gᵀ (nested for 3-D): (K, C, r, …) → (K, C, n, …)."""
     dims = w.ndim - 2
-    return transform_tiles(w, _matrix_like(alg.G_f64, w), dims)
+    return transform_tiles(w, alg.G_f64, dims)
 
 
 def check_conv_args(x, kernel_shape, dims: int, what: str = "weight") -> None:
@@ -86,17 +98,11 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu:
     if tuple(u.shape[2:]) != (n,) * dims:
         raise DataError(f"U must have tile shape {(n,) * dims} for {alg.name}; got {tuple(u.shape[2:])}")
     geom = ConvGeometry.of(x.shape[2:], padding, alg.m, alg.r)
-    N = x.shape[0]
-    v = transform_tiles(extract_tiles(x, geom), _matrix_like(alg.BT_f64, x), dims)
+    v = input_positions(x, geom, alg.BT_f64)  # (P, N, C, T)
     if winograd_relu:
         v = v.clamp_min(0) if _is_torch(v) else np.maximum(v, 0)
-    vp = to_positions(v, dims)  # (P, C, N·T)
-    K, C = u.shape[:2]
-    up = _permute(u.reshape(K, C, -1), (2, 0, 1))  # (P, K, C)
-    mp = up @ vp  # (P, K, N·T): one matmul per Winograd position, batched
-    mt = from_positions(mp, N, geom.tiles, n, dims)
-    y = transform_tiles(mt, _matrix_like(alg.AT_f64, x), dims)
-    return assemble_tiles(y, geom)
+    mp = weights_by_position(u) @ v  # (P, N, K, T): one matmul per Winograd position, batched
+    return assemble_positions(output_transform(mp, alg.AT_f64, dims), geom)
 
 
 def winograd_conv(x, w, padding=0, m: int = 4, points=None, bias=None, winograd_relu: bool = False):
