@@ -41,7 +41,7 @@ def run(n_images: int = 512, tiles=(2, 4, 6), weight_bits=(8, 10), out_dir: Path
     import torch
     import torch.nn.functional as F
 
-    from .datasets import load_mnist5k
+    from .data import load_mnist5k
     from .error_bound import output_error_bound
     from .quant import saturate
     from .reference import integer_conv, quantize_conv, quantize_input

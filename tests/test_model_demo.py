@@ -7,7 +7,7 @@ import pytest
 
 from model import demo
 from model.atomic import atomic_write_json, atomic_write_text
-from model.datasets import load_mnist5k
+from model.data import load_mnist5k
 
 
 def test_mnist5k_is_real_shuffled_and_seeded():
