@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
+from .cook_toom import MAX_TILE
 from .errors import ConfigError
 from .layers import WinogradConv
 
@@ -54,8 +55,8 @@ def ineligibility(conv: nn.Module, m: int) -> str | None:
     ks = tuple(conv.kernel_size)
     if len(set(ks)) != 1:
         return f"kernel {ks} is not cubic"
-    if m + ks[0] - 1 > 32:
-        return f"F({m},{ks[0]}) has tile {m + ks[0] - 1} > 32"
+    if m + ks[0] - 1 > MAX_TILE:
+        return f"F({m},{ks[0]}) has tile {m + ks[0] - 1} > {MAX_TILE}"
     if dims not in (2, 3):
         return f"{dims}-D convolution"
     return None

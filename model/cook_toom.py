@@ -34,9 +34,11 @@ from .points import resolve_points
 
 FracMatrix = tuple[tuple[Fraction, ...], ...]
 
-#: Largest tile the package builds (n = m + r − 1). Beyond it every float transform is
-#: useless (float64 error grows past 1e-3) and integer widths pass 64 bits.
-MAX_TILE = 32
+#: Largest tile the package builds (n = m + r − 1). Measured float64 error of a whole
+#: convolution against F.conv2d with the default points (relative to the output's max):
+#: n = 18: 1.5e-6, n = 22: 3.9e-3, n = 26: 25 — beyond n = 20 the float transforms are
+#: useless, and the integer widths passed 64 bits long before.
+MAX_TILE = 20
 
 
 def _poly_from_roots(roots: Iterable[Fraction]) -> list[Fraction]:

@@ -179,9 +179,10 @@ class DatapathConfig:
         _check_int("bias_bits", self.bias_bits, 2, MAX_WIDTH)
         _check_int("mult_bits", self.mult_bits, 1, 32)
         _check_int("max_position_shift", self.max_position_shift, 0, 32)
-        pts = None if self.points is None else tuple(Fraction(p) for p in self.points)
-        object.__setattr__(self, "points", pts)
-        object.__setattr__(self, "_alg", winograd(self.m, self.r, pts))
+        alg = winograd(self.m, self.r, self.points)  # validates m, r and the points
+        object.__setattr__(self, "points", None if self.points is None else alg.points)
+        object.__setattr__(self, "_alg", alg)
+        self._check_growth()
         w = self.widths  # derive now so an impossible configuration fails at construction
         for name, bits in w.summary().items():
             if bits > MAX_WIDTH:
@@ -190,6 +191,25 @@ class DatapathConfig:
                     f"c_max={self.c_max} needs {name} = {bits} > {MAX_WIDTH}: reduce c_max, the bit widths "
                     f"or max_position_shift, or use a smaller tile"
                 )
+
+    def _check_growth(self) -> None:
+        """Refuse, before any int64 or Kronecker work, transforms that cannot fit 64 bits.
+
+        The input transform alone grows act_bits by log2 of B' 's largest row L1 norm per
+        dimension; if that already passes 64 bits (large tiles, points with large
+        denominators), no datapath exists.
+        """
+        it = self.transforms
+        l1 = max(sum(abs(v) for v in row) for row in it.BT_exact)
+        a1 = max(sum(abs(v) for v in col) for col in zip(*it.AT_exact))
+        v_est = self.act_bits + self.dims * math.log2(max(int(l1), 1))
+        y_est = v_est + self.weight_bits + math.log2(self.c_max) + self.dims * math.log2(max(int(a1), 1))
+        if v_est > MAX_WIDTH or y_est > MAX_WIDTH + 8:
+            raise ConfigError(
+                f"{self.alg.name} {self.dims}-D with points {[str(p) for p in self.alg.points]} grows the datapath to "
+                f"about {max(v_est, y_est):.0f} bits (limit {MAX_WIDTH}): use a smaller tile or points with "
+                f"small denominators (a float point is taken exactly: pass '1/7' as a string)"
+            )
 
     @property
     def alg(self) -> WinogradAlgorithm:

@@ -19,9 +19,9 @@ from typing import Iterable, Sequence
 
 from .errors import ConfigError
 
-#: Largest k in ±k, ±1/k of the default sequence. Beyond k = 8 (n = 32) the integer
-#: transforms need far more than 64 bits, so nothing useful is lost.
-DEFAULT_MAX_K = 8
+#: Largest k in ±k, ±1/k of the default sequence: 19 finite points, exactly enough for
+#: the largest tile (n = 20, model.cook_toom.MAX_TILE).
+DEFAULT_MAX_K = 5
 
 
 def default_points(count: int | None = None) -> tuple[Fraction, ...]:

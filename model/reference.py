@@ -159,6 +159,13 @@ def quantize_winograd_weights(u, bias, in_scale: float, out_scale: float, config
     d = cfg.dims
     if u.ndim != 2 + d or tuple(u.shape[2:]) != (cfg.n,) * d:
         raise DataError(f"U must have shape (K, C{', ' + str(cfg.n)} * {d}); got {u.shape}")
+    for nm, v in (("in_scale", in_scale), ("out_scale", out_scale)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise ConfigError(f"{nm} must be a number; got {v!r}")
+    if u.shape[0] < 1 or u.shape[1] < 1:
+        raise DataError(f"U must have K >= 1 and C >= 1; got shape {u.shape}")
+    if not np.all(np.isfinite(u)):
+        raise DataError("U holds NaN or infinite values")
     if not (math.isfinite(in_scale) and in_scale > 0 and math.isfinite(out_scale) and out_scale > 0):
         raise ConfigError(f"in_scale and out_scale must be finite and > 0; got {in_scale}, {out_scale}")
     K = u.shape[0]
@@ -172,6 +179,8 @@ def quantize_winograd_weights(u, bias, in_scale: float, out_scale: float, config
         bias = np.asarray(bias, dtype=np.float64)
         if bias.shape != (K,):
             raise DataError(f"bias must have shape ({K},); got {bias.shape}")
+        if not np.all(np.isfinite(bias)):
+            raise DataError("bias holds NaN or infinite values")
         bq = np.rint(bias / y_lsb)
         lo, hi = signed_range(cfg.bias_bits)
         if bq.min(initial=0) < lo or bq.max(initial=0) > hi:
@@ -223,6 +232,8 @@ def integer_conv_biased(xq, layer: QuantizedConv, trace: dict | None = None, exa
     x = check_int_array("input", xq, cfg.act_bits)
     if x.ndim != d + 2:
         raise DataError(f"input must have shape (N, C, {', '.join('DHW'[-d:])}); got {x.shape}")
+    if x.shape[0] < 1:
+        raise DataError(f"input has N = {x.shape[0]} images; need at least 1")
     if x.shape[1] != layer.in_channels:
         raise DataError(f"input has C = {x.shape[1]} channels; layer {layer.name} expects {layer.in_channels}")
     w = cfg.widths
@@ -267,6 +278,10 @@ class MaxPool:
 
     size: int = 2
     name: str = "maxpool"
+
+    def __post_init__(self):
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ConfigError(f"{self.name}: pooling size must be an integer >= 1; got {self.size!r}")
 
     def __call__(self, xq: np.ndarray, trace: dict | None = None) -> np.ndarray:
         k = self.size

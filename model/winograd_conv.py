@@ -67,6 +67,22 @@ def kernel_to_winograd(w, alg: WinogradAlgorithm):
     return transform_tiles(w, alg.G_f64, dims)
 
 
+def check_array_kinds(x, w, what: str = "weight") -> None:
+    """Both NumPy arrays or both float torch tensors of one dtype; otherwise a DataError."""
+    for nm, a in (("input", x), (what, w)):
+        if not hasattr(a, "ndim") or not hasattr(a, "shape"):
+            raise DataError(f"{nm} must be a NumPy array or a torch tensor; got {type(a).__name__}")
+    if _is_torch(x) != _is_torch(w):
+        raise DataError(f"input and {what} must both be NumPy arrays or both torch tensors; got "
+                        f"{type(x).__name__} and {type(w).__name__}")
+    if _is_torch(x):
+        if not (x.is_floating_point() and w.is_floating_point()):
+            raise DataError(f"torch input and {what} must be floating point; got {x.dtype} and {w.dtype} "
+                            "(the integer datapath is model.reference.integer_conv)")
+        if x.dtype != w.dtype:
+            raise DataError(f"input ({x.dtype}) and {what} ({w.dtype}) must have the same dtype")
+
+
 def check_conv_args(x, kernel_shape, dims: int, what: str = "weight") -> None:
     if dims not in (2, 3):
         raise DataError(f"{what} must have shape (K, C, r, r) or (K, C, r, r, r); got {tuple(kernel_shape)}")
@@ -77,6 +93,9 @@ def check_conv_args(x, kernel_shape, dims: int, what: str = "weight") -> None:
         )
     if x.shape[1] != kernel_shape[1]:
         raise DataError(f"input has C = {x.shape[1]} channels; the {what} expects C = {kernel_shape[1]}")
+    for nm, v in (("N", x.shape[0]), ("C", x.shape[1]), ("K", kernel_shape[0])):
+        if v < 1:
+            raise DataError(f"{nm} = {v}: batch, input and output channels must be >= 1")
 
 
 def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu: bool = False):
@@ -92,6 +111,7 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu:
     winograd_relu : bool
         Apply ReLU to the transformed input tiles V = Bᵀ d B (Liu & Pool 2018).
     """
+    check_array_kinds(x, u, "Winograd-domain weight")
     dims = u.ndim - 2
     check_conv_args(x, u.shape, dims, "Winograd-domain weight")
     n = alg.n
@@ -111,6 +131,7 @@ def winograd_conv(x, w, padding=0, m: int = 4, points=None, bias=None, winograd_
     Equal to ``torch.nn.functional.conv2d``/``conv3d`` up to round-off. ``x`` and ``w``
     are both NumPy arrays or both torch tensors (then the result is differentiable).
     """
+    check_array_kinds(x, w)
     dims = w.ndim - 2
     check_conv_args(x, w.shape, dims)
     r = w.shape[2]
@@ -119,5 +140,7 @@ def winograd_conv(x, w, padding=0, m: int = 4, points=None, bias=None, winograd_
     alg = winograd(m, r, points)
     y = winograd_conv_from_u(x, kernel_to_winograd(w, alg), alg, padding, winograd_relu)
     if bias is not None:
+        if tuple(bias.shape) != (w.shape[0],):
+            raise DataError(f"bias must have shape ({w.shape[0]},); got {tuple(bias.shape)}")
         y = y + bias.reshape((1, -1) + (1,) * dims)
     return y
