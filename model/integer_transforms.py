@@ -15,7 +15,7 @@ multiplies by small integer constants only.
 
 Per-position exponents: the fold factors and the norms of G's rows make the typical
 magnitude of U' differ by orders of magnitude between positions (for F(6,3) about
-2^12). A per-position power-of-two e_p, a function of the algorithm alone, rescales
+2^8 in 2-D, 2^12 in 3-D). A per-position power-of-two e_p, a function of the algorithm alone, rescales
 U' by 2^{e_p} before quantization so 8-bit weights use their range at every position;
 the hardware undoes it by a constant left shift of the accumulated sum by E − e_p,
 E = max e_p, and the requantization multiplier absorbs 2^{−E}.

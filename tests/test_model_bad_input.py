@@ -19,7 +19,7 @@ CASES = [
                                                     torch.ones(1, 1, 3, 3, dtype=torch.int64), m=2),
      DataError, "must be floating point"),
     ("mixed array kinds", lambda: winograd_conv(torch.zeros(1, 2, 5, 5), np.zeros((2, 2, 3, 3)), m=2),
-     DataError, "both NumPy arrays or both torch tensors"),
+     DataError, "must both be NumPy arrays or both torch tensors"),
     ("mixed dtypes", lambda: winograd_conv(torch.zeros(1, 2, 5, 5), torch.zeros(2, 2, 3, 3, dtype=torch.float64), m=2),
      DataError, "must have the same dtype"),
     ("a list", lambda: winograd_conv([[1.0]], np.zeros((2, 2, 3, 3)), m=2), DataError, "got list"),
