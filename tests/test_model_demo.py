@@ -21,7 +21,7 @@ def test_mnist5k_is_real_shuffled_and_seeded():
 
 
 def test_demo_writes_report_and_tables(tmp_path, capsys):
-    assert demo.main(["--images", "8", "--out", str(tmp_path)]) == 0
+    assert demo.main(["--images", "8", "--out", str(tmp_path), "--skip-training"]) == 0
     report = json.loads((tmp_path / "foundation.json").read_text())
     assert [r["tile"] for r in report["rows"]] == ["F(2,3)", "F(4,3)", "F(6,3)"]
     for row in report["rows"]:

@@ -1,0 +1,176 @@
+"""One pruning experiment, end to end: train, prune, fine-tune with fake quantization, measure.
+
+Pipeline (every step seeded; the same configuration gives the same numbers):
+
+1. **dense**: the default network for the data set, trained in the spatial domain;
+2. **method** (``magnitude`` or ``spatial_winograd``, module :mod:`model.pruning`):
+   * magnitude (Li et al. 2017; Liu & Pool 2018): convert to Winograd layers (with the
+     Winograd-ReLU rule if asked; then a dense Winograd-domain fine-tune, since moving
+     the ReLU changes the function), prune to the target density one-shot or on an
+     iterative schedule, retrain with the masks;
+   * spatial_winograd (Yu et al. 2019): structured spatial pruning to Winograd density
+     √target, spatial retraining, conversion (zeros transfer exactly), Winograd-domain
+     pruning to the target with the importance factors, retraining;
+3. **QAT**: calibrate activation scales, fine-tune with fake quantization
+   (:mod:`model.qat`), masks still enforced;
+4. **measure**: test accuracy in float (before QAT), fake-quant (float64 evaluation)
+   and on the bit-accurate integer reference; the Winograd-domain density; the
+   multiplication accounting (:mod:`model.accounting`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .accounting import count_multiplications
+from .convert import convert_to_winograd
+from .data import Split, load_dataset
+from .errors import ConfigError
+from .integer_net import IntegerNetwork, build_integer_network
+from .nets import model_for
+from .pruning import Pruner, SpatialStructuredPruner, check_density, iterative_schedule, transfer_spatial_zeros
+from .qat import prepare_qat
+from .train import TrainConfig, accuracy, seed_everything, train
+
+METHODS = ("magnitude", "spatial_winograd")
+SCHEDULES = ("one_shot", "iterative")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Every knob of :func:`run_experiment`; validated on construction."""
+
+    dataset: str = "mnist5k"
+    m: int = 4
+    method: str = "magnitude"
+    density: float = 0.3
+    winograd_relu: bool = False
+    schedule: str = "one_shot"
+    iterative_steps: int = 3
+    width: int | None = None
+    dense_epochs: int = 4
+    retrain_epochs: int = 3
+    qat_epochs: int = 1
+    lr: float = 2e-3
+    retrain_lr: float = 1e-3
+    qat_lr: float = 2e-4
+    batch_size: int = 64
+    act_bits: int = 8
+    weight_bits: int = 8
+    seed: int = 0
+    integer_eval: bool = True
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        check_density(self.density)
+        if self.method == "spatial_winograd" and self.schedule == "iterative":
+            raise ConfigError("spatial_winograd has its own two-step schedule; use schedule='one_shot' with it")
+        for nm in ("dense_epochs", "retrain_epochs", "qat_epochs", "iterative_steps"):
+            v = getattr(self, nm)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if nm == "iterative_steps" else 0):
+                raise ConfigError(f"{nm} must be a non-negative integer; got {v!r}")
+
+
+def _phase(cfg: ExperimentConfig, epochs: int, lr: float, salt: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, lr=lr, batch_size=cfg.batch_size, seed=cfg.seed * 1000 + salt)
+
+
+def train_dense(cfg: ExperimentConfig, data: Split, progress: bool = True) -> nn.Module:
+    """Step 1: the dense spatial network (shared by every method for one data set and seed)."""
+    seed_everything(cfg.seed)
+    model = model_for(data.name, data.input_shape, data.classes, cfg.width)
+    train(model, data, _phase(cfg, cfg.dense_epochs, cfg.lr, 1), desc="dense", progress=progress)
+    return model
+
+
+def prune_model(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool = True) -> tuple[nn.Module, Pruner]:
+    """Step 2: a pruned Winograd model (the dense model is left untouched)."""
+    model = copy.deepcopy(dense)
+    if cfg.method == "spatial_winograd":
+        sp = SpatialStructuredPruner(model, cfg.m)
+        sp.prune(math.sqrt(cfg.density))
+        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 2), hooks=[sp], desc="spatial retrain",
+              progress=progress)
+        sp.remove()
+        convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
+        transfer_spatial_zeros(model)
+        pruner = Pruner(model, scale_gradients=True)
+        pruner.prune(cfg.density)
+        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 3), hooks=[pruner],
+              desc="winograd retrain", progress=progress)
+        return model, pruner
+    convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
+    pruner = Pruner(model)
+    if cfg.winograd_relu:  # the function changed: dense fine-tune in the Winograd domain first
+        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 4), hooks=[pruner],
+              desc="dense winograd-relu", progress=progress)
+    steps = iterative_schedule(cfg.density, cfg.iterative_steps) if cfg.schedule == "iterative" else [cfg.density]
+    for i, d in enumerate(steps):
+        pruner.prune(d)
+        epochs = cfg.retrain_epochs if cfg.schedule == "one_shot" else max(1, round(cfg.retrain_epochs / len(steps)))
+        train(model, data, _phase(cfg, epochs, cfg.retrain_lr, 10 + i), hooks=[pruner],
+              desc=f"retrain @{d:.2f}", progress=progress)
+    return model, pruner
+
+
+def quantize_model(cfg: ExperimentConfig, model: nn.Module, pruner: Pruner, data: Split,
+                   progress: bool = True) -> list[dict]:
+    """Step 3: calibrate and fine-tune with fake quantization (in place)."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    calib = data.x_train[torch.randperm(len(data.x_train), generator=gen)[:512]]
+    scales = prepare_qat(model, calib, act_bits=cfg.act_bits, weight_bits=cfg.weight_bits)
+    train(model, data, _phase(cfg, cfg.qat_epochs, cfg.qat_lr, 5), hooks=[pruner], desc="qat", progress=progress)
+    return scales
+
+
+def measure(cfg: ExperimentConfig, model: nn.Module, data: Split) -> dict:
+    """Step 4 on a fake-quantized model: fake-quant and integer accuracy, accounting."""
+    m64 = copy.deepcopy(model).double().eval()
+    fq = accuracy(m64, data.x_test.double(), data.y_test)
+    out = {"fake_quant_accuracy": fq}
+    if cfg.integer_eval:
+        inet = build_integer_network(m64)
+        pred = inet.predict(data.x_test.numpy())
+        out["integer_accuracy"] = int((pred == data.y_test.numpy()).sum()) / len(pred)
+        with torch.no_grad():
+            fq_pred = m64(data.x_test.double()).argmax(1).numpy()
+        out["integer_vs_fake_quant_disagreements"] = int((pred != fq_pred).sum())
+    acc = count_multiplications(model, data.x_test[:200])
+    out["accounting"] = acc
+    return out
+
+
+def run_experiment(cfg: ExperimentConfig, data: Split | None = None, dense: nn.Module | None = None,
+                   progress: bool = True) -> dict:
+    """The whole pipeline; ``data`` and ``dense`` may be passed in to share them across runs."""
+    t0 = time.time()
+    data = data or load_dataset(cfg.dataset)
+    timings = {}
+    if dense is None:
+        dense = train_dense(cfg, data, progress)
+        timings["dense_s"] = round(time.time() - t0, 2)
+    dense_acc = accuracy(dense, data.x_test, data.y_test)
+    t1 = time.time()
+    model, pruner = prune_model(cfg, dense, data, progress)
+    timings["prune_s"] = round(time.time() - t1, 2)
+    float_acc = accuracy(model, data.x_test, data.y_test)
+    t2 = time.time()
+    scales = quantize_model(cfg, model, pruner, data, progress)
+    timings["qat_s"] = round(time.time() - t2, 2)
+    result = {"config": asdict(cfg), "dense_accuracy": dense_acc, "float_accuracy": float_acc,
+              "winograd_density": pruner.density(), "scales": scales}
+    result.update(measure(cfg, model, data))
+    timings["total_s"] = round(time.time() - t0, 2)
+    result["timings"] = timings
+    result["model"] = model
+    return result

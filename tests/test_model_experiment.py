@@ -1,0 +1,89 @@
+"""The pruning pipeline end to end on small real data, export round trip, checkpoints."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.data import digits
+from model.errors import ConfigError, WinnowError
+from model.experiment import ExperimentConfig, run_experiment, train_dense
+from model.export import ManifestError, export_network, load_network
+from model.integer_net import build_integer_network
+from model.layer_file import read_layer
+from model.nets import SmallVGG
+
+FAST = dict(dataset="digits", width=8, dense_epochs=6, retrain_epochs=2, qat_epochs=1, m=4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits()
+
+
+@pytest.fixture(scope="module")
+def dense(data):
+    return train_dense(ExperimentConfig(**FAST), data, progress=False)
+
+
+@pytest.mark.parametrize("method, wrelu, schedule", [("magnitude", False, "iterative"), ("magnitude", True, "one_shot"),
+                                                     ("spatial_winograd", False, "one_shot")])
+def test_pipeline_prunes_quantizes_and_matches_the_integer_reference(data, dense, method, wrelu, schedule):
+    cfg = ExperimentConfig(**FAST, method=method, winograd_relu=wrelu, schedule=schedule, density=0.3)
+    before = copy.deepcopy(dense.state_dict())
+    r = run_experiment(cfg, data, dense, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())  # the shared model is untouched
+    assert r["winograd_density"] == pytest.approx(0.3, abs=0.01)
+    assert r["dense_accuracy"] > 0.8  # real digits are learnt
+    assert r["fake_quant_accuracy"] > 0.5
+    assert r["integer_accuracy"] == r["fake_quant_accuracy"]  # the integer datapath is what was trained for
+    assert r["integer_vs_fake_quant_disagreements"] == 0
+    red = r["accounting"]["reduction_vs_direct"]
+    assert red["sparse_weights"] > red["dense_winograd"] > 1
+    if wrelu:
+        assert red["sparse_weights_activations"] > red["sparse_weights"]
+
+
+def test_export_round_trip_is_bit_exact(tmp_path, data, dense):
+    r = run_experiment(ExperimentConfig(**FAST, density=0.5), data, dense, progress=False)
+    net = build_integer_network(r["model"].double())
+    man = export_network(net, data.input_shape, tmp_path)
+    doc = json.loads(man.read_text())
+    assert [o["op"] for o in doc["ops"]] == ["conv", "conv", "maxpool", "conv", "conv", "maxpool", "flatten", "linear"]
+    assert doc["ops"][2 - 2]["input_size"] == [8, 8] and doc["ops"][3]["input_size"] == [4, 4]
+    layer = read_layer(tmp_path / doc["ops"][0]["file"])
+    assert layer.density == pytest.approx(doc["ops"][0]["density"])
+    back = load_network(tmp_path)
+    x = data.x_test[:50].numpy()
+    assert np.array_equal(back.run(x), net.run(x))
+    # corruption is caught and named
+    (tmp_path / doc["ops"][1]["file"]).write_bytes(b"junk")
+    with pytest.raises(ManifestError, match=r"field 'ops\[1\].sha256': checksum mismatch"):
+        load_network(tmp_path)
+    with pytest.raises(ManifestError, match="no such network manifest"):
+        load_network(tmp_path / "nope.json")
+
+
+def test_checkpoints_refuse_another_model(tmp_path, dense):
+    p = save_checkpoint(dense, tmp_path / "dense.pt", {"note": "x"})
+    twin = SmallVGG(1, 10, 8, 8)
+    assert load_checkpoint(twin, p) == {"note": "x"}
+    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), dense.state_dict().values()))
+    with pytest.raises(ConfigError, match=r"checkpoint from another model: '0.bias' is \[8\] in the file but \[16\]"):
+        load_checkpoint(SmallVGG(1, 10, 16, 8), p)
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(WinnowError, match="not a readable checkpoint"):
+        load_checkpoint(twin, tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("kw, words", [({"method": "obd"}, "method must be one of"),
+                                       ({"density": 0.0}, r"density must be in \(0, 1\]"),
+                                       ({"schedule": "cyclic"}, "schedule must be one of"),
+                                       ({"method": "spatial_winograd", "schedule": "iterative"}, "own two-step"),
+                                       ({"dense_epochs": -1}, "non-negative integer")])
+def test_bad_experiment_configs(kw, words):
+    with pytest.raises(ConfigError, match=words):
+        ExperimentConfig(**kw)
