@@ -239,3 +239,34 @@ def test_bad_layers_are_named(small_layer):
 def test_weights_are_read_only(small_layer):
     with pytest.raises(ValueError):
         small_layer.weights[0, 0, 0, 0] = 1
+
+
+@pytest.mark.parametrize("dims, m, scale", [(2, 2, 4), (3, 2, 8), (2, 4, 576)])
+def test_integer_winograd_equals_exact_direct_convolution(dims, m, scale):
+    """Kernels chosen so U = G g Gᵀ is integral: the integer datapath must then equal the
+    exact integer direct convolution, with no quantization at all (an oracle independent
+    of every float computation)."""
+    import itertools
+
+    from model.winograd_conv import kernel_to_winograd
+
+    cfg = DatapathConfig(dims=dims, m=m, r=3, c_max=3, weight_bits=16, max_position_shift=0,
+                         act_bits=6, bias_bits=16, mult_bits=1)
+    rng = np.random.default_rng(dims * 10 + m)
+    g = rng.integers(-2, 3, size=(2, 3) + (3,) * dims) * scale
+    u = kernel_to_winograd(g.astype(np.float64), cfg.alg) * cfg.transforms.fold(dims)
+    assert np.allclose(u, np.rint(u)) and np.abs(u).max() < 2**15
+    layer = QuantizedConv(config=cfg, weights=np.rint(u).astype(np.int64), bias=np.zeros(2, np.int64),
+                          mult=np.ones(2, np.int64), shift=np.zeros(2, np.int64), padding=1)
+    size = (5, 7, 6)[:dims]
+    x = rng.integers(-32, 32, size=(1, 3) + size)
+    from model.reference import integer_conv_biased
+
+    z = integer_conv_biased(x, layer)
+    xp = np.pad(x, ((0, 0), (0, 0)) + ((1, 1),) * dims)
+    direct = np.zeros((1, 2) + size, dtype=np.int64)
+    for k in range(2):
+        for pos in itertools.product(*(range(s) for s in size)):
+            win = xp[(0, slice(None)) + tuple(slice(p, p + 3) for p in pos)]
+            direct[(0, k) + pos] = int((win * g[k]).sum())
+    assert np.array_equal(z, direct)
