@@ -61,7 +61,7 @@ def train(model: nn.Module, data: Split, cfg: TrainConfig, hooks=(), desc: str =
         model.train()
         order = torch.randperm(n, generator=gen)
         total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(range(0, n, cfg.batch_size), desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress,
+        bar = tqdm(range(0, n, cfg.batch_size), desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=None if progress else True,
                    leave=False, unit="batch")
         for i in bar:
             idx = order[i : i + cfg.batch_size]
