@@ -39,7 +39,8 @@ from .pruning import Pruner, SpatialStructuredPruner, check_density, iterative_s
 from .qat import prepare_qat
 from .train import TrainConfig, accuracy, seed_everything, train
 
-METHODS = ("magnitude", "spatial_winograd")
+METHODS = ("magnitude", "spatial_winograd", "filter_l1", "filter_distribution_fit", "kep")
+SPATIAL_METHODS = ("filter_l1", "filter_distribution_fit", "kep")
 SCHEDULES = ("one_shot", "iterative")
 
 
@@ -66,6 +67,10 @@ class ExperimentConfig:
     weight_bits: int = 8
     seed: int = 0
     integer_eval: bool = True
+    filter_ratio: float = 0.5
+    kep_keep: int = 4
+    kep_library: int = 8
+    kep_lambda: float = 1e-4
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -75,6 +80,14 @@ class ExperimentConfig:
         check_density(self.density)
         if self.method == "spatial_winograd" and self.schedule == "iterative":
             raise ConfigError("spatial_winograd has its own two-step schedule; use schedule='one_shot' with it")
+        if self.method in SPATIAL_METHODS and self.schedule == "iterative":
+            raise ConfigError(f"{self.method} prunes in the spatial domain once; use schedule='one_shot'")
+        if self.method in SPATIAL_METHODS and self.winograd_relu:
+            raise ConfigError(f"{self.method} keeps the network's structure; winograd_relu=True contradicts it")
+        if not 0 <= self.filter_ratio < 1:
+            raise ConfigError(f"filter_ratio must be in [0, 1) (1 would remove every filter); got {self.filter_ratio}")
+        if self.kep_lambda < 0:
+            raise ConfigError(f"kep_lambda must be >= 0; got {self.kep_lambda}")
         for nm in ("dense_epochs", "retrain_epochs", "qat_epochs", "iterative_steps"):
             v = getattr(self, nm)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if nm == "iterative_steps" else 0):
@@ -93,15 +106,74 @@ def train_dense(cfg: ExperimentConfig, data: Split, progress: bool = True) -> nn
     return model
 
 
-def prune_model(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool = True) -> tuple[nn.Module, Pruner]:
-    """Step 2: a pruned Winograd model (the dense model is left untouched)."""
+def spatial_macs(model: nn.Module, x: torch.Tensor) -> float:
+    """Multiplications per image of the spatial convolutions, zero weights skipped."""
+    total = [0.0]
+
+    def hook(mod, inp, out):
+        total[0] += float((mod.weight != 0).sum()) * float(np.prod(out.shape[2:]))
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
+    try:
+        with torch.no_grad():
+            model.eval()(x[:1])
+    finally:
+        for h in hs:
+            h.remove()
+    return total[0]
+
+
+def _spatial_method(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool, info: dict) -> nn.Module:
+    """Filter pruning (L1 / distribution fit) or KEP, retrained in the spatial domain."""
+    from .filter_pruning import prune_filters
+    from .kep import KEP
+
+    if cfg.method == "kep":
+        model = copy.deepcopy(dense)
+        kep = KEP(model, cfg.kep_keep, cfg.kep_library, cfg.kep_lambda)
+        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 6), extra_loss=kep.penalty,
+              desc="kep regularize", progress=progress)
+        kep.prune()
+        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 7), hooks=[kep], desc="kep fine-tune",
+              progress=progress)
+        info["kep"] = kep.report()
+    else:
+        method = "l1" if cfg.method == "filter_l1" else "distribution_fit"
+        model, rep = prune_filters(dense, cfg.filter_ratio, method=method)
+        info["filters"] = [{k: r[k] for k in ("layer", "filters", "kept", "ks_distance")} for r in rep]
+        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 8), desc="filter fine-tune",
+              progress=progress)
+    info["spatial_accuracy"] = accuracy(model, data.x_test, data.y_test)
+    return model
+
+
+def prune_model(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool = True,
+                info: dict | None = None) -> tuple[nn.Module, Pruner]:
+    """Step 2: a pruned Winograd model (the dense model is left untouched).
+
+    Spatial methods (filter pruning, KEP) run first in the spatial domain; their model
+    is then converted and, for ``density`` < 1, pruned further in the Winograd domain —
+    structured spatial methods feeding Winograd-domain pruning.
+    """
+    info = {} if info is None else info
     model = copy.deepcopy(dense)
+    info["dense_spatial_macs"] = spatial_macs(dense, data.x_test)
+    if cfg.method in SPATIAL_METHODS:
+        model = _spatial_method(cfg, dense, data, progress, info)
+        info["spatial_macs"] = spatial_macs(model, data.x_test)
+        convert_to_winograd(model, m=cfg.m)
+        pruner = Pruner(model)
+        if cfg.density < 1:
+            pruner.prune(cfg.density)
+            train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 9), hooks=[pruner],
+                  desc="winograd retrain", progress=progress)
+        return model, pruner
     if cfg.method == "spatial_winograd":
         sp = SpatialStructuredPruner(model, cfg.m)
         sp.prune(math.sqrt(cfg.density))
         train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 2), hooks=[sp], desc="spatial retrain",
               progress=progress)
         sp.remove()
+        info["spatial_macs"] = spatial_macs(model, data.x_test)
         convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
         transfer_spatial_zeros(model)
         pruner = Pruner(model, scale_gradients=True)
@@ -109,6 +181,7 @@ def prune_model(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: 
         train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 3), hooks=[pruner],
               desc="winograd retrain", progress=progress)
         return model, pruner
+    info["spatial_macs"] = info["dense_spatial_macs"]
     convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
     pruner = Pruner(model)
     if cfg.winograd_relu:  # the function changed: dense fine-tune in the Winograd domain first
@@ -133,6 +206,16 @@ def quantize_model(cfg: ExperimentConfig, model: nn.Module, pruner: Pruner, data
     return scales
 
 
+def winograd_storage_bits(layer) -> int:
+    """Bits of a layer's sparse Winograd weights as stored (DESIGN §3): values, column
+    indices ⌈log2 C⌉ bits each, row pointers ⌈log2(nnz + 1)⌉ bits each."""
+    K, C = layer.weights.shape[:2]
+    P = layer.config.positions
+    nnz = int(np.count_nonzero(layer.weights))
+    return (nnz * layer.config.weight_bits + nnz * max(1, math.ceil(math.log2(C)))
+            + P * (K + 1) * max(1, math.ceil(math.log2(nnz + 1))))
+
+
 def measure(cfg: ExperimentConfig, model: nn.Module, data: Split) -> dict:
     """Step 4 on a fake-quantized model: fake-quant and integer accuracy, accounting."""
     m64 = copy.deepcopy(model).double().eval()
@@ -140,6 +223,7 @@ def measure(cfg: ExperimentConfig, model: nn.Module, data: Split) -> dict:
     out = {"fake_quant_accuracy": fq}
     if cfg.integer_eval:
         inet = build_integer_network(m64)
+        out["winograd_storage_bits"] = sum(winograd_storage_bits(op) for op in inet.conv_layers())
         pred = inet.predict(data.x_test.numpy())
         out["integer_accuracy"] = int((pred == data.y_test.numpy()).sum()) / len(pred)
         with torch.no_grad():
@@ -161,14 +245,15 @@ def run_experiment(cfg: ExperimentConfig, data: Split | None = None, dense: nn.M
         timings["dense_s"] = round(time.time() - t0, 2)
     dense_acc = accuracy(dense, data.x_test, data.y_test)
     t1 = time.time()
-    model, pruner = prune_model(cfg, dense, data, progress)
+    info: dict = {}
+    model, pruner = prune_model(cfg, dense, data, progress, info)
     timings["prune_s"] = round(time.time() - t1, 2)
     float_acc = accuracy(model, data.x_test, data.y_test)
     t2 = time.time()
     scales = quantize_model(cfg, model, pruner, data, progress)
     timings["qat_s"] = round(time.time() - t2, 2)
     result = {"config": asdict(cfg), "dense_accuracy": dense_acc, "float_accuracy": float_acc,
-              "winograd_density": pruner.density(), "scales": scales}
+              "winograd_density": pruner.density(), "scales": scales, **info}
     result.update(measure(cfg, model, data))
     timings["total_s"] = round(time.time() - t0, 2)
     result["timings"] = timings

@@ -43,11 +43,12 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def train(model: nn.Module, data: Split, cfg: TrainConfig, hooks=(), desc: str = "train",
-          progress: bool = True) -> list[dict]:
+          progress: bool = True, extra_loss=None) -> list[dict]:
     """Train ``model`` on ``data.x_train`` for ``cfg.epochs`` epochs; returns per-epoch loss and accuracy.
 
     ``hooks`` are objects with ``attach(optimizer)`` (pruners) whose masks then hold
-    through every step. Seeded: the same ``cfg.seed`` gives the same run.
+    through every step; ``extra_loss()`` (e.g. KEP's penalty) is added to every batch's
+    loss. Seeded: the same ``cfg.seed`` gives the same run.
     """
     seed_everything(cfg.seed)
     opt = make_optimizer(model, cfg)
@@ -69,7 +70,7 @@ def train(model: nn.Module, data: Split, cfg: TrainConfig, hooks=(), desc: str =
             opt.zero_grad(set_to_none=True)
             out = model(x)
             loss = F.cross_entropy(out, y)
-            loss.backward()
+            (loss + extra_loss() if extra_loss is not None else loss).backward()
             opt.step()
             loss_sum += float(loss.detach()) * len(y)
             correct += int((out.argmax(1) == y).sum())

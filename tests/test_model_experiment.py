@@ -87,3 +87,26 @@ def test_checkpoints_refuse_another_model(tmp_path, dense):
 def test_bad_experiment_configs(kw, words):
     with pytest.raises(ConfigError, match=words):
         ExperimentConfig(**kw)
+
+
+@pytest.mark.parametrize("method", ["filter_l1", "filter_distribution_fit", "kep"])
+def test_spatial_methods_feed_winograd_pruning(data, dense, method):
+    cfg = ExperimentConfig(**FAST, method=method, density=0.5, filter_ratio=0.25, kep_keep=4, kep_lambda=1e-3)
+    r = run_experiment(cfg, data, dense, progress=False)
+    assert r["spatial_macs"] < r["dense_spatial_macs"]
+    assert r["winograd_density"] == pytest.approx(0.5, abs=0.01)
+    assert r["integer_accuracy"] == r["fake_quant_accuracy"] and r["integer_accuracy"] > 0.5
+    assert r["winograd_storage_bits"] > 0
+    if method == "kep":
+        assert r["kep"]["parameter_reduction"] == pytest.approx(9 / 4)
+        # KEP: 4 of 9 taps per plane, so the spatial MACs of the 3×3 layers drop to 4/9
+        assert r["spatial_macs"] == pytest.approx(r["dense_spatial_macs"] * 4 / 9, rel=1e-6)
+    else:
+        assert len(r["filters"]) == 4 and all(f["kept"] < f["filters"] for f in r["filters"])
+
+
+def test_contradictory_options_are_refused():
+    with pytest.raises(ConfigError, match="contradicts"):
+        ExperimentConfig(method="kep", winograd_relu=True)
+    with pytest.raises(ConfigError, match=r"filter_ratio must be in \[0, 1\)"):
+        ExperimentConfig(method="filter_l1", filter_ratio=1.0)
