@@ -88,7 +88,7 @@ def render(doc: dict) -> str:
     if alone:
         lines += ["", f"KEP's spatial zeros do not survive the Winograd transform: U = G g Gᵀ mixes every tap of a "
                       f"plane into most positions, so the KEP model's Winograd density is "
-                      f"{alone['winograd_density']:.2f} and its Winograd multiplications "
+                      f"{alone['winograd_density']:.2f} (exact zeros of U counted) and its Winograd multiplications "
                       f"{alone['winograd_mults'] / rows[0]['winograd_mults']:.2f}× the dense Winograd model's. "
                       "Spatial sparsity only carries into the Winograd domain when it is structured along the "
                       "supports of G (spatial-Winograd pruning) or removes whole filters (filter pruning)."]

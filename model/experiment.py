@@ -108,18 +108,9 @@ def train_dense(cfg: ExperimentConfig, data: Split, progress: bool = True) -> nn
 
 def spatial_macs(model: nn.Module, x: torch.Tensor) -> float:
     """Multiplications per image of the spatial convolutions, zero weights skipped."""
-    total = [0.0]
+    from .filter_pruning import layer_macs
 
-    def hook(mod, inp, out):
-        total[0] += float((mod.weight != 0).sum()) * float(np.prod(out.shape[2:]))
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
-    try:
-        with torch.no_grad():
-            model.eval()(x[:1])
-    finally:
-        for h in hs:
-            h.remove()
-    return total[0]
+    return float(layer_macs(model, x, skip_zeros=True, linear=False))
 
 
 def _spatial_method(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool, info: dict) -> nn.Module:
@@ -161,8 +152,10 @@ def prune_model(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: 
         model = _spatial_method(cfg, dense, data, progress, info)
         info["spatial_macs"] = spatial_macs(model, data.x_test)
         convert_to_winograd(model, m=cfg.m)
+        transfer_spatial_zeros(model)  # Winograd weights that the spatial zeros made exactly 0
         pruner = Pruner(model)
-        if cfg.density < 1:
+        info["winograd_density_from_spatial"] = pruner.density()
+        if cfg.density < pruner.density():
             pruner.prune(cfg.density)
             train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 9), hooks=[pruner],
                   desc="winograd retrain", progress=progress)

@@ -141,16 +141,21 @@ def _shrink_consumer(children, ci: int, keep: np.ndarray, K: int, name: str) -> 
     raise ConfigError(f"cannot remove filters of {name}: no consumer found for its output channels")
 
 
-def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of all convolutions and linear layers for one image."""
+def layer_macs(model: nn.Module, x: torch.Tensor, skip_zeros: bool = False, linear: bool = True) -> int:
+    """Multiply-accumulates per image of every spatial convolution (and linear layer).
+
+    ``skip_zeros`` counts only non-zero weights (what a zero-skipping convolution does).
+    """
     total = [0]
 
     def hook(mod, inp, out):
         if isinstance(mod, nn.Linear):
-            total[0] += mod.in_features * mod.out_features
+            total[0] += int((mod.weight != 0).sum()) if skip_zeros else mod.in_features * mod.out_features
         else:
-            total[0] += int(mod.weight[0].numel()) * int(np.prod(out.shape[1:]))
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (*PRUNABLE, nn.Linear))]
+            taps = int((mod.weight != 0).sum()) if skip_zeros else int(mod.weight.numel())
+            total[0] += taps * int(np.prod(out.shape[2:]))
+    kinds = (*PRUNABLE, nn.Linear) if linear else PRUNABLE
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     try:
         with torch.no_grad():
             model.eval()(x[:1])
@@ -158,3 +163,8 @@ def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
         for h in hs:
             h.remove()
     return total[0]
+
+
+def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of all convolutions and linear layers for one image."""
+    return layer_macs(model, x)

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .pruning import apply_mask
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,8 @@ class KEP:
         def post(opt, args, kwargs):
             if not self.pruned:
                 return
-            with torch.no_grad():
-                for c in self.convs:
-                    m = torch.as_tensor(self.patterns[id(c)].mask, dtype=c.weight.dtype)
-                    c.weight.mul_(m)
-                    for v in opt.state.get(c.weight, {}).values():
-                        if torch.is_tensor(v) and v.shape == m.shape:
-                            v.mul_(m)
+            for c in self.convs:
+                apply_mask(c.weight, torch.as_tensor(self.patterns[id(c)].mask, dtype=c.weight.dtype), opt)
         h = optimizer.register_step_post_hook(post)
         self._handles.append(h)
         return h

@@ -47,6 +47,16 @@ from .errors import ConfigError
 from .layers import WinogradConv, winograd_layers
 
 
+def apply_mask(param: torch.Tensor, mask: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Zero the masked entries of ``param`` and of every same-shaped optimizer state tensor."""
+    with torch.no_grad():
+        param.mul_(mask)
+        if optimizer is not None:
+            for value in optimizer.state.get(param, {}).values():
+                if torch.is_tensor(value) and value.shape == mask.shape:
+                    value.mul_(mask)
+
+
 def check_density(density, name: str = "density") -> float:
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not (0 < density <= 1):
         raise ConfigError(f"{name} must be in (0, 1]; got {density!r}")
@@ -132,13 +142,8 @@ class Pruner:
         return handle
 
     def enforce(self, optimizer: torch.optim.Optimizer | None = None) -> None:
-        with torch.no_grad():
-            for layer in self.layers:
-                layer.weight.mul_(layer.mask)
-                if optimizer is not None:
-                    for value in optimizer.state.get(layer.weight, {}).values():
-                        if torch.is_tensor(value) and value.shape == layer.mask.shape:
-                            value.mul_(layer.mask)
+        for layer in self.layers:
+            apply_mask(layer.weight, layer.mask, optimizer)
 
     def density(self) -> float:
         kept = sum(float(layer.mask.sum()) for layer in self.layers)
@@ -236,13 +241,8 @@ class SpatialStructuredPruner:
 
     def attach(self, optimizer: torch.optim.Optimizer):
         def post_step(opt, args, kwargs):
-            with torch.no_grad():
-                for mod in self.layers:
-                    mask = self.masks[id(mod)]
-                    mod.weight.mul_(mask)
-                    for value in opt.state.get(mod.weight, {}).values():
-                        if torch.is_tensor(value) and value.shape == mask.shape:
-                            value.mul_(mask)
+            for mod in self.layers:
+                apply_mask(mod.weight, self.masks[id(mod)], opt)
         h = optimizer.register_step_post_hook(post_step)
         self._handles.append(h)
         return h
