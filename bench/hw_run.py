@@ -1,0 +1,196 @@
+"""PE-array benchmarks: simulation speed of the generated RTL, and VGG-16 cycle tables.
+
+Usage::
+
+    python -m bench.hw_run             # full run (a few minutes: Verilator build + Icarus run)
+    python -m bench.hw_run --quick     # smaller sim-speed layer, model tables only for F(4,3)
+    python -m bench.hw_run --no-icarus # skip the Icarus speed run
+
+Writes ``bench/results/hw.json`` atomically and prints the Markdown tables rendered
+from it (docs/hardware.md quotes them).
+
+* ``sim_speed``: C = K = 32, 16×16, F(4,3), density 0.3 on P = 4, L = 4; memories are
+  loaded through the load port, then the run goes from ``start`` to ``done`` with no
+  Python in the loop; cycles/s = RTL cycles / wall time of that run. The outputs are
+  checked against the reference and the cycles against the model.
+* ``vgg16``: the 13 conv layers of VGG-16 (224×224, padding 1) at Winograd-domain
+  densities 0.5, 0.3, 0.2 (uniform random masks: per-position non-zeros drawn
+  Binomial(K·C, d)), F(4,3) and F(6,3), P·L = 64: cycles from the exact cycle model
+  (sparse, dense on the same array) against the floor ⌈T·nnz/(P·L)⌉.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.atomic import atomic_write_json
+
+SCHEMA = "winnow-bench-hw/1"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hw.json"
+BUILD = Path(__file__).resolve().parents[1] / "build" / "bench"
+
+#: VGG-16 conv layers: (name, C, K, H=W).
+VGG16 = [
+    ("conv1_1", 3, 64, 224), ("conv1_2", 64, 64, 224),
+    ("conv2_1", 64, 128, 112), ("conv2_2", 128, 128, 112),
+    ("conv3_1", 128, 256, 56), ("conv3_2", 256, 256, 56), ("conv3_3", 256, 256, 56),
+    ("conv4_1", 256, 512, 28), ("conv4_2", 512, 512, 28), ("conv4_3", 512, 512, 28),
+    ("conv5_1", 512, 512, 14), ("conv5_2", 512, 512, 14), ("conv5_3", 512, 512, 14),
+]  # fmt: skip
+
+#: P·L of the VGG-16 tables; every split P×L with P ≤ positions is evaluated.
+MULTIPLIERS = 64
+
+
+def array_shapes(positions: int, multipliers: int = MULTIPLIERS) -> list[tuple[int, int]]:
+    """(P, L) with P·L = multipliers, P a power of two not above the position count."""
+    return [(p, multipliers // p) for p in (1, 2, 4, 8, 16, 32, 64, 128) if p <= positions and multipliers % p == 0]
+
+
+def sim_speed(simulator: str, size: int = 16, channels: int = 32, density: float = 0.3) -> dict:
+    """Cycles/s of the generated RTL under ``simulator`` on one F(4,3) layer."""
+    from hw.config import AccelConfig
+    from hw.cycle_model import packed_cycles
+    from hw.packer import pack_layer
+    from model.datapath import DatapathConfig
+    from sim.cocotb_run import run_layers, simulator_available
+    from sim.layers import random_input, random_layer, reference_output
+
+    reason = simulator_available(simulator)
+    if reason:
+        return {"simulator": simulator, "skipped": reason}
+    dp = DatapathConfig(m=4, r=3, c_max=channels)
+    cfg = AccelConfig(datapath=dp, pes=4, lanes=4, k_max=channels, h_max=size, w_max=size)
+    layer = random_layer(dp, C=channels, K=channels, H=size, W=size, density=density, seed=1)
+    packed = pack_layer(layer, cfg)
+    xq = random_input(layer, seed=2)
+    t0 = time.perf_counter()
+    res = run_layers(cfg, [(packed, xq, "speed")], simulator, build_dir=BUILD / f"{simulator}_speed")[0]
+    total = time.perf_counter() - t0
+    exact = bool(np.array_equal(res.out, reference_output(layer, xq)))
+    model = packed_cycles(packed).cycles
+    return {"simulator": simulator, "layer": {"C": channels, "K": channels, "H": size, "W": size, "tile": "F(4,3)",
+                                              "density": density, "nnz": layer.nnz},
+            "array": {"pes": cfg.pes, "lanes": cfg.lanes}, "cycles": res.cycles, "model_cycles": model,
+            "bit_exact": exact, "run_wall_s": res.run_wall_s, "cycles_per_s": res.cycles / res.run_wall_s,
+            "load_wall_s": res.load_wall_s, "total_wall_s_incl_build": total}  # fmt: skip
+
+
+def vgg16_tables(tiles=(4, 6), densities=(0.5, 0.3, 0.2), seed: int = 0) -> list[dict]:
+    """Model cycles of every VGG-16 conv layer, sparse and dense, per tile and density."""
+    from hw.config import AccelConfig
+    from hw.cycle_model import shape_cycles
+    from model.datapath import DatapathConfig
+    from model.tiling import ConvGeometry
+
+    rows = []
+    rng = np.random.default_rng(seed)
+    for m in tiles:
+        dp = DatapathConfig(m=m, r=3, c_max=512)
+        masks = {(d, name): rng.binomial(K * C, d, size=dp.positions) for d in densities for name, C, K, _ in VGG16}
+        for (pes, lanes), d in ((pl, d) for pl in array_shapes(dp.positions) for d in densities):
+            cfg = AccelConfig(datapath=dp, pes=pes, lanes=lanes, k_max=512, h_max=224, w_max=224,
+                              stream_depth=1)  # model only: no memories are built
+            for name, C, K, H in VGG16:
+                geom = ConvGeometry.of((H, H), 1, m, 3)
+                nnzp = masks[(d, name)]
+                rep = shape_cycles(cfg, in_channels=C, out_channels=K, tiles=geom.num_tiles, nnz_per_position=nnzp)
+                s, dn = rep["sparse"], rep["dense"]
+                rows.append({"tile": f"F({m},3)", "pes": pes, "lanes": lanes, "density": d, "layer": name,
+                             "C": C, "K": K, "H": H, "sparse": s.to_dict(), "dense_cycles": dn.cycles,
+                             "speedup": dn.cycles / s.cycles, "efficiency": s.efficiency})  # fmt: skip
+    return rows
+
+
+def _network(rows):
+    out = {}
+    for r in rows:
+        key = (r["tile"], r["pes"], r["lanes"], r["density"])
+        a = out.setdefault(key, {"sparse": 0, "dense": 0, "floor": 0, "min_eff": 1.0})
+        a["sparse"] += r["sparse"]["cycles"]
+        a["dense"] += r["dense_cycles"]
+        a["floor"] += r["sparse"]["floor"]
+        a["min_eff"] = min(a["min_eff"], r["efficiency"])
+    return out
+
+
+def best_arrays(rows) -> dict:
+    """Per tile, the P×L with the best network efficiency at the lowest density."""
+    net = _network(rows)
+    dmin = min(r["density"] for r in rows)
+    best = {}
+    for (tile, p, l, d), a in net.items():
+        if d != dmin:
+            continue
+        eff = a["floor"] / a["sparse"]
+        if tile not in best or eff > best[tile][1]:
+            best[tile] = ((p, l), eff)
+    return {t: pl for t, (pl, _) in best.items()}
+
+
+def render(result: dict) -> str:
+    lines = []
+    sp = result.get("sim_speed", [])
+    if sp:
+        lines += ["### Simulation speed (C = K = 32, 16×16, F(4,3), density 0.3, P = 4, L = 4)", "",
+                  "| simulator | RTL cycles | model | bit-exact | run wall s | cycles/s |", "|---|---|---|---|---|---|"]
+        for s in sp:
+            if "skipped" in s:
+                lines.append(f"| {s['simulator']} | skipped: {s['skipped']} | | | | |")
+            else:
+                lines.append(f"| {s['simulator']} | {s['cycles']} | {s['model_cycles']} | {s['bit_exact']} | "
+                             f"{s['run_wall_s']:.3f} | {s['cycles_per_s']:,.0f} |")
+        lines.append("")
+    rows = result.get("vgg16", [])
+    if rows:
+        net = _network(rows)
+        lines += ["### VGG-16 network totals (cycle model, P·L = 64)", "",
+                  "| tile | P×L | density | sparse Mcycles | dense Mcycles | speedup | efficiency | worst layer eff. |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for (tile, p, l, d), a in net.items():
+            lines.append(f"| {tile} | {p}×{l} | {d} | {a['sparse'] / 1e6:.2f} | {a['dense'] / 1e6:.2f} | "
+                         f"{a['dense'] / a['sparse']:.2f} | {a['floor'] / a['sparse']:.3f} | {a['min_eff']:.3f} |")
+        lines.append("")
+        for tile, (p, l) in best_arrays(rows).items():
+            for d in sorted({r["density"] for r in rows}, reverse=True):
+                sel = [r for r in rows if r["tile"] == tile and r["density"] == d and (r["pes"], r["lanes"]) == (p, l)]
+                lines += [f"#### {tile} on P×L = {p}×{l}, density {d}", "",
+                          "| layer | C→K | H | cycles | dense | floor | speedup | efficiency | per group ITU/PE/OTU | bound |",
+                          "|---|---|---|---|---|---|---|---|---|---|"]
+                for r in sel:
+                    s = r["sparse"]
+                    lines.append(f"| {r['layer']} | {r['C']}→{r['K']} | {r['H']} | {s['cycles']:,} | {r['dense_cycles']:,} | "
+                                 f"{s['floor']:,} | {r['speedup']:.2f} | {r['efficiency']:.3f} | "
+                                 f"{s['itu']}/{s['pe']}/{s['otu']} | {s['bottleneck']} |")
+                lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sim-speed layer; F(4,3) tables only")
+    ap.add_argument("--no-icarus", action="store_true")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a = ap.parse_args(argv)
+    result = {"schema": SCHEMA, "mode": "quick" if a.quick else "full"}
+    sims = ["verilator"] + ([] if a.no_icarus else ["icarus"])
+    speed = []
+    for i, simr in enumerate(sims, 1):
+        print(f"[{i}/{len(sims) + 1}] simulation speed under {simr} …", flush=True)
+        kw = {"size": 8, "channels": 8} if a.quick else {}
+        speed.append(sim_speed(simr, **kw))
+    result["sim_speed"] = speed
+    print(f"[{len(sims) + 1}/{len(sims) + 1}] VGG-16 cycle tables …", flush=True)
+    result["vgg16"] = vgg16_tables(tiles=(4,) if a.quick else (4, 6))
+    atomic_write_json(a.out, result)
+    print(render(result))
+    print(f"\nwrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

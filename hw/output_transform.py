@@ -1,0 +1,106 @@
+"""Output transform unit (OTU) core: per-position shift, Y = A'ᵀ M A', bias, requantize, saturate, ReLU.
+
+Three pipeline stages, one tile (one output channel, one lane) per cycle:
+
+1. shifted_p = M_p · 2^(E−e_p) (constant shifts); Y = A'ᵀ (shifted) A'; z = Y + bias
+   (``biased_bits``);
+2. q = z · mult (``requant_bits``);
+3. out = sat((q + 2^(s−1)) >> s), computed as ((q >> (s−1)) + 1) >> 1 for s ≥ 1 (the
+   same round-half-up, without a variable left shift); saturation to ``act_bits``;
+   optional ReLU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.datapath import DatapathConfig, signed_range
+from model.quant import round_shift, saturate
+
+from .config import ubits
+from .linear import separable_2d
+
+
+def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, relu: bool,
+                         config: DatapathConfig) -> np.ndarray:
+    """NumPy twin: accumulated M (n×n) of one tile and one output channel → m×m outputs (int64)."""
+    at = config.transforms.AT.astype(np.int64)
+    s = np.left_shift(np.asarray(mvals, dtype=np.int64), config.shifts)
+    z = at @ s @ at.T + int(bias)
+    out = saturate(round_shift(z * int(mult), np.int64(shift)), config.act_bits)
+    return np.maximum(out, 0) if relu else out
+
+
+class OutputTransform(wiring.Component):
+    """Output transform and requantization of one tile per cycle (three register stages).
+
+    Parameters
+    ----------
+    config : DatapathConfig
+
+    Attributes
+    ----------
+    i : In(stream)
+        ``m``: n² signed ``acc_bits`` accumulated values (row-major positions);
+        ``bias`` (signed ``bias_bits``), ``mult`` (unsigned ``mult_bits``), ``shift``;
+        ``relu``.
+    o : Out(stream)
+        ``y``: m² signed ``act_bits`` outputs, row-major.
+    """
+
+    latency = 3
+
+    def __init__(self, config: DatapathConfig):
+        self._cfg = config
+        w = config.widths
+        self._shift_bits = ubits(w.requant_bits - 1)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "m": data.ArrayLayout(signed(w.acc_bits), config.n ** 2),
+                "bias": signed(config.bias_bits), "mult": unsigned(config.mult_bits),
+                "shift": unsigned(self._shift_bits), "relu": 1}))),
+            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), config.m ** 2)}))),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        w = cfg.widths
+        n, mm = cfg.n, cfg.m
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(en)
+        p = self.i.payload
+        shifts = [int(s) for s in cfg.shifts.reshape(-1)]
+        sh = [[p.m[i * n + j] << shifts[i * n + j] for j in range(n)] for i in range(n)]
+        y = separable_2d(cfg.transforms.AT, sh)
+
+        # stage 1: z = Y + bias
+        v1 = Signal()
+        z = [Signal(signed(w.biased_bits), name=f"z_{q}") for q in range(mm * mm)]
+        mult1 = Signal(unsigned(cfg.mult_bits))
+        shift1 = Signal(unsigned(self._shift_bits))
+        relu1 = Signal()
+        # stage 2: q = z · mult
+        v2 = Signal()
+        q = [Signal(signed(w.requant_bits), name=f"q_{i}") for i in range(mm * mm)]
+        shift2 = Signal(unsigned(self._shift_bits))
+        relu2 = Signal()
+        lo, hi = signed_range(cfg.act_bits)
+        with m.If(en):
+            m.d.sync += [v1.eq(self.i.valid), mult1.eq(p.mult), shift1.eq(p.shift), relu1.eq(p.relu)]
+            m.d.sync += [z[i * mm + j].eq(y[i][j] + p.bias) for i in range(mm) for j in range(mm)]
+            m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1)]
+            m.d.sync += [q[i].eq(z[i] * mult1) for i in range(mm * mm)]
+            m.d.sync += self.o.valid.eq(v2)
+        for i in range(mm * mm):
+            half = Signal(signed(w.requant_bits), name=f"half_{i}")
+            rnd = Signal(signed(w.requant_bits), name=f"rnd_{i}")
+            m.d.comb += half.eq(q[i] >> (shift2 - 1)[: self._shift_bits])
+            m.d.comb += rnd.eq(Mux(shift2 == 0, q[i], (half + 1) >> 1))
+            sat = Mux(rnd > hi, hi, Mux(rnd < lo, lo, rnd))
+            with m.If(en):
+                m.d.sync += self.o.payload.y[i].eq(Mux(relu2 & (rnd < 0), 0, sat))
+        return m

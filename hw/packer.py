@@ -1,0 +1,222 @@
+"""Packer: sparse layer file + AccelConfig → the memory images of one PE array.
+
+* Winograd positions are assigned to PEs by LPT (longest processing time first):
+  positions sorted by stream length, each given to the least-loaded PE so far
+  (ties: lowest PE index). The imbalance max/mean of the per-PE stream lengths is
+  reported; the PE phase of every tile group lasts as long as the longest stream.
+* Each PE's stream lists its positions in assignment order; within a position the
+  rows k ascend, within a row the input channels c ascend (CSR order). Every entry is
+  one word ``p | k | c | value | last`` (fields LSB first, widths from
+  :attr:`AccelConfig.entry_fields`); ``last`` marks the final entry of a (p, k) row,
+  where the PE writes its accumulator. Rows without non-zeros are absent: the
+  accumulator memory reads as zero there.
+* Dense mode: every weight (zeros included) of every (p, k) row: the dense-Winograd
+  baseline on the same array.
+* The input is banked by (h mod n, w mod n): any n×n window touches each bank once,
+  so the input transform reads a whole tile per cycle. Outputs are banked by
+  (ho mod m, wo mod m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.errors import ConfigError, DataError
+from model.layer_file import SparseLayer
+from model.tiling import ConvGeometry
+
+from .config import AccelConfig, register_map
+
+#: Load-port memory selects.
+SEL_REG, SEL_X, SEL_STREAM, SEL_QUANT = 0, 1, 2, 3
+
+
+def _pack_fields(values: dict[str, np.ndarray], fields: dict[str, int]) -> np.ndarray:
+    """Concatenate integer fields, LSB first, two's complement within each field."""
+    word = np.zeros(np.broadcast(*values.values()).shape, dtype=object)
+    off = 0
+    for name, bits in fields.items():
+        v = np.asarray(values[name], dtype=np.int64) & ((1 << bits) - 1)
+        word = word + (v.astype(object) << off)
+        off += bits
+    return word
+
+
+def balance_positions(loads: np.ndarray, pes: int) -> np.ndarray:
+    """LPT assignment of positions (with ``loads`` entries each) to ``pes`` PEs → owner per position."""
+    loads = np.asarray(loads, dtype=np.int64)
+    owner = np.zeros(loads.size, dtype=np.int64)
+    total = np.zeros(pes, dtype=np.int64)
+    for p in sorted(range(loads.size), key=lambda q: (-loads[q], q)):
+        j = int(np.argmin(total))  # argmin takes the lowest index on ties
+        owner[p] = j
+        total[j] += loads[p]
+    return owner
+
+
+@dataclass(frozen=True)
+class PackedLayer:
+    """Everything one run of one layer on one array needs.
+
+    Attributes
+    ----------
+    config : AccelConfig
+    layer : SparseLayer
+    geometry : model.tiling.ConvGeometry
+    owner : int64 (positions,)
+        PE of each Winograd position.
+    streams : list of int64 arrays (len_j, 5)
+        Per PE, the entries (p, k, c, value, last) in stream order.
+    registers : dict
+        Run-time register values (:func:`hw.config.register_map`).
+    quant : int64 (K, 3)
+        bias, mult, shift per output channel.
+    """
+
+    config: AccelConfig
+    layer: SparseLayer
+    geometry: ConvGeometry
+    owner: np.ndarray
+    streams: list
+    registers: dict
+    quant: np.ndarray
+
+    @property
+    def stream_lengths(self) -> np.ndarray:
+        return np.array([len(s) for s in self.streams], dtype=np.int64)
+
+    @property
+    def imbalance(self) -> float:
+        """max/mean of the per-PE stream lengths (1.0 is perfect; empty layers give 1.0)."""
+        lens = self.stream_lengths
+        return float(lens.max() / lens.mean()) if lens.sum() else 1.0
+
+    @property
+    def tiles(self) -> int:
+        return self.geometry.num_tiles
+
+    @property
+    def groups(self) -> int:
+        return -(-self.tiles // self.config.lanes)
+
+    def stream_words(self, j: int) -> np.ndarray:
+        """PE ``j``'s stream as packed words (Python ints, object array)."""
+        s = self.streams[j]
+        f = self.config.entry_fields
+        return _pack_fields({"p": s[:, 0], "k": s[:, 1], "c": s[:, 2], "value": s[:, 3], "last": s[:, 4]}, f)
+
+    def quant_words(self) -> np.ndarray:
+        q = self.quant
+        return _pack_fields({"bias": q[:, 0], "mult": q[:, 1], "shift": q[:, 2]}, self.config.quant_fields)
+
+    def register_words(self) -> list[int]:
+        out = []
+        for name, bits, _signed in register_map(self.config):
+            out.append(int(self.registers[name]) & ((1 << bits) - 1))
+        return out
+
+    def input_banks(self, xq: np.ndarray) -> np.ndarray:
+        """Input activations (C, H, W) → (n², x_depth) bank images (two's complement words)."""
+        cfg = self.config
+        n = cfg.n
+        C, H, W = self.layer.in_channels, *self.layer.size
+        xq = np.asarray(xq, dtype=np.int64)
+        if xq.shape != (C, H, W):
+            raise DataError(f"input must have shape {(C, H, W)} for layer {self.layer.name}; got {xq.shape}")
+        banks = np.zeros((n * n, cfg.x_depth), dtype=np.int64)
+        c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+        bank = (h % n) * n + (w % n)
+        addr = (c * cfg.x_rows + h // n) * cfg.x_cols + w // n
+        banks[bank.ravel(), addr.ravel()] = xq.ravel() & ((1 << cfg.datapath.act_bits) - 1)
+        return banks
+
+    def load_words(self, xq: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The whole load sequence (select, bank, address, data) for the load port."""
+        out = [(SEL_REG, 0, i, v) for i, v in enumerate(self.register_words())]
+        out += [(SEL_QUANT, 0, k, int(v)) for k, v in enumerate(self.quant_words())]
+        for j in range(self.config.pes):
+            out += [(SEL_STREAM, j, a, int(v)) for a, v in enumerate(self.stream_words(j))]
+        banks = self.input_banks(xq)
+        C, H, W = self.layer.in_channels, *self.layer.size
+        n = self.config.n
+        for h in range(H):  # only the words that hold pixels
+            for w in range(W):
+                b = (h % n) * n + (w % n)
+                for c in range(C):
+                    a = (c * self.config.x_rows + h // n) * self.config.x_cols + w // n
+                    out.append((SEL_X, b, a, int(banks[b, a])))
+        return out
+
+    def unpack_output(self, banks: np.ndarray) -> np.ndarray:
+        """Output bank images (m², out_depth), two's complement → int64 (K, Ho, Wo)."""
+        cfg = self.config
+        m, bits = cfg.m, cfg.datapath.act_bits
+        K = self.layer.out_channels
+        Ho, Wo = self.geometry.out
+        k, h, w = np.meshgrid(np.arange(K), np.arange(Ho), np.arange(Wo), indexing="ij")
+        addr = (k * cfg.tiles_h_max + h // m) * cfg.tiles_w_max + w // m
+        raw = np.asarray(banks, dtype=np.int64)[(h % m) * m + (w % m), addr]
+        return np.where(raw >= 1 << (bits - 1), raw - (1 << bits), raw)
+
+
+def check_layer(layer: SparseLayer, cfg: AccelConfig) -> ConvGeometry:
+    """Reject a layer this array cannot run, naming the limit; return its geometry."""
+    dp = cfg.datapath
+    lc = layer.config
+    if (lc.dims, lc.m, lc.r, lc.alg.points) != (dp.dims, dp.m, dp.r, dp.alg.points):
+        raise ConfigError(f"layer {layer.name} is for {lc.dims}-D {lc.alg.name} (points {list(map(str, lc.alg.points))}); "
+                          f"the array is built for {dp.dims}-D {dp.alg.name} (points {list(map(str, dp.alg.points))})")
+    if lc.to_dict() != dp.to_dict():
+        raise ConfigError(f"layer {layer.name} was quantized for datapath {lc.to_dict()['widths']} "
+                          f"(act_bits={lc.act_bits}, weight_bits={lc.weight_bits}, c_max={lc.c_max}); the array uses "
+                          f"act_bits={dp.act_bits}, weight_bits={dp.weight_bits}, c_max={dp.c_max}")
+    C, K = layer.in_channels, layer.out_channels
+    H, W = layer.size
+    for name, v, lim in (("C", C, cfg.c_max), ("K", K, cfg.k_max), ("H", H, cfg.h_max), ("W", W, cfg.w_max),
+                         ("padding", max(layer.padding), cfg.pad_max)):  # fmt: skip
+        if v > lim:
+            raise ConfigError(f"layer {layer.name} has {name} = {v}, beyond the array's limit "
+                              f"{ {'C': 'c_max', 'K': 'k_max', 'H': 'h_max', 'W': 'w_max'}.get(name, 'pad_max') } = {lim}")
+    return ConvGeometry.of(layer.size, layer.padding, dp.m, dp.r)
+
+
+def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
+    """Pack ``layer`` for ``cfg`` (sparse or dense per ``cfg.mode``)."""
+    geom = check_layer(layer, cfg)
+    P, K, C = cfg.positions, layer.out_channels, layer.in_channels
+    n = cfg.n
+    if cfg.mode == "dense":
+        w = layer.to_dense().reshape(K, C, P).transpose(2, 0, 1)  # (P, K, C)
+        pp, kk, cc = np.meshgrid(np.arange(P), np.arange(K), np.arange(C), indexing="ij")
+        ent = np.stack([pp.ravel(), kk.ravel(), cc.ravel(), w.ravel(), (cc.ravel() == C - 1)], axis=1)
+    else:
+        counts = np.diff(layer.row_ptr, axis=1)  # (P, K)
+        pk = np.repeat(np.arange(P * K), counts.ravel())
+        last = np.zeros(pk.size, dtype=np.int64)
+        ends = (layer.row_ptr[:, 1:] - layer.row_ptr[0, 0]).ravel()[counts.ravel() > 0] - 1
+        last[ends] = 1
+        ent = np.stack([pk // K, pk % K, layer.col_idx.astype(np.int64), layer.values.astype(np.int64), last], axis=1)
+    ent = ent.astype(np.int64).reshape(-1, 5)
+    loads = np.bincount(ent[:, 0], minlength=P)
+    owner = balance_positions(loads, cfg.pes)
+    streams = []
+    for j in range(cfg.pes):
+        mine = [p for p in sorted(range(P), key=lambda q: (-loads[q], q)) if owner[p] == j]
+        s = np.concatenate([ent[ent[:, 0] == p] for p in mine]) if mine else np.zeros((0, 5), np.int64)
+        if len(s) > cfg.stream_depth:
+            raise ConfigError(f"layer {layer.name}: PE {j} needs {len(s)} stream entries, beyond the array's "
+                              f"limit stream_depth = {cfg.stream_depth}")
+        streams.append(s)
+    th, tw = geom.tiles
+    ph, pw = geom.padding
+    regs = {"c": C, "k": K, "h": layer.size[0], "w": layer.size[1], "tiles_w": tw, "tiles": th * tw,
+            "groups": -(-(th * tw) // cfg.lanes), "h0": -ph, "h0_q": (-ph) // n, "h0_r": (-ph) % n,
+            "w0": -pw, "w0_q": (-pw) // n, "w0_r": (-pw) % n, "relu": int(layer.relu),
+            "winograd_relu": int(layer.winograd_relu)}  # fmt: skip
+    regs.update({f"len{j}": len(s) for j, s in enumerate(streams)})
+    regs.update({f"owner{p}": int(owner[p]) for p in range(P)})
+    quant = np.stack([layer.bias, layer.mult, layer.shift], axis=1).astype(np.int64)
+    return PackedLayer(config=cfg, layer=layer, geometry=geom, owner=owner, streams=streams,
+                       registers=regs, quant=quant)  # fmt: skip

@@ -1,0 +1,138 @@
+"""Zero-skipping PE: walks its non-zero stream (p, k, c, value, last), L MACs per entry.
+
+Pipeline (one entry per cycle, no bubbles)::
+
+    s0  stream memory address = entry index
+    s1  entry (p, k, c, value, last) out of the stream memory; V' read address (buffer, c) to bank p
+    s2  V'[c, p, 0..L−1] back; acc += value · V' in L lanes; on ``last`` the row sum goes
+        to the accumulator memory at (p, k) and the accumulator restarts from zero
+
+A run of ``length`` entries keeps ``busy`` high for ``length + 2`` cycles (0 for an
+empty stream). Zero weights are simply absent from a sparse stream: they cost nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig, ubits
+
+
+def pe_ref(stream: np.ndarray, v: np.ndarray, k_max: int) -> np.ndarray:
+    """NumPy twin: entries (p, k, c, value, last) over V' (C, positions, L) → written rows M[p, k, L].
+
+    Rows never written stay zero, as in the accumulator memory.
+    """
+    positions, lanes = v.shape[1], v.shape[2]
+    out = np.zeros((positions, k_max, lanes), dtype=np.int64)
+    acc = np.zeros(lanes, dtype=np.int64)
+    for p, k, c, val, last in np.asarray(stream, dtype=np.int64):
+        acc = acc + val * v[c, p]
+        if last:
+            out[p, k] = acc
+            acc = np.zeros(lanes, dtype=np.int64)
+    return out
+
+
+class SparsePE(wiring.Component):
+    """One zero-skipping processing element with its own stream memory.
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse: walk the stream from entry 0.
+    length : In
+        Number of entries in the stream (held during a run).
+    busy : Out(1)
+    load_en, load_addr, load_data : In
+        Write port of the stream memory (packed entries, :attr:`AccelConfig.entry_fields`).
+    v_addr : Out
+        Channel c of the entry at s1 (the V buffer adds the buffer select).
+    v_pos : Out
+        Position p of the entry at s1 (selects the V bank this PE reads).
+    v_data : In
+        L lanes of signed ``v_bits`` from bank ``v_pos`` (one cycle after ``v_addr``).
+    acc_en, acc_pos, acc_k, acc_data : Out
+        Row write to the accumulator memory: L lanes of signed ``acc_bits``.
+    """
+
+    latency = 2
+
+    def __init__(self, config: AccelConfig):
+        self._cfg = config
+        w = config.widths
+        f = config.entry_fields
+        super().__init__({
+            "start": In(1), "length": In(ubits(config.stream_depth)), "busy": Out(1),
+            "load_en": In(1), "load_addr": In(ubits(config.stream_depth - 1)), "load_data": In(config.entry_bits),
+            "v_addr": Out(f["c"]), "v_pos": Out(f["p"]), "v_data": In(config.lanes * w.v_bits),
+            "acc_en": Out(1), "acc_pos": Out(f["p"]), "acc_k": Out(f["k"]),
+            "acc_data": Out(config.lanes * w.acc_bits),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        w = cfg.widths
+        f = cfg.entry_fields
+        L = cfg.lanes
+        m.submodules.mem = mem = Memory(shape=unsigned(cfg.entry_bits), depth=cfg.stream_depth, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+        m.d.comb += [wp.en.eq(self.load_en), wp.addr.eq(self.load_addr), wp.data.eq(self.load_data)]
+
+        idx = Signal(ubits(cfg.stream_depth))
+        issuing = Signal()
+        v1 = Signal()
+        v2 = Signal()
+        m.d.comb += self.busy.eq(issuing | v1 | v2)
+        m.d.comb += rp.addr.eq(idx)
+        with m.If(self.start):
+            m.d.sync += [idx.eq(0), issuing.eq(self.length != 0)]
+        with m.Elif(issuing):
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(idx + 1 == self.length):
+                m.d.sync += issuing.eq(0)
+        m.d.sync += v1.eq(issuing & ~self.start)
+
+        # s1: unpack the entry
+        word = rp.data
+        off = {}
+        o = 0
+        for name, bits in f.items():
+            off[name] = word[o:o + bits]
+            o += bits
+        m.d.comb += [self.v_addr.eq(off["c"]), self.v_pos.eq(off["p"])]
+        k2 = Signal(f["k"])
+        p2 = Signal(f["p"])
+        val2 = Signal(signed(cfg.datapath.weight_bits))
+        last2 = Signal()
+        m.d.sync += [v2.eq(v1), k2.eq(off["k"]), p2.eq(off["p"]), val2.eq(off["value"].as_signed()),
+                     last2.eq(off["last"])]
+
+        # s2: L multiply-accumulates
+        acc = [Signal(signed(w.acc_bits), name=f"acc{l}") for l in range(L)]
+        nxt = []
+        for l in range(L):
+            vl = self.v_data[l * w.v_bits:(l + 1) * w.v_bits].as_signed()
+            prod = Signal(signed(w.prod_bits), name=f"prod{l}")
+            s = Signal(signed(w.acc_bits), name=f"sum{l}")
+            m.d.comb += [prod.eq(val2 * vl), s.eq(acc[l] + prod)]
+            nxt.append(s)
+        with m.If(v2):
+            for l in range(L):
+                m.d.sync += acc[l].eq(nxt[l])
+                with m.If(last2):
+                    m.d.sync += acc[l].eq(0)
+        m.d.comb += [self.acc_en.eq(v2 & last2), self.acc_pos.eq(p2), self.acc_k.eq(k2)]
+        for l, s in enumerate(nxt):
+            m.d.comb += self.acc_data[l * w.acc_bits:(l + 1) * w.acc_bits].eq(s)
+        return m

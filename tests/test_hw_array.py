@@ -1,0 +1,34 @@
+"""The whole array under the Amaranth simulator: bit-exact outputs, cycles equal to the model."""
+
+import numpy as np
+import pytest
+
+from hw import array, cycle_model
+from hw.config import AccelConfig
+from hw.packer import pack_layer
+from model.datapath import DatapathConfig
+from sim.layers import random_input, random_layer, reference_output
+from sim.pysim_run import run_pysim
+
+
+def test_latencies_of_the_model_are_the_rtl_pipeline_depths():
+    assert cycle_model.ITU_LATENCY == array.ITU_LATENCY
+    assert cycle_model.PE_LATENCY == array.PE_LATENCY
+    assert cycle_model.OTU_LATENCY == array.OTU_LATENCY
+
+
+@pytest.mark.parametrize("m, layer_kw, mode", [
+    (2, dict(C=3, K=2, H=5, W=6, density=0.5, padding=1), "sparse"),
+    (4, dict(C=2, K=3, H=9, W=7, density=1.0, padding=0, relu=True), "dense"),
+    (4, dict(C=3, K=2, H=3, W=4, density=0.0, padding=1), "sparse"),
+    (6, dict(C=2, K=2, H=9, W=10, density=0.3, padding=1, winograd_relu=True, extreme=True), "sparse"),
+])
+def test_array_bit_exact_and_cycle_exact(m, layer_kw, mode):
+    dp = DatapathConfig(m=m, r=3, c_max=4)
+    cfg = AccelConfig(datapath=dp, pes=3, lanes=2, k_max=4, h_max=10, w_max=10, mode=mode)
+    layer = random_layer(dp, seed=m, **layer_kw)
+    packed = pack_layer(layer, cfg)
+    x = random_input(layer, seed=m, extreme=layer_kw.get("extreme", False))
+    out, cycles = run_pysim(packed, x)
+    assert np.array_equal(out, reference_output(layer, x))
+    assert cycles == cycle_model.packed_cycles(packed).cycles
