@@ -31,7 +31,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, register_map, ubits
+from .config import AccelConfig, load_fields, register_map, ubits
 from .input_transform import InputTransform
 from .output_transform import OutputTransform
 from .packer import SEL_QUANT, SEL_REG, SEL_STREAM, SEL_X
@@ -44,11 +44,8 @@ OTU_LATENCY = 1 + OutputTransform.latency
 
 
 def load_layout(cfg: AccelConfig) -> data.StructLayout:
-    """Payload of the load port: memory select, bank, address, data word."""
-    depth = max(cfg.x_depth, cfg.stream_depth, cfg.k_max, len(register_map(cfg)))
-    width = max(cfg.datapath.act_bits, cfg.entry_bits, cfg.quant_bits, max(b for _, b, _ in register_map(cfg)))
-    return data.StructLayout({"sel": 2, "bank": ubits(max(cfg.positions, cfg.pes) - 1), "addr": ubits(depth - 1),
-                              "data": width})  # fmt: skip
+    """Payload of the load port: memory select, bank, address, data word (:func:`hw.config.load_fields`)."""
+    return data.StructLayout(load_fields(cfg))
 
 
 class WinogradArray(wiring.Component):

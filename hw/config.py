@@ -222,6 +222,14 @@ class AccelConfig:
         return atomic_write_json(Path(directory) / "params.json", self.to_dict())
 
 
+def load_fields(cfg: AccelConfig) -> dict[str, int]:
+    """Bit fields of one load-port word, LSB first: memory select, bank, address, data."""
+    regs = register_map(cfg)
+    depth = max(cfg.x_depth, cfg.stream_depth, cfg.k_max, len(regs))
+    width = max(cfg.datapath.act_bits, cfg.entry_bits, cfg.quant_bits, max(b for _, b, _ in regs))
+    return {"sel": 2, "bank": ubits(max(cfg.positions, cfg.pes) - 1), "addr": ubits(depth - 1), "data": width}
+
+
 def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
     """The per-layer run-time registers, in load order: (name, width, signed).
 

@@ -27,7 +27,7 @@ from model.errors import ConfigError, DataError
 from model.layer_file import SparseLayer
 from model.tiling import ConvGeometry
 
-from .config import AccelConfig, register_map
+from .config import AccelConfig, load_fields, register_map
 
 #: Load-port memory selects.
 SEL_REG, SEL_X, SEL_STREAM, SEL_QUANT = 0, 1, 2, 3
@@ -149,15 +149,37 @@ class PackedLayer:
                     out.append((SEL_X, b, a, int(banks[b, a])))
         return out
 
-    def unpack_output(self, banks: np.ndarray) -> np.ndarray:
-        """Output bank images (m², out_depth), two's complement → int64 (K, Ho, Wo)."""
+    def load_port_words(self, xq: np.ndarray) -> list[int]:
+        """:meth:`load_words` packed into load-port payload integers (:func:`hw.config.load_fields`)."""
+        fields = load_fields(self.config)
+        out = []
+        for sel, bank, addr, data in self.load_words(xq):
+            word, off = 0, 0
+            for name, v in (("sel", sel), ("bank", bank), ("addr", addr), ("data", data)):
+                word |= (int(v) & ((1 << fields[name]) - 1)) << off
+                off += fields[name]
+            out.append(word)
+        return out
+
+    def output_reads(self) -> list[tuple[int, int]]:
+        """(bank, address) of every output, in (k, ho, wo) order: what to read back after a run."""
         cfg = self.config
-        m, bits = cfg.m, cfg.datapath.act_bits
+        m = cfg.m
         K = self.layer.out_channels
         Ho, Wo = self.geometry.out
         k, h, w = np.meshgrid(np.arange(K), np.arange(Ho), np.arange(Wo), indexing="ij")
+        bank = (h % m) * m + (w % m)
         addr = (k * cfg.tiles_h_max + h // m) * cfg.tiles_w_max + w // m
-        raw = np.asarray(banks, dtype=np.int64)[(h % m) * m + (w % m), addr]
+        return list(zip(bank.ravel().tolist(), addr.ravel().tolist()))
+
+    def unpack_reads(self, values) -> np.ndarray:
+        """Words read at :meth:`output_reads` (two's complement) → int64 (K, Ho, Wo)."""
+        bits = self.config.datapath.act_bits
+        K = self.layer.out_channels
+        Ho, Wo = self.geometry.out
+        raw = np.asarray(values, dtype=np.int64).reshape(K, Ho, Wo)
+        if raw.size and (raw.min() < 0 or raw.max() >= 1 << bits):
+            raise DataError(f"output words must be unsigned {bits}-bit values")
         return np.where(raw >= 1 << (bits - 1), raw - (1 << bits), raw)
 
 

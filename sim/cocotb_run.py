@@ -91,18 +91,7 @@ class RunResult:
 
 
 def _case(packed: PackedLayer, xq: np.ndarray, name: str) -> dict:
-    from hw.array import load_layout
-
-    lay = load_layout(packed.config)
-    offs = {fname: (f.offset, f.width) for fname, f in lay}
-    words = []
-    for sel, bank, addr, data in packed.load_words(xq):
-        w = 0
-        for fname, v in (("sel", sel), ("bank", bank), ("addr", addr), ("data", data)):
-            off, width = offs[fname]
-            w |= (int(v) & ((1 << width) - 1)) << off
-        words.append(w)
-    return {"name": name, "load": words, "read": _case_reads(packed)}
+    return {"name": name, "load": packed.load_port_words(xq), "read": packed.output_reads()}
 
 
 def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=None, waves: bool = False,
@@ -160,21 +149,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     out = []
     for item, r in zip(layers, json.loads(res_file.read_text())):
         packed = item[0]
-        cfgm = packed.config
-        banks = np.zeros((cfgm.m * cfgm.m, cfgm.out_depth), dtype=np.int64)
-        case_reads = _case_reads(packed)
-        for (b, a), v in zip(case_reads, r["out"]):
-            banks[b, a] = v
-        out.append(RunResult(name=r["name"], out=packed.unpack_output(banks), cycles=r["cycles"],
+        out.append(RunResult(name=r["name"], out=packed.unpack_reads(r["out"]), cycles=r["cycles"],
                              start_to_done_cycles=int(r["start_to_done_ns"] // PERIOD_NS),
                              run_wall_s=r["run_wall_s"], load_wall_s=r["load_wall_s"]))  # fmt: skip
     return out
-
-
-def _case_reads(packed: PackedLayer) -> list[tuple[int, int]]:
-    cfg = packed.config
-    m = cfg.m
-    K = packed.layer.out_channels
-    Ho, Wo = packed.geometry.out
-    return [((h % m) * m + x % m, (k * cfg.tiles_h_max + h // m) * cfg.tiles_w_max + x // m)
-            for k in range(K) for h in range(Ho) for x in range(Wo)]

@@ -15,11 +15,8 @@ from hw.packer import PackedLayer
 
 def run_pysim(packed: PackedLayer, xq: np.ndarray, max_cycles: int = 200_000) -> tuple[np.ndarray, int]:
     """Load, start, wait for done, read back. Returns (output (K, Ho, Wo), RUN cycles)."""
-    cfg = packed.config
-    dut = WinogradArray(cfg)
+    dut = WinogradArray(packed.config)
     words = packed.load_words(xq)
-    K = packed.layer.out_channels
-    Ho, Wo = packed.geometry.out
     result = {}
 
     async def tb(ctx):
@@ -37,18 +34,13 @@ def run_pysim(packed: PackedLayer, xq: np.ndarray, max_cycles: int = 200_000) ->
             await ctx.tick()
         else:
             raise TimeoutError(f"no done within {max_cycles} cycles")
-        banks = np.zeros((cfg.m * cfg.m, cfg.out_depth), dtype=np.int64)
-        m = cfg.m
-        for k in range(K):
-            for h in range(Ho):
-                for w in range(Wo):
-                    b = (h % m) * m + (w % m)
-                    a = (k * cfg.tiles_h_max + h // m) * cfg.tiles_w_max + w // m
-                    ctx.set(dut.rd_bank, b)
-                    ctx.set(dut.rd_addr, a)
-                    await ctx.tick()
-                    banks[b, a] = ctx.get(dut.rd_data)
-        result["out"] = packed.unpack_output(banks)
+        values = []
+        for bank, addr in packed.output_reads():
+            ctx.set(dut.rd_bank, bank)
+            ctx.set(dut.rd_addr, addr)
+            await ctx.tick()
+            values.append(ctx.get(dut.rd_data))
+        result["out"] = packed.unpack_reads(values)
         result["cycles"] = ctx.get(dut.cycles)
 
     sim = Simulator(dut)
