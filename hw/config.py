@@ -38,18 +38,31 @@ class AccelConfig:
         Tile F(m, r), point set, act/weight/bias/mult widths and ``c_max`` (the largest
         C, which also sizes the accumulator width). Only 2-D datapaths are generated.
     pes : int
-        P, the number of zero-skipping PEs; Winograd positions are spread over them.
+        P, the number of zero-skipping PEs.
     lanes : int
         L, tiles processed side by side: every PE cycle performs L multiply-accumulates.
+    clusters : int
+        S, PE clusters (divides P). Cluster s owns the output rows k ≡ s (mod S) of
+        every Winograd position and has its own copy of the V buffer; within a
+        cluster, positions are balanced over its P/S PEs. S > 1 lets P exceed the
+        position count's balanced split (F(4,3)'s 36 positions on 8, 16 or 32 PEs).
+    k_block : int or None
+        Output channels per block (``None``: ``k_max``, no blocking). The accumulator
+        holds one block; the sequencer runs ⌈K/k_block⌉ blocks per tile group,
+        reusing the group's V'. A multiple of S.
+    otu_lanes : int
+        Tiles the output unit finishes per cycle (divides L); its throughput is
+        K·L/otu_lanes cycles per group, sized so that layers with few input
+        channels (VGG's conv1_1) stay PE-bound.
     k_max : int
-        Largest number of output channels K (sizes the accumulator and output memories).
+        Largest number of output channels K (sizes the output and quantization memories).
     h_max, w_max : int
         Largest input height and width (size the input and output memories).
     pad_max : int
         Largest zero padding per side.
     stream_depth : int or None
-        Non-zero entries one PE can hold; ``None`` sizes it for a dense layer at the
-        limits (every position's K·C weights on one PE: ⌈positions/P⌉ positions).
+        Entries one PE stream can hold; ``None`` sizes it for a dense layer at the
+        limits (:attr:`dense_stream_length`).
     mode : {"sparse", "dense"}
         What the packer writes into the streams: only the non-zeros, or every weight
         (the dense-Winograd baseline on the same array).
@@ -65,6 +78,9 @@ class AccelConfig:
     datapath: DatapathConfig = field(default_factory=DatapathConfig)
     pes: int = 4
     lanes: int = 4
+    clusters: int = 1
+    k_block: int | None = None
+    otu_lanes: int = 1
     k_max: int = 32
     h_max: int = 32
     w_max: int = 32
@@ -78,14 +94,29 @@ class AccelConfig:
             raise ConfigError(f"datapath must be a model.datapath.DatapathConfig; got {type(dp).__name__}")
         if dp.dims != 2:
             raise ConfigError(f"the PE array generator supports dims = 2 only; got dims = {dp.dims}")
-        for name, lo, hi in (("pes", 1, 256), ("lanes", 1, 64), ("k_max", 1, 4096), ("h_max", 1, 4096),
-                             ("w_max", 1, 4096), ("pad_max", 0, 64)):  # fmt: skip
+        for name, lo, hi in (("pes", 1, 256), ("lanes", 1, 64), ("clusters", 1, 64), ("otu_lanes", 1, 64),
+                             ("k_max", 1, 4096), ("h_max", 1, 4096), ("w_max", 1, 4096),
+                             ("pad_max", 0, 64)):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError(f"{name} must be an integer in [{lo}, {hi}]; got {v!r}")
-        if self.pes > dp.positions:
-            raise ConfigError(f"pes = {self.pes} exceeds the {dp.positions} Winograd positions of {dp.alg.name}: "
-                              f"a PE would never have work")
+        if self.pes % self.clusters:
+            raise ConfigError(f"clusters = {self.clusters} must divide pes = {self.pes}")
+        if self.pes_per_cluster > dp.positions:
+            raise ConfigError(f"pes/clusters = {self.pes_per_cluster} exceeds the {dp.positions} Winograd positions "
+                              f"of {dp.alg.name}: a PE would never have work (raise clusters)")
+        if self.lanes % self.otu_lanes:
+            raise ConfigError(f"otu_lanes = {self.otu_lanes} must divide lanes = {self.lanes}")
+        if self.k_block is None:
+            kb = -(-self.k_max // self.clusters) * self.clusters
+            object.__setattr__(self, "k_block", kb)
+        if isinstance(self.k_block, bool) or not isinstance(self.k_block, int) or self.k_block < 1:
+            raise ConfigError(f"k_block must be a positive integer; got {self.k_block!r}")
+        if self.k_block % self.clusters:
+            raise ConfigError(f"k_block = {self.k_block} must be a multiple of clusters = {self.clusters} "
+                              f"(each cluster holds k_block/clusters rows of the block)")
+        if self.k_block > -(-self.k_max // self.clusters) * self.clusters:
+            raise ConfigError(f"k_block = {self.k_block} exceeds k_max = {self.k_max} (rounded up to clusters)")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}; got {self.mode!r}")
         if self.h_max + 2 * self.pad_max < dp.r or self.w_max + 2 * self.pad_max < dp.r:
@@ -95,8 +126,9 @@ class AccelConfig:
         if isinstance(self.stream_depth, bool) or not isinstance(self.stream_depth, int) or self.stream_depth < 1:
             raise ConfigError(f"stream_depth must be a positive integer; got {self.stream_depth!r}")
         if self.mode == "dense" and self.stream_depth < self.dense_stream_length:
-            raise ConfigError(f"dense mode needs stream_depth >= ⌈positions/P⌉·k_max·c_max = "
-                              f"{self.dense_stream_length}; got {self.stream_depth}")
+            raise ConfigError(f"dense mode needs stream_depth >= {self.dense_stream_length} (a dense layer at the "
+                              f"limits: ⌈positions·clusters/P⌉·⌈k_max/clusters⌉·c_max + k_blocks); "
+                              f"got {self.stream_depth}")
 
     # ------------------------------------------------------------ derived numbers
     @property
@@ -124,8 +156,24 @@ class AccelConfig:
         return self.datapath.widths
 
     @property
+    def pes_per_cluster(self) -> int:
+        return self.pes // self.clusters
+
+    @property
+    def k_blocks_max(self) -> int:
+        """Output-channel blocks of the largest layer."""
+        return math.ceil(self.k_max / self.k_block)
+
+    @property
+    def acc_depth(self) -> int:
+        """Rows of one accumulator bank (one position, one cluster, one half)."""
+        return self.k_block // self.clusters
+
+    @property
     def dense_stream_length(self) -> int:
-        return math.ceil(self.positions / self.pes) * self.k_max * self.c_max
+        """Entries of the longest PE stream of a dense layer at the limits (one end-of-block dummy per block)."""
+        pos = math.ceil(self.positions / self.pes_per_cluster)
+        return pos * math.ceil(self.k_max / self.clusters) * self.c_max + self.k_blocks_max
 
     @property
     def ho_max(self) -> int:
@@ -166,9 +214,19 @@ class AccelConfig:
         return self.c_max * self.x_rows * self.x_cols
 
     @property
+    def out_banks(self) -> int:
+        """Output banks: one per (tile mod otu_lanes, ho mod m, wo mod m)."""
+        return self.otu_lanes * self.m * self.m
+
+    @property
+    def out_tiles(self) -> int:
+        """Tile slots per output channel in one output bank: ⌈tiles_max/otu_lanes⌉."""
+        return math.ceil(self.tiles_max / self.otu_lanes)
+
+    @property
     def out_depth(self) -> int:
-        """Words in each of the m² output banks (banked by (ho mod m, wo mod m))."""
-        return self.k_max * self.tiles_h_max * self.tiles_w_max
+        """Words in each output bank: address = k·out_tiles + tile // otu_lanes."""
+        return self.k_max * self.out_tiles
 
     @property
     def multipliers(self) -> int:
@@ -177,9 +235,14 @@ class AccelConfig:
 
     @property
     def entry_fields(self) -> dict[str, int]:
-        """Bit fields of one PE stream entry (position, k, c, value, last-of-row)."""
-        return {"p": ubits(self.positions - 1), "k": ubits(self.k_max - 1), "c": ubits(self.c_max - 1),
-                "value": self.datapath.weight_bits, "last": 1}  # fmt: skip
+        """Bit fields of one PE stream entry, LSB first.
+
+        Position p, row k within the block and cluster (⌊(k mod k_block)/S⌋), input
+        channel c, weight value, ``last`` (final entry of a (p, k) row: write the
+        row) and ``eob`` (final entry of the PE's share of a k block).
+        """
+        return {"p": ubits(self.positions - 1), "k": ubits(self.acc_depth - 1), "c": ubits(self.c_max - 1),
+                "value": self.datapath.weight_bits, "last": 1, "eob": 1}  # fmt: skip
 
     @property
     def entry_bits(self) -> int:
@@ -199,21 +262,44 @@ class AccelConfig:
     def quant_bits(self) -> int:
         return sum(self.quant_fields.values())
 
+    def memories(self) -> dict[str, dict[str, int]]:
+        """Every on-chip memory of the array: count, depth and width of each kind, and total bits."""
+        w = self.widths
+        dp = self.datapath
+        mems = {
+            "input": (self.n * self.n, self.x_depth, dp.act_bits),
+            "v_buffer": (self.clusters * self.positions, 2 * self.c_max, self.lanes * w.v_bits),
+            "streams": (self.pes, self.stream_depth, self.entry_bits),
+            "accumulators": (2 * self.clusters * self.positions, self.acc_depth, self.lanes * w.acc_bits),
+            "quant": (1, self.k_max, self.quant_bits),
+            "output": (self.out_banks, self.out_depth, dp.act_bits),
+        }
+        return {k: {"count": c, "depth": d, "width": wd, "bits": c * d * wd} for k, (c, d, wd) in mems.items()}
+
+    @property
+    def memory_bits(self) -> int:
+        """Total on-chip memory of the array in bits."""
+        return sum(v["bits"] for v in self.memories().values())
+
     def to_dict(self) -> dict:
         """Everything the packer, cycle model and testbench need, JSON-ready."""
         return {
             "schema": PARAMS_SCHEMA,
             "datapath": self.datapath.to_dict(),
-            "pes": self.pes, "lanes": self.lanes, "multipliers": self.multipliers,
+            "pes": self.pes, "lanes": self.lanes, "clusters": self.clusters, "k_block": self.k_block,
+            "otu_lanes": self.otu_lanes, "multipliers": self.multipliers,
             "k_max": self.k_max, "c_max": self.c_max, "h_max": self.h_max, "w_max": self.w_max,
             "pad_max": self.pad_max, "stream_depth": self.stream_depth, "mode": self.mode,
             "derived": {
                 "n": self.n, "positions": self.positions, "tiles_max": self.tiles_max,
+                "pes_per_cluster": self.pes_per_cluster, "k_blocks_max": self.k_blocks_max,
+                "acc_depth": self.acc_depth,
                 "x_banks": self.n * self.n, "x_depth": self.x_depth, "x_rows": self.x_rows, "x_cols": self.x_cols,
-                "out_banks": self.m * self.m, "out_depth": self.out_depth,
+                "out_banks": self.out_banks, "out_depth": self.out_depth, "out_tiles": self.out_tiles,
                 "tiles_h_max": self.tiles_h_max, "tiles_w_max": self.tiles_w_max,
                 "entry_fields": self.entry_fields, "entry_bits": self.entry_bits,
-                "quant_fields": self.quant_fields,
+                "quant_fields": self.quant_fields, "load_fields": load_fields(self),
+                "memories": self.memories(), "memory_bits": self.memory_bits,
             },
         }  # fmt: skip
 
@@ -221,13 +307,29 @@ class AccelConfig:
         """Write ``params.json`` into ``directory`` (atomically) and return its path."""
         return atomic_write_json(Path(directory) / "params.json", self.to_dict())
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "AccelConfig":
+        """Rebuild from :meth:`to_dict` (``params.json``); derived numbers are recomputed and checked."""
+        if not isinstance(d, dict) or d.get("schema") != PARAMS_SCHEMA:
+            raise ConfigError(f"not a {PARAMS_SCHEMA} document (schema {d.get('schema') if isinstance(d, dict) else None!r})")
+        dp = DatapathConfig.from_dict(d["datapath"])
+        keys = ("pes", "lanes", "clusters", "k_block", "otu_lanes", "k_max", "h_max", "w_max", "pad_max",
+                "stream_depth", "mode")
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise ConfigError(f"params.json lacks {', '.join(missing)}")
+        cfg = cls(datapath=dp, **{k: d[k] for k in keys})
+        if cfg.to_dict() != d:
+            raise ConfigError("params.json does not match the configuration it names (derived numbers differ)")
+        return cfg
+
 
 def load_fields(cfg: AccelConfig) -> dict[str, int]:
     """Bit fields of one load-port word, LSB first: memory select, bank, address, data."""
     regs = register_map(cfg)
     depth = max(cfg.x_depth, cfg.stream_depth, cfg.k_max, len(regs))
     width = max(cfg.datapath.act_bits, cfg.entry_bits, cfg.quant_bits, max(b for _, b, _ in regs))
-    return {"sel": 2, "bank": ubits(max(cfg.positions, cfg.pes) - 1), "addr": ubits(depth - 1), "data": width}
+    return {"sel": 2, "bank": ubits(max(cfg.n * cfg.n, cfg.pes) - 1), "addr": ubits(depth - 1), "data": width}
 
 
 def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
@@ -235,6 +337,8 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
 
     Written through the load port (select ``REG``, address = index in this list) by
     the packer's image; the sequencer and the units read them during a run.
+    ``owner{s}_{p}`` is the PE (index within cluster s) that walks position p's rows
+    of cluster s.
     """
     th, tw = cfg.tiles_h_max, cfg.tiles_w_max
     coord = ubits(max(cfg.h_max, cfg.w_max) + 2 * cfg.n + cfg.pad_max) + 1  # signed tile origins
@@ -246,6 +350,8 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
         ("tiles_w", ubits(tw), False),
         ("tiles", ubits(th * tw), False),
         ("groups", ubits(cfg.groups_max), False),
+        ("k_blocks", ubits(cfg.k_blocks_max), False),
+        ("k_last", ubits(cfg.k_block), False),  # rows of the last k block
         ("h0", coord, True),       # first tile row origin: −pad_h
         ("h0_q", coord, True),     # ⌊h0 / n⌋
         ("h0_r", ubits(cfg.n - 1), False),  # h0 mod n
@@ -255,6 +361,6 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
         ("relu", 1, False),
         ("winograd_relu", 1, False),
     ]
-    regs += [(f"len{j}", ubits(cfg.stream_depth), False) for j in range(cfg.pes)]
-    regs += [(f"owner{p}", ubits(cfg.pes - 1), False) for p in range(cfg.positions)]
+    regs += [(f"owner{s}_{p}", ubits(cfg.pes_per_cluster - 1), False)
+             for s in range(cfg.clusters) for p in range(cfg.positions)]
     return regs

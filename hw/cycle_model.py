@@ -1,14 +1,16 @@
 """Exact cycle model of :class:`hw.array.WinogradArray` and the physical floor.
 
-The array runs G + 2 phases for G = ⌈T/L⌉ tile groups (schedule in :mod:`hw.array`).
-Phase t launches, in one cycle, the units that have work in it and ends when all are
-idle::
+The array runs the phases of :mod:`hw.schedule`. Phase t launches, in one cycle, the
+units that have work in it and ends when all are idle; their busy times are::
 
-    ITU  (t < G)        C·L + ITU_LATENCY
-    PEs  (1 ≤ t ≤ G)    max_j (len_j + PE_LATENCY), an empty stream counting 0
-    OTU  (t ≥ 2)        K·L + OTU_LATENCY
+    input unit   C·L + ITU_LATENCY                  (steps that start a group)
+    PEs          max_j (seg_j(b) + PE_LATENCY)      seg_j(b): PE j's entries for block b
+    output unit  K_b·L/otu_lanes + OTU_LATENCY      K_b: rows of block b
 
-    cycles = Σ_t (1 + max over the active units) + 1      (the final idle check)
+    cycles = Σ_t (1 + max over the units active in phase t) + 1   (the final idle check)
+
+Every PE segment holds at least one entry (an empty one gets a zero-weight
+end-of-block marker), so a PE is never idle in a PE phase.
 
 The floor of an array of P·L multipliers is ⌈T · nnz / (P·L)⌉: every non-zero weight
 meets every tile once and nothing else is done. The dense baseline runs the same
@@ -23,9 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import AccelConfig
-from .packer import balance_positions
+from .packer import block_rows, segment_lengths
+from .schedule import phases
 
-# The latencies are properties of the RTL pipeline stages, documented in hw/array.py.
+# The latencies are properties of the RTL pipeline stages (hw/input_unit.py, hw/pe.py,
+# hw/output_unit.py); tests/test_hw_array.py checks that they agree.
 ITU_LATENCY = 2
 PE_LATENCY = 2
 OTU_LATENCY = 4
@@ -42,10 +46,8 @@ class CycleReport:
     floor : int
         ⌈T · nnz / (P·L)⌉.
     itu, pe, otu : int
-        Busy cycles of each unit per tile group.
-    groups : int
-    bottleneck : str
-        The unit with the longest per-group time ("itu", "pe" or "otu").
+        Busy cycles of each unit summed over the run (what it would cost alone).
+    groups, blocks, tiles, nnz : int
     """
 
     cycles: int
@@ -54,6 +56,7 @@ class CycleReport:
     pe: int
     otu: int
     groups: int
+    blocks: int
     tiles: int
     nnz: int
 
@@ -64,49 +67,60 @@ class CycleReport:
 
     @property
     def bottleneck(self) -> str:
+        """The unit with the most busy cycles ("pe", "itu" or "otu")."""
         return max((("pe", self.pe), ("itu", self.itu), ("otu", self.otu)), key=lambda kv: kv[1])[0]
 
     def to_dict(self) -> dict:
         return {"cycles": self.cycles, "floor": self.floor, "efficiency": self.efficiency, "itu": self.itu,
-                "pe": self.pe, "otu": self.otu, "groups": self.groups, "tiles": self.tiles, "nnz": self.nnz,
-                "bottleneck": self.bottleneck}  # fmt: skip
+                "pe": self.pe, "otu": self.otu, "groups": self.groups, "blocks": self.blocks,
+                "tiles": self.tiles, "nnz": self.nnz, "bottleneck": self.bottleneck}  # fmt: skip
 
 
-def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int, stream_lengths, nnz: int) -> CycleReport:
-    """Exact cycles of a layer with the given per-PE stream lengths (see the module docstring)."""
+def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int, segments, nnz: int) -> CycleReport:
+    """Exact cycles of a layer whose PE j holds ``segments[j][b]`` entries for block b."""
     L = cfg.lanes
     G = math.ceil(tiles / L)
+    rows = block_rows(cfg, out_channels)
+    seg = np.asarray(segments, dtype=np.int64).reshape(cfg.pes, len(rows))
     itu = in_channels * L + ITU_LATENCY
-    lens = [int(v) for v in stream_lengths]
-    pe = max((v + PE_LATENCY for v in lens if v > 0), default=0)
-    otu = out_channels * L + OTU_LATENCY
+    pe = [int(seg[:, b].max()) + PE_LATENCY for b in range(len(rows))]
+    otu = [kb * L // cfg.otu_lanes + OTU_LATENCY for kb in rows]
     total = 1
-    for t in range(G + 2):
-        active = [itu if t < G else 0, pe if 1 <= t <= G else 0, otu if t >= 2 else 0]
+    busy = {"itu": 0, "pe": 0, "otu": 0}
+    for ph in phases(G, len(rows)):
+        active = [0]
+        if ph.itu is not None:
+            active.append(itu)
+            busy["itu"] += itu
+        if ph.pe is not None:
+            active.append(pe[ph.pe.block])
+            busy["pe"] += pe[ph.pe.block]
+        if ph.otu is not None:
+            active.append(otu[ph.otu.block])
+            busy["otu"] += otu[ph.otu.block]
         total += 1 + max(active)
     floor = math.ceil(tiles * nnz / cfg.multipliers)
-    return CycleReport(cycles=total, floor=floor, itu=itu, pe=pe, otu=otu, groups=G, tiles=tiles, nnz=nnz)
+    return CycleReport(cycles=total, floor=floor, groups=G, blocks=len(rows), tiles=tiles, nnz=nnz, **busy)
 
 
 def packed_cycles(packed) -> CycleReport:
     """Cycles of a :class:`hw.packer.PackedLayer` (its own mode: sparse or dense)."""
     return cycles(packed.config, in_channels=packed.layer.in_channels, out_channels=packed.layer.out_channels,
-                  tiles=packed.tiles, stream_lengths=packed.stream_lengths, nnz=packed.layer.nnz)  # fmt: skip
+                  tiles=packed.tiles, segments=packed.segments, nnz=packed.layer.nnz)  # fmt: skip
 
 
 def shape_cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
-                 nnz_per_position) -> dict[str, CycleReport]:
-    """Sparse and dense cycles of a layer known only by its shape and per-position non-zeros.
+                 nnz_rows) -> dict[str, CycleReport]:
+    """Sparse and dense cycles of a layer known only by its shape and non-zeros per (position, row).
 
-    Streams are balanced exactly as the packer does (LPT over positions), so this equals
-    :func:`packed_cycles` of the packed layer; it avoids building huge layers for
-    network-scale tables.
+    ``nnz_rows`` is (positions, K): the non-zeros of each row U_p[k, :]. Streams are
+    balanced and segmented exactly as the packer does, so this equals
+    :func:`packed_cycles` of the packed layer without building huge layers.
     """
-    nnzp = np.asarray(nnz_per_position, dtype=np.int64)
+    nnz_rows = np.asarray(nnz_rows, dtype=np.int64)
     out = {}
-    for mode, loads in (("sparse", nnzp), ("dense", np.full_like(nnzp, in_channels * out_channels))):
-        owner = balance_positions(loads, cfg.pes)
-        lens = np.bincount(owner, weights=loads, minlength=cfg.pes).astype(np.int64)
-        out[mode] = cycles(cfg, in_channels=in_channels, out_channels=out_channels, tiles=tiles,
-                           stream_lengths=lens, nnz=int(nnzp.sum()))  # fmt: skip
+    for mode, counts in (("sparse", nnz_rows), ("dense", np.full_like(nnz_rows, in_channels))):
+        seg = segment_lengths(cfg, counts)
+        out[mode] = cycles(cfg, in_channels=in_channels, out_channels=out_channels, tiles=tiles, segments=seg,
+                           nnz=int(nnz_rows.sum()))  # fmt: skip
     return out

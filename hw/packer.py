@@ -1,20 +1,25 @@
 """Packer: sparse layer file + AccelConfig → the memory images of one PE array.
 
-* Winograd positions are assigned to PEs by LPT (longest processing time first):
-  positions sorted by stream length, each given to the least-loaded PE so far
-  (ties: lowest PE index). The imbalance max/mean of the per-PE stream lengths is
-  reported; the PE phase of every tile group lasts as long as the longest stream.
-* Each PE's stream lists its positions in assignment order; within a position the
-  rows k ascend, within a row the input channels c ascend (CSR order). Every entry is
-  one word ``p | k | c | value | last`` (fields LSB first, widths from
-  :attr:`AccelConfig.entry_fields`); ``last`` marks the final entry of a (p, k) row,
-  where the PE writes its accumulator. Rows without non-zeros are absent: the
-  accumulator memory reads as zero there.
+* Rows are split over the S PE clusters by k mod S; within cluster s, Winograd
+  positions are assigned to its P/S PEs by LPT (longest processing time first) on the
+  non-zeros of the cluster's rows: positions sorted by load, each given to the
+  least-loaded PE so far (ties: lowest index). The imbalance max/mean of the per-PE
+  stream lengths is reported; every PE phase lasts as long as its longest segment.
+* Each PE's stream is cut into one *segment* per output-channel block b (k_block
+  rows); within a segment the PE's positions come in assignment order, the rows k of
+  its cluster ascend, and within a row the input channels c ascend (CSR order). Every
+  entry is one word ``p | k | c | value | last | eob`` (fields LSB first, widths from
+  :attr:`AccelConfig.entry_fields`); ``k`` is the row's address in the accumulator
+  bank, ⌊(k mod k_block)/S⌋; ``last`` marks the final entry of a (p, k) row, where the
+  PE writes its accumulator; ``eob`` the final entry of the segment. A segment without
+  non-zeros holds one zero-weight ``eob`` entry. Rows without non-zeros are absent:
+  the accumulator memory reads as zero there.
 * Dense mode: every weight (zeros included) of every (p, k) row: the dense-Winograd
   baseline on the same array.
 * The input is banked by (h mod n, w mod n): any n×n window touches each bank once,
-  so the input transform reads a whole tile per cycle. Outputs are banked by
-  (ho mod m, wo mod m).
+  so the input unit reads a whole tile per cycle. Output tile t (raster order) of
+  channel k lives in bank (t mod otu_lanes, ho mod m, wo mod m) at address
+  k·out_tiles + ⌊t/otu_lanes⌋.
 """
 
 from __future__ import annotations
@@ -45,15 +50,63 @@ def _pack_fields(values: dict[str, np.ndarray], fields: dict[str, int]) -> np.nd
 
 
 def balance_positions(loads: np.ndarray, pes: int) -> np.ndarray:
-    """LPT assignment of positions (with ``loads`` entries each) to ``pes`` PEs → owner per position."""
+    """LPT assignment of positions (with ``loads`` entries each) to ``pes`` PEs → owner per position.
+
+    Ties go to the PE with the fewest positions, then the lowest index, so positions
+    without entries still spread over the PEs.
+    """
     loads = np.asarray(loads, dtype=np.int64)
     owner = np.zeros(loads.size, dtype=np.int64)
-    total = np.zeros(pes, dtype=np.int64)
-    for p in sorted(range(loads.size), key=lambda q: (-loads[q], q)):
-        j = int(np.argmin(total))  # argmin takes the lowest index on ties
+    total = [0] * pes
+    count = [0] * pes
+    for p in _order(loads):
+        j = min(range(pes), key=lambda i: (total[i], count[i], i))
         owner[p] = j
-        total[j] += loads[p]
+        total[j] += int(loads[p])
+        count[j] += 1
     return owner
+
+
+def block_rows(cfg: AccelConfig, out_channels: int) -> list[int]:
+    """Rows K_b of each output-channel block of a layer with ``out_channels`` rows."""
+    kb = cfg.k_block
+    return [min(kb, out_channels - b * kb) for b in range(-(-out_channels // kb))]
+
+
+def assign_owners(cfg: AccelConfig, counts: np.ndarray) -> np.ndarray:
+    """(clusters, positions) owner: PE index within the cluster, LPT on the cluster's rows per position.
+
+    ``counts`` is (positions, K): the stream entries of each row (p, k).
+    """
+    S, K = cfg.clusters, counts.shape[1]
+    owner = np.zeros((S, cfg.positions), dtype=np.int64)
+    for s in range(S):
+        owner[s] = balance_positions(counts[:, s:K:S].sum(axis=1), cfg.pes_per_cluster)
+    return owner
+
+
+def _order(loads: np.ndarray) -> list[int]:
+    return sorted(range(loads.size), key=lambda q: (-loads[q], q))
+
+
+def segment_lengths(cfg: AccelConfig, counts: np.ndarray) -> np.ndarray:
+    """(pes, blocks) entries of each PE's segment per block for a layer with ``counts`` (positions, K).
+
+    Equal to the lengths :func:`pack_layer` produces (a segment without entries holds one
+    end-of-block marker).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    S, K = cfg.clusters, counts.shape[1]
+    owner = assign_owners(cfg, counts)
+    rows = block_rows(cfg, K)
+    seg = np.zeros((cfg.pes, len(rows)), dtype=np.int64)
+    for b in range(len(rows)):
+        lo = b * cfg.k_block
+        for s in range(S):
+            per_pos = counts[:, lo + s:lo + rows[b]:S].sum(axis=1)
+            seg[s * cfg.pes_per_cluster:(s + 1) * cfg.pes_per_cluster, b] = np.bincount(
+                owner[s], weights=per_pos, minlength=cfg.pes_per_cluster)
+    return np.maximum(seg, 1)
 
 
 @dataclass(frozen=True)
@@ -65,10 +118,13 @@ class PackedLayer:
     config : AccelConfig
     layer : SparseLayer
     geometry : model.tiling.ConvGeometry
-    owner : int64 (positions,)
-        PE of each Winograd position.
-    streams : list of int64 arrays (len_j, 5)
-        Per PE, the entries (p, k, c, value, last) in stream order.
+    owner : int64 (clusters, positions)
+        PE (index within the cluster) that walks each position's rows of each cluster.
+    streams : list of int64 arrays (len_j, 6)
+        Per PE, the entries (p, k, c, value, last, eob) in stream order; k is the
+        global output channel (−1 for an empty segment's marker).
+    segments : int64 (pes, blocks)
+        Entries of each PE's segment per output-channel block.
     registers : dict
         Run-time register values (:func:`hw.config.register_map`).
     quant : int64 (K, 3)
@@ -80,6 +136,7 @@ class PackedLayer:
     geometry: ConvGeometry
     owner: np.ndarray
     streams: list
+    segments: np.ndarray
     registers: dict
     quant: np.ndarray
 
@@ -103,9 +160,11 @@ class PackedLayer:
 
     def stream_words(self, j: int) -> np.ndarray:
         """PE ``j``'s stream as packed words (Python ints, object array)."""
+        cfg = self.config
         s = self.streams[j]
-        f = self.config.entry_fields
-        return _pack_fields({"p": s[:, 0], "k": s[:, 1], "c": s[:, 2], "value": s[:, 3], "last": s[:, 4]}, f)
+        k_addr = np.where(s[:, 1] >= 0, (s[:, 1] % cfg.k_block) // cfg.clusters, 0)
+        return _pack_fields({"p": s[:, 0], "k": k_addr, "c": s[:, 2], "value": s[:, 3], "last": s[:, 4],
+                             "eob": s[:, 5]}, cfg.entry_fields)  # fmt: skip
 
     def quant_words(self) -> np.ndarray:
         q = self.quant
@@ -164,12 +223,14 @@ class PackedLayer:
     def output_reads(self) -> list[tuple[int, int]]:
         """(bank, address) of every output, in (k, ho, wo) order: what to read back after a run."""
         cfg = self.config
-        m = cfg.m
+        m, U = cfg.m, cfg.otu_lanes
         K = self.layer.out_channels
         Ho, Wo = self.geometry.out
+        tw = self.geometry.tiles[1]
         k, h, w = np.meshgrid(np.arange(K), np.arange(Ho), np.arange(Wo), indexing="ij")
-        bank = (h % m) * m + (w % m)
-        addr = (k * cfg.tiles_h_max + h // m) * cfg.tiles_w_max + w // m
+        t = (h // m) * tw + w // m
+        bank = (t % U) * m * m + (h % m) * m + (w % m)
+        addr = k * cfg.out_tiles + t // U
         return list(zip(bank.ravel().tolist(), addr.ravel().tolist()))
 
     def unpack_reads(self, values) -> np.ndarray:
@@ -207,38 +268,52 @@ def check_layer(layer: SparseLayer, cfg: AccelConfig) -> ConvGeometry:
 def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
     """Pack ``layer`` for ``cfg`` (sparse or dense per ``cfg.mode``)."""
     geom = check_layer(layer, cfg)
-    P, K, C = cfg.positions, layer.out_channels, layer.in_channels
-    n = cfg.n
+    NP, K, C = cfg.positions, layer.out_channels, layer.in_channels
+    S, n = cfg.clusters, cfg.n
     if cfg.mode == "dense":
-        w = layer.to_dense().reshape(K, C, P).transpose(2, 0, 1)  # (P, K, C)
-        pp, kk, cc = np.meshgrid(np.arange(P), np.arange(K), np.arange(C), indexing="ij")
+        w = layer.to_dense().reshape(K, C, NP).transpose(2, 0, 1)  # (P, K, C)
+        pp, kk, cc = np.meshgrid(np.arange(NP), np.arange(K), np.arange(C), indexing="ij")
         ent = np.stack([pp.ravel(), kk.ravel(), cc.ravel(), w.ravel(), (cc.ravel() == C - 1)], axis=1)
+        counts = np.full((NP, K), C, dtype=np.int64)
     else:
         counts = np.diff(layer.row_ptr, axis=1)  # (P, K)
-        pk = np.repeat(np.arange(P * K), counts.ravel())
+        pk = np.repeat(np.arange(NP * K), counts.ravel())
         last = np.zeros(pk.size, dtype=np.int64)
         ends = (layer.row_ptr[:, 1:] - layer.row_ptr[0, 0]).ravel()[counts.ravel() > 0] - 1
         last[ends] = 1
         ent = np.stack([pk // K, pk % K, layer.col_idx.astype(np.int64), layer.values.astype(np.int64), last], axis=1)
-    ent = ent.astype(np.int64).reshape(-1, 5)
-    loads = np.bincount(ent[:, 0], minlength=P)
-    owner = balance_positions(loads, cfg.pes)
-    streams = []
-    for j in range(cfg.pes):
-        mine = [p for p in sorted(range(P), key=lambda q: (-loads[q], q)) if owner[p] == j]
-        s = np.concatenate([ent[ent[:, 0] == p] for p in mine]) if mine else np.zeros((0, 5), np.int64)
-        if len(s) > cfg.stream_depth:
-            raise ConfigError(f"layer {layer.name}: PE {j} needs {len(s)} stream entries, beyond the array's "
-                              f"limit stream_depth = {cfg.stream_depth}")
-        streams.append(s)
+    ent = ent.astype(np.int64).reshape(-1, 5)  # rows (p, k) contiguous, p then k then c ascending
+    owner = assign_owners(cfg, counts)
+    rows = block_rows(cfg, K)
+    row_start = np.concatenate([[0], np.cumsum(counts.ravel())])  # entries of row (p, k) = [start, end)
+    streams, segments = [], np.zeros((cfg.pes, len(rows)), dtype=np.int64)
+    for s in range(S):
+        for i in range(cfg.pes_per_cluster):
+            j = s * cfg.pes_per_cluster + i
+            mine = [p for p in _order(counts[:, s:K:S].sum(axis=1)) if owner[s, p] == i]
+            parts = []
+            for b, kb in enumerate(rows):
+                idx = [np.arange(row_start[p * K + k], row_start[p * K + k + 1])
+                       for p in mine for k in range(b * cfg.k_block + s, b * cfg.k_block + kb, S)]
+                sel = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+                seg = np.concatenate([ent[sel], np.zeros((len(sel), 1), np.int64)], axis=1)
+                if len(seg) == 0:  # an end-of-block marker: zero weight, no row write
+                    seg = np.array([[0, -1, 0, 0, 0, 0]], dtype=np.int64)
+                seg[-1, 5] = 1
+                segments[j, b] = len(seg)
+                parts.append(seg)
+            st = np.concatenate(parts)
+            if len(st) > cfg.stream_depth:
+                raise ConfigError(f"layer {layer.name}: PE {j} needs {len(st)} stream entries, beyond the array's "
+                                  f"limit stream_depth = {cfg.stream_depth}")
+            streams.append(st)
     th, tw = geom.tiles
     ph, pw = geom.padding
     regs = {"c": C, "k": K, "h": layer.size[0], "w": layer.size[1], "tiles_w": tw, "tiles": th * tw,
-            "groups": -(-(th * tw) // cfg.lanes), "h0": -ph, "h0_q": (-ph) // n, "h0_r": (-ph) % n,
-            "w0": -pw, "w0_q": (-pw) // n, "w0_r": (-pw) % n, "relu": int(layer.relu),
-            "winograd_relu": int(layer.winograd_relu)}  # fmt: skip
-    regs.update({f"len{j}": len(s) for j, s in enumerate(streams)})
-    regs.update({f"owner{p}": int(owner[p]) for p in range(P)})
+            "groups": -(-(th * tw) // cfg.lanes), "k_blocks": len(rows), "k_last": rows[-1],
+            "h0": -ph, "h0_q": (-ph) // n, "h0_r": (-ph) % n, "w0": -pw, "w0_q": (-pw) // n, "w0_r": (-pw) % n,
+            "relu": int(layer.relu), "winograd_relu": int(layer.winograd_relu)}  # fmt: skip
+    regs.update({f"owner{s}_{p}": int(owner[s, p]) for s in range(S) for p in range(NP)})
     quant = np.stack([layer.bias, layer.mult, layer.shift], axis=1).astype(np.int64)
-    return PackedLayer(config=cfg, layer=layer, geometry=geom, owner=owner, streams=streams,
+    return PackedLayer(config=cfg, layer=layer, geometry=geom, owner=owner, streams=streams, segments=segments,
                        registers=regs, quant=quant)  # fmt: skip

@@ -1,14 +1,18 @@
-"""Zero-skipping PE: walks its non-zero stream (p, k, c, value, last), L MACs per entry.
+"""Zero-skipping PE: walks its non-zero stream (p, k, c, value, last, eob), L MACs per entry.
 
 Pipeline (one entry per cycle, no bubbles)::
 
     s0  stream memory address = entry index
-    s1  entry (p, k, c, value, last) out of the stream memory; V' read address (buffer, c) to bank p
+    s1  entry out of the stream memory; V' read address (c) and position p to the V buffer;
+        an entry with ``eob`` (end of block) ends the walk: the next index is kept for
+        the next block's segment, and the entry read behind it is dropped
     s2  V'[c, p, 0..L−1] back; acc += value · V' in L lanes; on ``last`` the row sum goes
         to the accumulator memory at (p, k) and the accumulator restarts from zero
 
-A run of ``length`` entries keeps ``busy`` high for ``length + 2`` cycles (0 for an
-empty stream). Zero weights are simply absent from a sparse stream: they cost nothing.
+A launch walks one segment; with ``restart`` (a new tile group) from entry 0, else
+from where the previous segment ended. A segment of ``len`` entries keeps ``busy``
+high for ``len + 2`` cycles. Zero weights are simply absent from a sparse stream: they
+cost nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ from .config import AccelConfig, ubits
 
 
 def pe_ref(stream: np.ndarray, v: np.ndarray, k_max: int) -> np.ndarray:
-    """NumPy twin: entries (p, k, c, value, last) over V' (C, positions, L) → written rows M[p, k, L].
+    """NumPy twin: entries (p, k, c, value, last, eob) over V' (C, positions, L) → written rows M[p, k, L].
 
     Rows never written stay zero, as in the accumulator memory.
     """
     positions, lanes = v.shape[1], v.shape[2]
     out = np.zeros((positions, k_max, lanes), dtype=np.int64)
     acc = np.zeros(lanes, dtype=np.int64)
-    for p, k, c, val, last in np.asarray(stream, dtype=np.int64):
+    for p, k, c, val, last, _eob in np.asarray(stream, dtype=np.int64):
         acc = acc + val * v[c, p]
         if last:
             out[p, k] = acc
@@ -48,18 +52,18 @@ class SparsePE(wiring.Component):
     Attributes
     ----------
     start : In(1)
-        Pulse: walk the stream from entry 0.
-    length : In
-        Number of entries in the stream (held during a run).
+        Pulse: walk the next segment.
+    restart : In(1)
+        With ``start``: begin at entry 0 (a new tile group).
     busy : Out(1)
     load_en, load_addr, load_data : In
         Write port of the stream memory (packed entries, :attr:`AccelConfig.entry_fields`).
     v_addr : Out
-        Channel c of the entry at s1 (the V buffer adds the buffer select).
+        Channel c of the entry at s1.
     v_pos : Out
-        Position p of the entry at s1 (selects the V bank this PE reads).
+        Position p of the entry at s1.
     v_data : In
-        L lanes of signed ``v_bits`` from bank ``v_pos`` (one cycle after ``v_addr``).
+        L lanes of signed ``v_bits`` of (c, p) (one cycle after ``v_addr``).
     acc_en, acc_pos, acc_k, acc_data : Out
         Row write to the accumulator memory: L lanes of signed ``acc_bits``.
     """
@@ -71,7 +75,7 @@ class SparsePE(wiring.Component):
         w = config.widths
         f = config.entry_fields
         super().__init__({
-            "start": In(1), "length": In(ubits(config.stream_depth)), "busy": Out(1),
+            "start": In(1), "restart": In(1), "busy": Out(1),
             "load_en": In(1), "load_addr": In(ubits(config.stream_depth - 1)), "load_data": In(config.entry_bits),
             "v_addr": Out(f["c"]), "v_pos": Out(f["p"]), "v_data": In(config.lanes * w.v_bits),
             "acc_en": Out(1), "acc_pos": Out(f["p"]), "acc_k": Out(f["k"]),
@@ -95,13 +99,6 @@ class SparsePE(wiring.Component):
         v2 = Signal()
         m.d.comb += self.busy.eq(issuing | v1 | v2)
         m.d.comb += rp.addr.eq(idx)
-        with m.If(self.start):
-            m.d.sync += [idx.eq(0), issuing.eq(self.length != 0)]
-        with m.Elif(issuing):
-            m.d.sync += idx.eq(idx + 1)
-            with m.If(idx + 1 == self.length):
-                m.d.sync += issuing.eq(0)
-        m.d.sync += v1.eq(issuing & ~self.start)
 
         # s1: unpack the entry
         word = rp.data
@@ -110,6 +107,17 @@ class SparsePE(wiring.Component):
         for name, bits in f.items():
             off[name] = word[o:o + bits]
             o += bits
+        eob = v1 & off["eob"]
+        with m.If(self.start):
+            m.d.sync += issuing.eq(1)
+            with m.If(self.restart):
+                m.d.sync += idx.eq(0)
+        with m.Elif(issuing):
+            with m.If(eob):
+                m.d.sync += issuing.eq(0)  # idx already points past the end-of-block entry
+            with m.Else():
+                m.d.sync += idx.eq(idx + 1)
+        m.d.sync += v1.eq(issuing & ~eob)
         m.d.comb += [self.v_addr.eq(off["c"]), self.v_pos.eq(off["p"])]
         k2 = Signal(f["k"])
         p2 = Signal(f["p"])

@@ -275,6 +275,21 @@ class DatapathConfig:
             mult_bits=self.mult_bits, requant_bits=requant_bits,
         )  # fmt: skip
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "DatapathConfig":
+        """Rebuild from :meth:`to_dict`; the derived fields (shifts, widths) must match what this version derives."""
+        keys = ("dims", "m", "r", "act_bits", "weight_bits", "c_max", "bias_bits", "mult_bits", "max_position_shift")
+        if not isinstance(d, dict) or any(k not in d for k in keys + ("points",)):
+            raise ConfigError(f"a datapath description needs the fields {', '.join(keys + ('points',))}")
+        kw = {k: d[k] for k in keys}
+        cfg = cls(**kw)  # the default points unless the description names others
+        if [str(p) for p in cfg.alg.points] != list(d["points"]):
+            cfg = cls(points=tuple(d["points"]), **kw)
+        if cfg.to_dict() != d:
+            raise ConfigError("the datapath description's derived fields (position_shifts, widths) differ from "
+                              "what this version derives for the same configuration")
+        return cfg
+
     def to_dict(self) -> dict:
         """JSON-ready description (params.json uses this)."""
         return {

@@ -25,6 +25,7 @@ import numpy as np
 
 from hw.config import AccelConfig
 from hw.generate import TOP, generate
+from model.atomic import atomic_write_text
 from hw.packer import PackedLayer
 
 from .tb_array import PERIOD_NS
@@ -94,6 +95,37 @@ def _case(packed: PackedLayer, xq: np.ndarray, name: str) -> dict:
     return {"name": name, "load": packed.load_port_words(xq), "read": packed.output_reads()}
 
 
+#: The ports the testbench drives and reads (sim/tb_array.py); only these are made public to VPI.
+TB_PORTS = ("clk", "rst", "load__valid", "load__ready", "load__payload", "start", "busy", "done", "cycles",
+            "rd_bank", "rd_addr", "rd_data")
+
+
+def _public_ports(top: str) -> str:
+    lines = ["`verilator_config"] + [f'public_flat_rw -module "{top}" -var "{p}"' for p in TB_PORTS]
+    return "\n".join(lines) + "\n"
+
+
+def _runner(simulator: str):
+    """cocotb's runner; for Verilator without ``--public-flat-rw``.
+
+    cocotb's Verilator runner makes every signal public, which keeps Verilator from
+    inlining and optimising the model; the testbench only touches top-level ports,
+    which stay reachable through VPI without it.
+    """
+    from cocotb_tools.runner import Verilator, get_runner
+
+    if simulator != "verilator":
+        return get_runner(simulator)
+
+    class PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            return cmds
+
+    return PortsOnlyVerilator()
+
+
 def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=None, waves: bool = False,
                timeout_s: float | None = None) -> list[RunResult]:
     """Run ``layers`` = [(packed, xq) or (packed, xq, name)] on the generated RTL of ``cfg``."""
@@ -107,7 +139,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     vfile = build_dir / f"{TOP}.v"
     # regenerate when the configuration or the generator's source changes
     src = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "hw").glob("*.py")))
-                         + OPT_FIX.encode()).hexdigest()
+                         + OPT_FIX.encode() + b"ports-only-vpi").hexdigest()
     cfg_json = json.dumps({"config": cfg.to_dict(), "hw_sources": src}, sort_keys=True)
     stamp = build_dir / "config.stamp"
     if not vfile.exists() or not stamp.exists() or stamp.read_text() != cfg_json:
@@ -127,9 +159,12 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
     os.environ.update({k: env[k] for k in saved})  # the runner finds the tools on PATH
     try:
-        runner = get_runner(simulator)
+        runner = _runner(simulator)
         build_args = ["-Wno-fatal", "--no-timing", "-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
-        runner.build(sources=[vfile], hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args,
+        sources = [vfile]
+        if simulator == "verilator":  # the runner takes the last source as the top's language
+            sources.insert(0, atomic_write_text(build_dir / "ports.vlt", _public_ports(TOP)))
+        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args,
                      timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
         xml = runner.test(test_module="sim.tb_array", hdl_toplevel=TOP, build_dir=build_dir, test_dir=build_dir,
                           waves=waves, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",

@@ -17,15 +17,21 @@ def test_latencies_of_the_model_are_the_rtl_pipeline_depths():
     assert cycle_model.OTU_LATENCY == array.OTU_LATENCY
 
 
-@pytest.mark.parametrize("m, layer_kw, mode", [
-    (2, dict(C=3, K=2, H=5, W=6, density=0.5, padding=1), "sparse"),
-    (4, dict(C=2, K=3, H=9, W=7, density=1.0, padding=0, relu=True), "dense"),
-    (4, dict(C=3, K=2, H=3, W=4, density=0.0, padding=1), "sparse"),
-    (6, dict(C=2, K=2, H=9, W=10, density=0.3, padding=1, winograd_relu=True, extreme=True), "sparse"),
+@pytest.mark.parametrize("m, layer_kw, mode, arr", [
+    (2, dict(C=3, K=2, H=5, W=6, density=0.5, padding=1), "sparse", {}),
+    (4, dict(C=2, K=3, H=9, W=7, density=1.0, padding=0, relu=True), "dense", {}),
+    (4, dict(C=3, K=2, H=3, W=4, density=0.0, padding=1), "sparse", {}),
+    (6, dict(C=2, K=2, H=9, W=10, density=0.3, padding=1, winograd_relu=True, extreme=True), "sparse", {}),
+    # two clusters (rows split by k mod 2), three output-channel blocks (2, 2, 1 rows), two OTU lanes
+    (2, dict(C=3, K=5, H=6, W=7, density=0.4, padding=1), "sparse",
+     dict(pes=4, clusters=2, lanes=2, k_max=6, k_block=2, otu_lanes=2)),
+    (4, dict(C=2, K=4, H=10, W=9, density=1.0, padding=1, relu=True), "dense",
+     dict(pes=2, clusters=2, lanes=4, k_max=4, k_block=2, otu_lanes=4)),
 ])
-def test_array_bit_exact_and_cycle_exact(m, layer_kw, mode):
+def test_array_bit_exact_and_cycle_exact(m, layer_kw, mode, arr):
     dp = DatapathConfig(m=m, r=3, c_max=4)
-    cfg = AccelConfig(datapath=dp, pes=3, lanes=2, k_max=4, h_max=10, w_max=10, mode=mode)
+    cfg = AccelConfig(**{"datapath": dp, "pes": 3, "lanes": 2, "k_max": 4, "h_max": 10, "w_max": 10, "mode": mode,
+                         **arr})
     layer = random_layer(dp, seed=m, **layer_kw)
     packed = pack_layer(layer, cfg)
     x = random_input(layer, seed=m, extreme=layer_kw.get("extreme", False))

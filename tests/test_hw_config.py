@@ -14,8 +14,10 @@ def test_defaults_derive_from_the_datapath():
     cfg = AccelConfig(datapath=dp, pes=4, lanes=8, k_max=16)
     assert cfg.n == 6 and cfg.positions == 36 and cfg.multipliers == 32
     assert cfg.widths is dp.widths
-    # a dense layer at the limits fits: ⌈36/4⌉ positions of 16·32 weights on one PE
-    assert cfg.stream_depth == 9 * 16 * 32
+    # a dense layer at the limits fits: ⌈36/4⌉ positions of 16·32 weights on one PE, plus one
+    # end-of-block marker per block (one block here)
+    assert cfg.stream_depth == 9 * 16 * 32 + 1
+    assert cfg.k_block == 16 and cfg.k_blocks_max == 1 and cfg.acc_depth == 16
 
 
 @pytest.mark.parametrize("kw, words", [
@@ -27,6 +29,12 @@ def test_defaults_derive_from_the_datapath():
     ({"stream_depth": 0}, "stream_depth"),
     ({"mode": "dense", "stream_depth": 10}, "dense mode needs stream_depth"),
     ({"datapath": DatapathConfig(dims=3, m=2, r=3)}, "dims = 2"),
+    ({"pes": 6, "clusters": 4}, "must divide pes"),
+    ({"pes": 40, "clusters": 1}, "raise clusters"),
+    ({"lanes": 4, "otu_lanes": 3}, "must divide lanes"),
+    ({"clusters": 2, "k_block": 3}, "multiple of clusters"),
+    ({"k_max": 8, "k_block": 16}, "exceeds k_max"),
+    ({"k_block": 0}, "k_block"),
 ])
 def test_bad_configurations_name_the_rule(kw, words):
     with pytest.raises(ConfigError, match=words):
@@ -49,12 +57,35 @@ def test_params_json_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # atomic: no temporary left behind
 
 
-def test_register_map_has_one_slot_per_pe_and_position():
-    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=3, lanes=2, k_max=4)
+def test_register_map_has_one_owner_per_cluster_and_position():
+    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=4, clusters=2, lanes=2, k_max=4)
     names = [n for n, _, _ in register_map(cfg)]
     assert len(names) == len(set(names))
-    assert sum(n.startswith("len") for n in names) == 3
-    assert sum(n.startswith("owner") for n in names) == 16
+    assert sum(n.startswith("owner") for n in names) == 2 * 16
+
+
+def test_params_json_rebuilds_the_configuration(tmp_path):
+    cfg = AccelConfig(datapath=DatapathConfig(m=4, r=3, c_max=16), pes=8, clusters=2, lanes=2, k_max=12,
+                      k_block=4, otu_lanes=2, h_max=9, w_max=7)
+    d = json.loads(cfg.write_params(tmp_path).read_text())
+    assert AccelConfig.from_dict(d).to_dict() == cfg.to_dict()
+    d["derived"]["x_depth"] += 1
+    with pytest.raises(ConfigError, match="does not match"):
+        AccelConfig.from_dict(d)
+    with pytest.raises(ConfigError, match="schema"):
+        AccelConfig.from_dict({"pes": 4})
+
+
+def test_memory_inventory_adds_up():
+    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=4, clusters=2, lanes=2, k_max=8, k_block=4,
+                      otu_lanes=2, h_max=9, w_max=9)
+    mems = cfg.memories()
+    w = cfg.widths
+    # two V-buffer copies (one per cluster) of 16 positions, 2 halves of c_max words, L lanes each
+    assert mems["v_buffer"]["bits"] == 2 * 16 * 2 * 8 * 2 * w.v_bits
+    # accumulators: 2 halves × 2 clusters × 16 positions, k_block/2 rows of L lanes
+    assert mems["accumulators"]["bits"] == 2 * 2 * 16 * 2 * 2 * w.acc_bits
+    assert cfg.memory_bits == sum(v["bits"] for v in mems.values())
 
 
 def test_hw_never_imports_torch():

@@ -19,34 +19,52 @@ def cfg(**kw):
 
 
 def rebuild(packed, K, C):
-    """Weights (P, K, C) from the streams, and the owner of every entry."""
+    """Weights (P, K, C) from the streams; checks each entry sits on the PE that owns it."""
+    cfg = packed.config
     w = np.zeros((DP.positions, K, C), dtype=np.int64)
     for j, s in enumerate(packed.streams):
-        for p, k, c, v, _last in s:
-            assert packed.owner[p] == j
+        cluster, i = divmod(j, cfg.pes_per_cluster)
+        for p, k, c, v, _last, _eob in s:
+            if k < 0:  # an empty segment's end-of-block marker
+                assert v == 0 and _last == 0 and _eob == 1
+                continue
+            assert k % cfg.clusters == cluster and packed.owner[cluster, p] == i
             w[p, k, c] = v
     return w
 
 
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 1.0])
-def test_sparse_streams_hold_every_nonzero_once(density):
+@pytest.mark.parametrize("arr", [{}, dict(pes=4, clusters=2, k_block=4), dict(pes=2, clusters=2, k_block=2)])
+def test_sparse_streams_hold_every_nonzero_once(density, arr):
+    c = cfg(**arr)
     layer = random_layer(DP, C=5, K=6, H=7, W=9, density=density, seed=3)
-    packed = pack_layer(layer, cfg())
+    packed = pack_layer(layer, c)
     dense = layer.to_dense().reshape(6, 5, -1).transpose(2, 0, 1)
-    assert sum(len(s) for s in packed.streams) == int((dense != 0).sum())
+    markers = sum(int((s[:, 1] < 0).sum()) for s in packed.streams)
+    assert sum(len(s) for s in packed.streams) == int((dense != 0).sum()) + markers
     assert np.array_equal(rebuild(packed, 6, 5), dense)
-    for s in packed.streams:
-        if len(s):
-            # rows (p, k) are contiguous and 'last' marks exactly their ends
-            key = s[:, 0] * 1000 + s[:, 1]
-            ends = np.append(key[1:] != key[:-1], True)
-            assert np.array_equal(s[:, 4].astype(bool), ends)
+    blocks = -(-6 // c.k_block)
+    assert packed.segments.shape == (c.pes, blocks)
+    for s, segs in zip(packed.streams, packed.segments):
+        assert segs.sum() == len(s) and segs.min() >= 1
+        bounds = np.cumsum(np.concatenate([[0], segs]))
+        for b in range(blocks):
+            seg = s[bounds[b]:bounds[b + 1]]
+            # each segment: its block's rows only, rows (p, k) contiguous, 'last' exactly at their ends,
+            # one end-of-block mark on its final entry
+            real = seg[seg[:, 1] >= 0]
+            assert np.all(real[:, 1] // c.k_block == b)
+            key = real[:, 0] * 1000 + real[:, 1]
+            ends = np.append(key[1:] != key[:-1], True) if len(key) else np.zeros(0, bool)
+            assert len(set(key.tolist())) == int(ends.sum())
+            assert np.array_equal(real[:, 4].astype(bool), ends)
+            assert seg[-1, 5] == 1 and seg[:-1, 5].sum() == 0
 
 
 def test_dense_mode_streams_every_weight():
     layer = random_layer(DP, C=3, K=4, H=6, W=6, density=0.3, seed=1)
     packed = pack_layer(layer, cfg(mode="dense"))
-    assert sum(len(s) for s in packed.streams) == DP.positions * 4 * 3
+    assert sum(len(s) for s in packed.streams) == DP.positions * 4 * 3  # no markers: no PE has an empty segment
     dense = layer.to_dense().reshape(4, 3, -1).transpose(2, 0, 1)
     assert np.array_equal(rebuild(packed, 4, 3), dense)
 
@@ -60,6 +78,23 @@ def test_lpt_balance_is_within_the_largest_job_of_optimal():
         # LPT bound: makespan <= mean + max job
         assert per.max() <= loads.sum() / 5 + loads.max()
         assert per.sum() == loads.sum()
+
+
+def test_lpt_spreads_positions_without_entries():
+    owner = balance_positions(np.zeros(36, int), 4)
+    assert np.bincount(owner, minlength=4).tolist() == [9, 9, 9, 9]
+
+
+def test_clusters_balance_what_positions_alone_cannot():
+    """F(4,3)'s 36 positions on 16 PEs: whole positions leave PEs with 3 against a mean of 2.25;
+    four clusters of 4 PEs (rows split by k mod 4) balance 9 positions per PE."""
+    dp = DatapathConfig(m=4, r=3, c_max=32)
+    layer = random_layer(dp, C=32, K=32, H=8, W=8, density=1.0, seed=0)
+    base = dict(datapath=dp, lanes=1, k_max=32, h_max=8, w_max=8, mode="dense")  # every row: C entries
+    whole = pack_layer(layer, AccelConfig(**base, pes=16))
+    split = pack_layer(layer, AccelConfig(**base, pes=16, clusters=4))
+    assert whole.imbalance == pytest.approx(3 / 2.25)
+    assert split.imbalance == pytest.approx(1.0)
 
 
 def test_imbalance_reported():

@@ -1,4 +1,4 @@
-"""Zero-skipping PE against its NumPy twin: one entry per cycle, rows written on 'last'."""
+"""Zero-skipping PE against its NumPy twin: one entry per cycle, rows written on 'last', one segment per launch."""
 
 import numpy as np
 import pytest
@@ -24,20 +24,24 @@ def test_twin_equals_the_reference_channel_sums():
     assert np.array_equal(pe_ref(packed.streams[0], v, 4), want)
 
 
-@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
-def test_rtl_matches_twin_and_takes_length_plus_latency(density):
-    cfg = AccelConfig(datapath=DP, pes=2, lanes=2, k_max=4, h_max=8, w_max=8)
+def _signed(x, bits):
+    return x - (1 << bits) if x >> (bits - 1) else x
+
+
+@pytest.mark.parametrize("density, k_block", [(0.0, 4), (0.3, 4), (1.0, 4), (0.3, 2), (0.05, 1)])
+def test_rtl_matches_twin_segment_by_segment(density, k_block):
+    """Every block's segment is one launch (restart at block 0 only); busy = segment length + 2."""
+    cfg = AccelConfig(datapath=DP, pes=2, lanes=2, k_max=4, k_block=k_block, h_max=8, w_max=8)
     layer = random_layer(DP, C=4, K=3, H=6, W=6, density=density, seed=4, extreme=True)
     packed = pack_layer(layer, cfg)
-    wb = DP.widths.v_bits
+    wb, ab = DP.widths.v_bits, DP.widths.acc_bits
     lo, hi = signed_range(wb)
-    rng = np.random.default_rng(1)
-    v = rng.choice([lo, hi, 0, 1], size=(4, DP.positions, 2))
+    v = np.random.default_rng(1).choice([lo, hi, 0, 1], size=(4, DP.positions, 2))
     for j in range(cfg.pes):
         dut = SparsePE(cfg)
         words = packed.stream_words(j)
-        got = {}
-        busy_cycles = []
+        segs = [int(x) for x in packed.segments[j]]
+        got, busy = [], []
 
         async def tb(ctx):
             for a, wd in enumerate(words):
@@ -46,34 +50,39 @@ def test_rtl_matches_twin_and_takes_length_plus_latency(density):
                 ctx.set(dut.load_data, int(wd))
                 await ctx.tick()
             ctx.set(dut.load_en, 0)
-            ctx.set(dut.length, len(words))
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            pending = None
-            for cyc in range(len(words) + 10):
-                # the V buffer answers one cycle after the address
-                if pending is not None:
-                    c, p = pending
-                    ctx.set(dut.v_data, sum((int(v[c, p, l]) & ((1 << wb) - 1)) << (l * wb) for l in range(2)))
-                if ctx.get(dut.busy):
-                    busy_cycles.append(cyc)
-                if ctx.get(dut.acc_en):
-                    raw = ctx.get(dut.acc_data)
-                    ab = DP.widths.acc_bits
-                    lanes = [(raw >> (l * ab)) & ((1 << ab) - 1) for l in range(2)]
-                    got[(ctx.get(dut.acc_pos), ctx.get(dut.acc_k))] = [x - (1 << ab) if x >> (ab - 1) else x for x in lanes]
-                pending = (ctx.get(dut.v_addr), ctx.get(dut.v_pos))
-                await ctx.tick()
+            for rep in range(2):  # two tile groups: the second restarts at entry 0
+                for b in range(len(segs)):
+                    ctx.set(dut.start, 1)
+                    ctx.set(dut.restart, b == 0)
+                    await ctx.tick()
+                    ctx.set(dut.start, 0)
+                    pending, n_busy, rows = None, 0, {}
+                    for _ in range(segs[b] + 8):
+                        if pending is not None:  # the V buffer answers one cycle after the address
+                            c, p = pending
+                            ctx.set(dut.v_data, sum((int(v[c, p, l]) & ((1 << wb) - 1)) << (l * wb) for l in range(2)))
+                        n_busy += ctx.get(dut.busy)
+                        if ctx.get(dut.acc_en):
+                            raw = ctx.get(dut.acc_data)
+                            rows[(ctx.get(dut.acc_pos), ctx.get(dut.acc_k))] = [
+                                _signed((raw >> (l * ab)) & ((1 << ab) - 1), ab) for l in range(2)]
+                        pending = (ctx.get(dut.v_addr), ctx.get(dut.v_pos))
+                        await ctx.tick()
+                    busy.append(n_busy)
+                    if rep == 0:
+                        got.append(rows)
 
         sim = Simulator(dut)
         sim.add_clock(1e-8)
         sim.add_testbench(tb)
         sim.run()
-        want = pe_ref(packed.streams[j], v, 4)
-        rows = {(int(p), int(k)) for p, k, *_ in packed.streams[j]}
-        assert set(got) == rows
-        for (p, k), lanes in got.items():
-            assert lanes == list(want[p, k])
-        # busy exactly len + 2 cycles (0 for an empty stream)
-        assert len(busy_cycles) == (len(words) + 2 if len(words) else 0)
+        assert busy == [s + 2 for s in segs] * 2
+        stream = packed.streams[j]
+        bounds = np.cumsum([0] + segs)
+        for b in range(len(segs)):
+            seg = stream[bounds[b]:bounds[b + 1]]
+            want = pe_ref(seg, v, 4)
+            rows = {(int(p), (int(k) % k_block) // cfg.clusters): list(want[p, k]) for p, k, _c, _v, last, _e in seg
+                    if last}
+            assert got[b] == rows
+            assert seg[-1, 5] == 1 and seg[:-1, 5].sum() == 0  # one end-of-block mark, at the end

@@ -1,0 +1,109 @@
+"""Accumulator memory: the PEs' row sums M[k, p, lanes], banked by cluster and position, double-buffered.
+
+Bank (s, p, half) holds the rows k of cluster s (k ≡ s mod S) of position p for one
+output-channel block, row ⌊(k mod k_block)/S⌋ at that address, L lanes of signed
+``acc_bits`` per word. The PEs write the half of their step (a row is written once,
+when its ``last`` entry passes); the output unit reads a row of every position at
+once from the other half and clears it in the same cycle as its last read, so the
+memory is all zero again for the next step (rows without non-zeros are never
+written and must read as zero). The memories start at zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Array, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig, ubits
+
+
+class AccumulatorsRef:
+    """NumPy twin: (clusters, positions, 2 halves, acc_depth, lanes) integers."""
+
+    def __init__(self, cfg: AccelConfig):
+        self.rows = np.zeros((cfg.clusters, cfg.positions, 2, cfg.acc_depth, cfg.lanes), dtype=np.int64)
+
+    def write(self, cluster: int, pos: int, half: int, k: int, lanes) -> None:
+        self.rows[cluster, pos, half, k] = np.asarray(lanes, dtype=np.int64)
+
+    def read(self, cluster: int, half: int, k: int, clear: bool = False) -> np.ndarray:
+        """Row k of every position (positions, lanes); ``clear`` zeroes it after the read."""
+        out = self.rows[cluster, :, half, k].copy()
+        if clear:
+            self.rows[cluster, :, half, k] = 0
+        return out
+
+
+class Accumulators(wiring.Component):
+    """Double-buffered accumulator banks between the PEs and the output unit.
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    owner : In(array of clusters × positions)
+        PE index within the cluster that writes each (cluster, position) bank.
+    pe_half : In(1)
+        Half the PEs write.
+    wr_en, wr_pos, wr_k, wr_data : In(array of P)
+        PE j's row write: position, row address, L lanes of signed ``acc_bits``.
+    rd_half : In(1)
+        Half the output unit reads (always ≠ ``pe_half`` while both run).
+    rd_cluster, rd_k : In
+        Row to read (of every position).
+    rd_clear : In(1)
+        Zero that row in the same cycle (the read still returns the old value).
+    rd_data : Out(array of positions)
+        The row of each position, one cycle after the address.
+    """
+
+    def __init__(self, config: AccelConfig):
+        self._cfg = config
+        n2, P, S = config.positions, config.pes, config.clusters
+        word = config.lanes * config.widths.acc_bits
+        super().__init__({
+            "owner": In(ubits(config.pes_per_cluster - 1)).array(S, n2), "pe_half": In(1),
+            "wr_en": In(1).array(P), "wr_pos": In(ubits(n2 - 1)).array(P),
+            "wr_k": In(ubits(config.acc_depth - 1)).array(P), "wr_data": In(word).array(P),
+            "rd_half": In(1), "rd_cluster": In(ubits(S - 1)), "rd_k": In(ubits(config.acc_depth - 1)),
+            "rd_clear": In(1), "rd_data": Out(word).array(n2),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        n2, S, PC = cfg.positions, cfg.clusters, cfg.pes_per_cluster
+        word = cfg.lanes * cfg.widths.acc_bits
+        sel1 = Signal(ubits(2 * S - 1))  # (cluster, half) of the read, one cycle later
+        m.d.sync += sel1.eq(self.rd_cluster * 2 + self.rd_half)
+        data = [[None] * (2 * S) for _ in range(n2)]
+        for s in range(S):
+            pes = list(range(s * PC, (s + 1) * PC))
+            for p in range(n2):
+                if PC > 1:
+                    o = self.owner[s][p]
+                    en = Array([self.wr_en[j] & (self.wr_pos[j] == p) for j in pes])[o]
+                    k = Array([self.wr_k[j] for j in pes])[o]
+                    d = Array([self.wr_data[j] for j in pes])[o]
+                else:
+                    j = pes[0]
+                    en, k, d = self.wr_en[j] & (self.wr_pos[j] == p), self.wr_k[j], self.wr_data[j]
+                for h in range(2):
+                    mem = Memory(shape=unsigned(word), depth=cfg.acc_depth, init=[])
+                    m.submodules[f"acc{s}_{p}_{h}"] = mem
+                    wp = mem.write_port()
+                    rp = mem.read_port()
+                    pe_side = self.pe_half == h
+                    clear = self.rd_clear & (self.rd_cluster == s) & (self.rd_half == h)
+                    m.d.comb += [wp.en.eq(Mux(pe_side, en, clear)), wp.addr.eq(Mux(pe_side, k, self.rd_k)),
+                                 wp.data.eq(Mux(pe_side, d, 0)), rp.addr.eq(self.rd_k)]
+                    data[p][s * 2 + h] = rp.data
+        for p in range(n2):
+            m.d.comb += self.rd_data[p].eq(Array(data[p])[sel1])
+        return m
+

@@ -1,0 +1,191 @@
+"""Input unit: the input memory, the tile walker and the input transform (ITU).
+
+The input activations live in n² banks, bank (h mod n, w mod n) holding pixel (c, h, w)
+at address (c·x_rows + ⌊h/n⌋)·x_cols + ⌊w/n⌋: any n×n window touches each bank once,
+so one whole tile is read per cycle. For a launched tile group the unit walks the
+channels c and, per channel, the group's L lanes (tile t = g·L + l in raster order),
+one (c, lane) tile per cycle:
+
+    s0  bank addresses of the tile (padding and the image edge read as zero)
+    s1  rotate the n² bank words into tile order → :class:`InputTransform` (V' = B'ᵀ x B',
+        optional Winograd-ReLU; one register stage)
+    s2  V'[c, ·, lane] written to the V buffer half of the group
+
+so it is busy C·L + 2 cycles per group (:data:`latency` = 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from model.datapath import DatapathConfig
+
+from .config import AccelConfig, ubits
+from .input_transform import InputTransform, input_transform_ref
+from .registers import register_layout
+
+
+def input_unit_ref(xq: np.ndarray, config: DatapathConfig, padding, group: int, lanes: int,
+                   winograd_relu: bool = False) -> np.ndarray:
+    """NumPy twin: V' (C, n², lanes) of tile group ``group`` of the input (C, H, W); lanes past the last tile are 0."""
+    C, H, W = xq.shape
+    m, n, r = config.m, config.n, config.r
+    ph, pw = padding
+    th = -(-(H + 2 * ph - r + 1) // m)
+    tw = -(-(W + 2 * pw - r + 1) // m)
+    big = np.zeros((C, th * m + r - 1, tw * m + r - 1), dtype=np.int64)
+    big[:, ph:ph + H, pw:pw + W] = xq  # the tiles cover the padded image: th·m + r − 1 >= H + 2·ph
+    out = np.zeros((C, n * n, lanes), dtype=np.int64)
+    for lane in range(lanes):
+        t = group * lanes + lane
+        if t >= th * tw:
+            continue
+        y, x = (t // tw) * m, (t % tw) * m
+        for c in range(C):
+            out[c, :, lane] = input_transform_ref(big[c, y:y + n, x:x + n], config, winograd_relu).reshape(-1)
+    return out
+
+
+class InputUnit(wiring.Component):
+    """Input memory, tile walker and input transform of the PE array.
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    load_en, load_bank, load_addr, load_data : In
+        Write port of the input memory (bank (h mod n)·n + w mod n, two's complement words).
+    regs : In(register_layout)
+        The layer's registers (c, h, w, tiles_w, tile origins, winograd_relu).
+    start : In(1)
+        Run start: the walker goes back to the first tile.
+    go : In(1)
+        Launch: transform the next tile group.
+    half : In(1)
+        V-buffer half of the running group (held from the cycle after ``go``).
+    busy : Out(1)
+    v_en, v_addr, v_lane, v_data : Out
+        V-buffer write: address half·c_max + c, lane, n² signed ``v_bits`` values.
+    """
+
+    latency = 1 + InputTransform.latency
+
+    def __init__(self, config: AccelConfig):
+        self._cfg = config
+        dp = config.datapath
+        n = config.n
+        super().__init__({
+            "load_en": In(1), "load_bank": In(ubits(n * n - 1)), "load_addr": In(ubits(config.x_depth - 1)),
+            "load_data": In(dp.act_bits),
+            "regs": In(register_layout(config)), "start": In(1), "go": In(1), "half": In(1), "busy": Out(1),
+            "v_en": Out(1), "v_addr": Out(ubits(2 * config.c_max - 1)), "v_lane": Out(ubits(config.lanes - 1)),
+            "v_data": Out(data.ArrayLayout(signed(config.widths.v_bits), n * n)),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        dp = cfg.datapath
+        n, mt, L = cfg.n, cfg.m, cfg.lanes
+        regs = self.regs
+
+        x_rd = []
+        for b in range(n * n):
+            mem = Memory(shape=unsigned(dp.act_bits), depth=cfg.x_depth, init=[])
+            m.submodules[f"x{b}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.en.eq(self.load_en & (self.load_bank == b)), wp.addr.eq(self.load_addr),
+                         wp.data.eq(self.load_data)]
+            x_rd.append(mem.read_port())
+
+        m.submodules.itu = itu = InputTransform(dp)
+        coord = regs.h0.shape().width
+        c_i = Signal(ubits(cfg.c_max))
+        l_i = Signal(ubits(L))
+        issue = Signal()
+        # running tile state and the state at the start of the group
+        st = {nm: Signal(signed(coord) if nm in ("h0", "hq", "w0", "wq") else unsigned(max(coord, 8)), name=f"t_{nm}")
+              for nm in ("h0", "hq", "hr", "w0", "wq", "wr", "tx")}  # fmt: skip
+        gs = {nm: Signal.like(s, name=f"gs_{nm}") for nm, s in st.items()}
+
+        def advance(state, dst):
+            """Next tile in raster order: ``dst`` ← state + one tile (statements)."""
+            wrap = state["tx"] + 1 == regs.tiles_w
+            wr2 = state["wr"] + mt
+            hr2 = state["hr"] + mt
+            return [
+                dst["tx"].eq(Mux(wrap, 0, state["tx"] + 1)),
+                dst["w0"].eq(Mux(wrap, regs.w0, state["w0"] + mt)),
+                dst["wq"].eq(Mux(wrap, regs.w0_q, Mux(wr2 >= n, state["wq"] + 1, state["wq"]))),
+                dst["wr"].eq(Mux(wrap, regs.w0_r, Mux(wr2 >= n, wr2 - n, wr2))),
+                dst["h0"].eq(Mux(wrap, state["h0"] + mt, state["h0"])),
+                dst["hq"].eq(Mux(wrap & (hr2 >= n), state["hq"] + 1, state["hq"])),
+                dst["hr"].eq(Mux(wrap, Mux(hr2 >= n, hr2 - n, hr2), state["hr"])),
+            ]
+
+        def reset_state(dst):
+            return [dst["tx"].eq(0), dst["w0"].eq(regs.w0), dst["wq"].eq(regs.w0_q), dst["wr"].eq(regs.w0_r),
+                    dst["h0"].eq(regs.h0), dst["hq"].eq(regs.h0_q), dst["hr"].eq(regs.h0_r)]
+
+        with m.If(self.start):
+            m.d.sync += reset_state(st) + reset_state(gs)
+        nxt = {nm: Signal.like(s, name=f"nx_{nm}") for nm, s in st.items()}
+        m.d.comb += advance(st, nxt)
+        with m.If(self.go):
+            m.d.sync += [issue.eq(regs.c != 0), c_i.eq(0), l_i.eq(0)]
+        with m.Elif(issue):
+            with m.If(l_i + 1 == L):
+                m.d.sync += l_i.eq(0)
+                with m.If(c_i + 1 == regs.c):
+                    m.d.sync += [issue.eq(0)] + [gs[k].eq(v) for k, v in nxt.items()] + [st[k].eq(v) for k, v in nxt.items()]
+                with m.Else():
+                    m.d.sync += c_i.eq(c_i + 1)
+                    m.d.sync += [st[k].eq(v) for k, v in gs.items()]
+            with m.Else():
+                m.d.sync += l_i.eq(l_i + 1)
+                m.d.sync += [st[k].eq(v) for k, v in nxt.items()]
+        # s0: bank addresses for the tile of (c_i, l_i)
+        valid_b = []
+        for a in range(n):
+            for b in range(n):
+                ia = Mux(a >= st["hr"], a - st["hr"], (a + n) - st["hr"])  # (a − hr) mod n, no wrap
+                ib = Mux(b >= st["wr"], b - st["wr"], (b + n) - st["wr"])
+                hh = st["h0"] + ia
+                ww = st["w0"] + ib
+                row = st["hq"] + (a < st["hr"])
+                col = st["wq"] + (b < st["wr"])
+                okv = Signal(name=f"x_ok_{a}_{b}")
+                m.d.comb += okv.eq((hh >= 0) & (hh < regs.h) & (ww >= 0) & (ww < regs.w))
+                addr = (c_i * cfg.x_rows + row) * cfg.x_cols + col
+                m.d.comb += x_rd[a * n + b].addr.eq(Mux(okv, addr, 0))
+                ok1 = Signal(name=f"x_ok1_{a}_{b}")
+                m.d.sync += ok1.eq(okv)
+                valid_b.append(ok1)
+        s1 = Signal()
+        hr1 = Signal.like(st["hr"])
+        wr1 = Signal.like(st["wr"])
+        c1 = Signal.like(c_i)
+        l1 = Signal.like(l_i)
+        m.d.sync += [s1.eq(issue & ~self.go), hr1.eq(st["hr"]), wr1.eq(st["wr"]), c1.eq(c_i), l1.eq(l_i)]
+        # s1: rotate the banks into tile order (tile[i][j] = bank[(hr+i) mod n][(wr+j) mod n])
+        masked = [Mux(valid_b[q], x_rd[q].data.as_signed(), 0) for q in range(n * n)]
+        rows = [Array([Array([masked[((r + i) % n) * n + b] for b in range(n)]) for r in range(n)])[hr1]
+                for i in range(n)]
+        for i in range(n):
+            for j in range(n):
+                m.d.comb += itu.i.payload.tile[i * n + j].eq(Array([rows[i][(r + j) % n] for r in range(n)])[wr1])
+        m.d.comb += [itu.i.valid.eq(s1), itu.i.payload.relu.eq(regs.winograd_relu), itu.o.ready.eq(1)]
+        c2 = Signal.like(c_i)
+        l2 = Signal.like(l_i)
+        m.d.sync += [c2.eq(c1), l2.eq(l1)]
+        # s2: the V-buffer write
+        m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c2), self.v_lane.eq(l2),
+                     self.v_data.eq(itu.o.payload.v)]
+        m.d.comb += self.busy.eq(issue | s1 | itu.o.valid)
+        return m

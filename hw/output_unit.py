@@ -1,0 +1,188 @@
+"""Output unit: accumulator rows → output transform, bias, requantization → output memory.
+
+For a launched step (tile group g, output-channel block b) it walks the block's rows
+k and, per row, the group's lanes in ``otu_lanes``-wide slices, one slice per cycle:
+
+    s0  read row k of every position from the accumulators (cleared after the last
+        slice) and channel k's bias/mult/shift from the quantization memory
+    s1  select the slice's lanes → ``otu_lanes`` :class:`OutputTransform` cores
+        (three stages: A'ᵀ M A' + bias, × mult, round/shift/saturate/ReLU)
+    s4  write the m² outputs of each valid tile t = g·L + l to output bank
+        (t mod otu_lanes, ho mod m, wo mod m) at k·out_tiles + ⌊t/otu_lanes⌋
+
+so it is busy K_b·L/otu_lanes + 4 cycles per step (:data:`latency` = 4). Outputs are
+read back through ``rd_bank``/``rd_addr`` → ``rd_data`` (one cycle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig, ubits
+from .output_transform import OutputTransform, output_transform_ref
+from .registers import register_layout
+from .sequencer import step_layout
+
+
+def output_unit_ref(cfg: AccelConfig, M: np.ndarray, quant: np.ndarray, *, group: int, block: int, tiles: int,
+                    relu: bool) -> dict[tuple[int, int], int]:
+    """NumPy twin: accumulated rows M (K_b, n², L) of one step → {(bank, address): output} it writes."""
+    n, mt, L, U = cfg.n, cfg.m, cfg.lanes, cfg.otu_lanes
+    out = {}
+    for kk in range(M.shape[0]):
+        k = block * cfg.k_block + kk
+        bias, mult, shift = (int(v) for v in quant[k])
+        for lane in range(L):
+            t = group * L + lane
+            if t >= tiles:
+                continue
+            y = output_transform_ref(M[kk, :, lane].reshape(n, n), bias, mult, shift, relu, cfg.datapath)
+            for q, v in enumerate(y.reshape(-1)):
+                out[((t % U) * mt * mt + q, k * cfg.out_tiles + t // U)] = int(v)
+    return out
+
+
+class OutputUnit(wiring.Component):
+    """Output transforms, requantization and the output memory of the PE array.
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    regs : In(register_layout)
+        The layer's registers (tiles, k_blocks, k_last, relu).
+    go : In(1)
+        Launch: finish the step in ``step``.
+    step : In(step_layout)
+        The running step (valid from the cycle after ``go``).
+    busy : Out(1)
+    acc_cluster, acc_k, acc_clear : Out
+        Accumulator row read (and clear).
+    acc_data : In(array of positions)
+        The row of every position, one cycle after the address.
+    quant_en, quant_addr, quant_data : In
+        Write port of the quantization memory (bias | mult | shift per output channel).
+    rd_bank, rd_addr : In
+        Output read-back address.
+    rd_data : Out
+        The output word (two's complement ``act_bits``), one cycle after the address.
+    """
+
+    latency = 1 + OutputTransform.latency
+
+    def __init__(self, config: AccelConfig):
+        self._cfg = config
+        word = config.lanes * config.widths.acc_bits
+        super().__init__({
+            "regs": In(register_layout(config)), "go": In(1), "step": In(step_layout(config)), "busy": Out(1),
+            "acc_cluster": Out(ubits(config.clusters - 1)), "acc_k": Out(ubits(config.acc_depth - 1)),
+            "acc_clear": Out(1), "acc_data": In(word).array(config.positions),
+            "quant_en": In(1), "quant_addr": In(ubits(config.k_max - 1)), "quant_data": In(config.quant_bits),
+            "rd_bank": In(ubits(config.out_banks - 1)), "rd_addr": In(ubits(config.out_depth - 1)),
+            "rd_data": Out(config.datapath.act_bits),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        dp = cfg.datapath
+        w = cfg.widths
+        n2, mt, L, U, S = cfg.positions, cfg.m, cfg.lanes, cfg.otu_lanes, cfg.clusters
+        slices = L // U
+        regs, step = self.regs, self.step
+
+        m.submodules.quant = qmem = Memory(shape=unsigned(cfg.quant_bits), depth=cfg.k_max, init=[])
+        qwp = qmem.write_port()
+        qrp = qmem.read_port()
+        m.d.comb += [qwp.en.eq(self.quant_en), qwp.addr.eq(self.quant_addr), qwp.data.eq(self.quant_data)]
+
+        # s0: the row walk
+        issue = Signal()
+        k_in = Signal(ubits(cfg.k_block))      # row within the block
+        s_o = Signal(ubits(S - 1))             # its cluster (k_in mod S) and bank row (⌊k_in/S⌋)
+        kl = Signal(ubits(cfg.acc_depth - 1))
+        lg = Signal(ubits(slices - 1))         # lane slice
+        rows = Signal(ubits(cfg.k_block))
+        m.d.comb += rows.eq(Mux(step.block + 1 == regs.k_blocks, regs.k_last, cfg.k_block))
+        last_slice = lg == slices - 1
+        with m.If(self.go):
+            m.d.sync += [issue.eq(1), k_in.eq(0), s_o.eq(0), kl.eq(0), lg.eq(0)]
+        with m.Elif(issue):
+            with m.If(last_slice):
+                m.d.sync += lg.eq(0)
+                with m.If(k_in + 1 == rows):
+                    m.d.sync += issue.eq(0)
+                m.d.sync += k_in.eq(k_in + 1)
+                if S > 1:
+                    with m.If(s_o == S - 1):
+                        m.d.sync += [s_o.eq(0), kl.eq(kl + 1)]
+                    with m.Else():
+                        m.d.sync += s_o.eq(s_o + 1)
+                else:
+                    m.d.sync += kl.eq(kl + 1)
+            with m.Else():
+                m.d.sync += lg.eq(lg + 1)
+        k_glob = Signal(ubits(cfg.k_max))
+        m.d.comb += [k_glob.eq(step.block * cfg.k_block + k_in), qrp.addr.eq(k_glob),
+                     self.acc_cluster.eq(s_o), self.acc_k.eq(kl), self.acc_clear.eq(issue & last_slice)]
+        # output address and tile validity of each core travel beside the pipeline
+        slot = Signal(ubits(cfg.out_depth - 1))
+        m.d.comb += slot.eq(k_glob * cfg.out_tiles + step.group * slices + lg)
+        t0 = Signal(ubits(cfg.groups_max * L))
+        m.d.comb += t0.eq(step.group * L + lg * U)
+        ok = [Signal(name=f"tile_ok{u}") for u in range(U)]
+        m.d.comb += [ok[u].eq(issue & (t0 + u < regs.tiles)) for u in range(U)]
+
+        # s1: lane select into the cores
+        o1 = Signal()
+        lg1 = Signal.like(lg)
+        m.d.sync += [o1.eq(issue), lg1.eq(lg)]
+        qf = cfg.quant_fields
+        qd = qrp.data
+        cores = []
+        for u in range(U):
+            core = OutputTransform(dp)
+            m.submodules[f"otu{u}"] = core
+            cores.append(core)
+            for p in range(n2):
+                lanes = Array([self.acc_data[p][(i * U + u) * w.acc_bits:(i * U + u + 1) * w.acc_bits]
+                               for i in range(slices)])
+                m.d.comb += core.i.payload.m[p].eq(lanes[lg1].as_signed())
+            m.d.comb += [core.i.payload.bias.eq(qd[:qf["bias"]].as_signed()),
+                         core.i.payload.mult.eq(qd[qf["bias"]:qf["bias"] + qf["mult"]]),
+                         core.i.payload.shift.eq(qd[qf["bias"] + qf["mult"]:]),
+                         core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o1), core.o.ready.eq(1)]
+        pipe_a, pipe_v = slot, Cat(*ok)
+        for d in range(self.latency):
+            na = Signal.like(slot, name=f"slot_d{d}")
+            nv = Signal(U, name=f"ok_d{d}")
+            m.d.sync += [na.eq(pipe_a), nv.eq(pipe_v)]
+            pipe_a, pipe_v = na, nv
+        out_rd = []
+        for u in range(U):
+            for q in range(mt * mt):
+                mem = Memory(shape=unsigned(dp.act_bits), depth=cfg.out_depth, init=[])
+                m.submodules[f"out{u}_{q}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.en.eq(cores[u].o.valid & pipe_v[u]), wp.addr.eq(pipe_a),
+                             wp.data.eq(cores[u].o.payload.y[q])]
+                rp = mem.read_port()
+                m.d.comb += rp.addr.eq(self.rd_addr)
+                out_rd.append(rp.data)
+        rdb = Signal.like(self.rd_bank)
+        m.d.sync += rdb.eq(self.rd_bank)
+        m.d.comb += self.rd_data.eq(Array(out_rd)[rdb])
+        # the cores' inner stages: valid bits are not ports; track them here
+        vs = [o1]
+        for _ in range(OutputTransform.latency - 1):
+            v = Signal()
+            m.d.sync += v.eq(vs[-1])
+            vs.append(v)
+        m.d.comb += self.busy.eq(issue | Cat(*vs).any() | cores[0].o.valid)
+        return m

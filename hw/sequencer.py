@@ -1,0 +1,94 @@
+"""Sequencer: runs the phases of :mod:`hw.schedule` (its software twin) over the array's units.
+
+It generates the steps (tile group g, output-channel block b) in order and keeps the
+step of each pipeline stage: the input unit's, the PEs' (the previous step) and the
+output unit's (the one before). When every unit is idle it *launches* the next phase
+in one cycle: the three records shift, a unit with a valid step gets a ``*_go`` pulse
+(the input unit only when its step starts a group), and the step numbers each unit
+needs during the phase are held in registers from the next cycle on. When no stage
+has a step left the run ends: ``done`` rises and stays high until the next start.
+
+``cycles`` counts the cycles spent running; :mod:`hw.cycle_model` predicts it exactly.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import AccelConfig, ubits
+
+
+def step_layout(cfg: AccelConfig) -> data.StructLayout:
+    """A pipeline stage's step: group, block, accumulator half (step parity), valid."""
+    return data.StructLayout({"group": ubits(cfg.groups_max), "block": ubits(cfg.k_blocks_max),
+                              "acc_half": 1, "valid": 1})  # fmt: skip
+
+
+class Sequencer(wiring.Component):
+    """Phase sequencer of the PE array.
+
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse while idle: run the layer (``groups`` and ``blocks`` held during the run).
+    groups, blocks : In
+        Tile groups G and output-channel blocks B of the loaded layer.
+    units_busy : In(1)
+        Any unit busy; a phase ends in the first cycle it is low.
+    busy, done : Out(1)
+        Running; the last run has ended (high until the next start).
+    cycles : Out(32)
+        Cycles of the last (or current) run.
+    itu_go, pe_go, otu_go : Out(1)
+        Launch pulses of the input unit, the PEs and the output unit.
+    pe_restart : Out(1)
+        With ``pe_go``: the PEs' step starts a group (block 0): streams restart at entry 0.
+    itu, pe, otu : Out(step_layout)
+        Each stage's step in the running phase (valid from the cycle after the launch).
+    """
+
+    def __init__(self, config: AccelConfig):
+        self._cfg = config
+        st = step_layout(config)
+        super().__init__({
+            "start": In(1), "groups": In(ubits(config.groups_max)), "blocks": In(ubits(config.k_blocks_max)),
+            "units_busy": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32),
+            "itu_go": Out(1), "pe_go": Out(1), "otu_go": Out(1), "pe_restart": Out(1),
+            "itu": Out(st), "pe": Out(st), "otu": Out(st),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        run = Signal()
+        g = Signal(ubits(cfg.groups_max))  # next step to generate
+        b = Signal(ubits(cfg.k_blocks_max))
+        parity = Signal()
+        gen = Signal(step_layout(cfg))
+        m.d.comb += [gen.group.eq(g), gen.block.eq(b), gen.acc_half.eq(parity), gen.valid.eq(g < self.groups)]
+        m.d.comb += self.busy.eq(run)
+        with m.If(run):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(~self.units_busy):
+                with m.If(~(gen.valid | self.itu.valid | self.pe.valid)):
+                    m.d.sync += [run.eq(0), self.done.eq(1), self.itu.valid.eq(0), self.pe.valid.eq(0),
+                                 self.otu.valid.eq(0)]  # fmt: skip
+                with m.Else():
+                    m.d.comb += [self.itu_go.eq(gen.valid & (b == 0)), self.pe_go.eq(self.itu.valid),
+                                 self.pe_restart.eq(self.itu.block == 0), self.otu_go.eq(self.pe.valid)]
+                    m.d.sync += [self.itu.eq(gen), self.pe.eq(self.itu), self.otu.eq(self.pe), parity.eq(~parity)]
+                    with m.If(gen.valid):
+                        with m.If(b + 1 == self.blocks):
+                            m.d.sync += [b.eq(0), g.eq(g + 1)]
+                        with m.Else():
+                            m.d.sync += b.eq(b + 1)
+        with m.Elif(self.start):
+            m.d.sync += [run.eq(1), self.done.eq(0), self.cycles.eq(0), g.eq(0), b.eq(0), parity.eq(0),
+                         self.itu.valid.eq(0), self.pe.valid.eq(0), self.otu.valid.eq(0)]  # fmt: skip
+        return m

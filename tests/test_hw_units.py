@@ -1,0 +1,134 @@
+"""Input unit and output unit RTL against their twins (tile walking, padding, lanes, blocks, output banking)."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hw.accumulators import AccumulatorsRef
+from hw.config import AccelConfig
+from hw.input_unit import InputUnit, input_unit_ref
+from hw.output_unit import OutputUnit, output_unit_ref
+from hw.packer import SEL_X, pack_layer
+from model.datapath import DatapathConfig, signed_range
+from sim.layers import random_input, random_layer
+
+
+def _regs(packed):
+    return {name: int(v) for name, v in packed.registers.items()}
+
+
+@pytest.mark.parametrize("m, C, H, W, pad, lanes, wrelu", [
+    (2, 3, 5, 7, 1, 2, False),
+    (4, 2, 9, 6, 0, 3, True),
+    (4, 1, 1, 1, 1, 2, False),
+    (6, 2, 11, 10, 1, 4, False),
+])
+def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu):
+    dp = DatapathConfig(m=m, r=3, c_max=4)
+    cfg = AccelConfig(datapath=dp, pes=1, lanes=lanes, k_max=2, h_max=12, w_max=12)
+    layer = random_layer(dp, C=C, K=1, H=H, W=W, density=1.0, padding=pad, winograd_relu=wrelu, seed=m)
+    packed = pack_layer(layer, cfg)
+    xq = random_input(layer, seed=1, extreme=True)
+    groups = packed.groups
+    dut = InputUnit(cfg)
+    got = {}
+    busy = []
+
+    async def tb(ctx):
+        for sel, bank, addr, data in packed.load_words(xq):
+            if sel == SEL_X:
+                ctx.set(dut.load_en, 1)
+                ctx.set(dut.load_bank, bank)
+                ctx.set(dut.load_addr, addr)
+                ctx.set(dut.load_data, data)
+                await ctx.tick()
+        ctx.set(dut.load_en, 0)
+        ctx.set(dut.regs, _regs(packed))
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        for g in range(groups):
+            ctx.set(dut.go, 1)
+            await ctx.tick()
+            ctx.set(dut.go, 0)
+            ctx.set(dut.half, g % 2)
+            n_busy = 0
+            while ctx.get(dut.busy):
+                n_busy += 1
+                if ctx.get(dut.v_en):
+                    addr, lane = ctx.get(dut.v_addr), ctx.get(dut.v_lane)
+                    got[(g, addr, lane)] = [int(v) for v in ctx.get(dut.v_data)]
+                await ctx.tick()
+            busy.append(n_busy)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert busy == [C * lanes + InputUnit.latency] * groups
+    for g in range(groups):
+        want = input_unit_ref(xq, dp, layer.padding, g, lanes, wrelu)
+        for c in range(C):
+            for lane in range(lanes):
+                if g * lanes + lane < packed.tiles:
+                    assert got[(g, (g % 2) * cfg.c_max + c, lane)] == want[c, :, lane].tolist(), (g, c, lane)
+
+
+@pytest.mark.parametrize("arr, K, block", [
+    ({}, 3, 0),
+    (dict(clusters=2, pes=2, k_block=2, otu_lanes=2), 5, 1),
+    (dict(clusters=2, pes=2, k_block=2, otu_lanes=4), 5, 2),
+])
+def test_output_unit_writes_the_twins_outputs(arr, K, block):
+    dp = DatapathConfig(m=2, r=3, c_max=4)
+    cfg = AccelConfig(**{"datapath": dp, "pes": 1, "lanes": 4, "k_max": 6, "h_max": 9, "w_max": 9, **arr})
+    layer = random_layer(dp, C=2, K=K, H=9, W=7, density=0.5, relu=True, seed=3, extreme=True)
+    packed = pack_layer(layer, cfg)
+    rng = np.random.default_rng(4)
+    lo, hi = signed_range(cfg.widths.acc_bits)
+    acc = AccumulatorsRef(cfg)
+    acc.rows[:] = rng.integers(lo // 4, hi // 4, size=acc.rows.shape)
+    group, half = packed.groups - 1, 1  # the ragged last group: lanes past the last tile write nothing
+    rows = min(cfg.k_block, K - block * cfg.k_block)
+    M = np.stack([acc.rows[kk % cfg.clusters, :, half, kk // cfg.clusters] for kk in range(rows)])
+    want = output_unit_ref(cfg, M, packed.quant, group=group, block=block, tiles=packed.tiles, relu=True)
+    dut = OutputUnit(cfg)
+    got = {}
+    bits = dp.act_bits
+
+    async def tb(ctx):
+        for k, word in enumerate(packed.quant_words()):
+            ctx.set(dut.quant_en, 1)
+            ctx.set(dut.quant_addr, k)
+            ctx.set(dut.quant_data, int(word))
+            await ctx.tick()
+        ctx.set(dut.quant_en, 0)
+        ctx.set(dut.regs, _regs(packed))
+        ctx.set(dut.go, 1)
+        await ctx.tick()
+        ctx.set(dut.go, 0)
+        ctx.set(dut.step, {"group": group, "block": block, "acc_half": half, "valid": 1})
+        n_busy, pending = 0, None
+        while ctx.get(dut.busy):
+            n_busy += 1
+            if pending is not None and pending[2] < cfg.acc_depth:  # answered one cycle after the address
+                for p in range(cfg.positions):
+                    word = sum((int(x) & ((1 << cfg.widths.acc_bits) - 1)) << (i * cfg.widths.acc_bits)
+                               for i, x in enumerate(acc.read(*pending)[p]))
+                    ctx.set(dut.acc_data[p], word)
+            pending = (ctx.get(dut.acc_cluster), half, ctx.get(dut.acc_k))
+            await ctx.tick()
+        got["busy"] = n_busy
+        for (bank, addr) in want:
+            ctx.set(dut.rd_bank, bank)
+            ctx.set(dut.rd_addr, addr)
+            await ctx.tick()
+            raw = ctx.get(dut.rd_data)
+            got[(bank, addr)] = raw - (1 << bits) if raw >> (bits - 1) else raw
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes + OutputUnit.latency
+    assert want and got == want
