@@ -10,6 +10,7 @@ physical floor. Spatial methods (filter pruning, KEP) appear twice: alone (then
 converted to dense Winograd layers) and feeding Winograd-domain pruning to density 0.3.
 
     python -m bench.compare_methods [--quick] [--out docs/comparison.md]
+    python -m bench.compare_methods --render-only   # Markdown from the saved JSON
 
 Writes the JSON beside the Markdown (``bench/results/compare_methods.json``).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -213,22 +215,26 @@ def render_hardware(doc: dict) -> list[str]:
     if not hw:
         return lines
     notes = []
+
+    def names(methods) -> str:
+        return "; ".join(f"*{m}*" for m in methods)
+
     cant = [r["method"] for r in rows if r.get("hardware") and not r["hardware"]["runs"]]
     tiles = " and ".join(sorted({r["hardware"]["tile"] for r in hw}))
     notes.append(f"Every method's layers run on the array (all are {tiles} Winograd layers after conversion)."
-                 if not cant else f"Not runnable on the array: {', '.join(cant)} (reason in the table); the others "
+                 if not cant else f"Not runnable on the array: {names(cant)} (reason in the table); the others "
                  f"are {tiles} Winograd layers after conversion.")
     cmax = sorted({r["hardware"]["c_max"] for r in hw})
     if len(cmax) > 1:
         small = [r["method"] for r in hw if r["hardware"]["c_max"] < cmax[-1]]
-        notes.append(f"The datapath's c_max is the widest layer's C: {', '.join(small)} "
+        notes.append(f"The datapath's c_max is the widest layer's C: {names(small)} "
                      f"{'is' if len(small) == 1 else 'are'} quantized for c_max = "
                      f"{', '.join(str(c) for c in cmax[:-1])} (the others {cmax[-1]}), so their array has the same "
                      "P × L and limits but narrower channel buffers and accumulators; the cycle count does not "
                      "depend on c_max.")
     fastest = min(hw, key=lambda r: r["hardware"]["sparse_cycles"])
     fh = fastest["hardware"]
-    notes.append(f"Fewest cycles: {fastest['method']}, {fh['sparse_cycles']:,} per image "
+    notes.append(f"Fewest cycles: *{fastest['method']}*, {fh['sparse_cycles']:,} per image "
                  f"({fh['speedup']:.2f}× its own dense-Winograd run"
                  + (f", {ref['dense_cycles'] / fh['sparse_cycles']:.2f}× fewer than the unpruned network's "
                     f"{ref['dense_cycles']:,} dense-Winograd cycles" if ref.get("runs") else "")
@@ -236,34 +242,36 @@ def render_hardware(doc: dict) -> list[str]:
     pruned = [r for r in hw if r["winograd_density"] < 0.5]
     if pruned:
         notes.append("At Winograd density ≈ " + ", ".join(sorted({f"{r['winograd_density']:.2f}" for r in pruned}))
-                     + " the speedup over dense Winograd on the same array is "
+                     + " the speedup over dense Winograd on the same array is (in table order) "
                      + ", ".join(f"{r['hardware']['speedup']:.2f}×" for r in pruned)
                      + f" (1/density = {1 / np.mean([r['winograd_density'] for r in pruned]):.2f}).")
     spatial = [r for r in hw if r["winograd_density"] >= 0.5 and r is not rows[0]]
     if spatial:
         notes.append("Spatial-only rows keep most Winograd weights and gain little over their own dense run ("
-                     + ", ".join(f"{r['method']}: {r['hardware']['speedup']:.2f}×" for r in spatial)
-                     + "); filter pruning's gain is the smaller network itself (vs unpruned column).")
+                     + "; ".join(f"*{r['method']}* {r['hardware']['speedup']:.2f}×" for r in spatial)
+                     + ")" + ("; filter pruning's gain is the smaller network itself (vs unpruned column)."
+                              if any(r.get("config", {}).get("method", "").startswith("filter") for r in spatial)
+                              else "."))
     eff = [r["hardware"]["efficiency"] for r in hw]
     notes.append(f"Whole-network efficiency (floor / cycles) is {min(eff):.3f} to {max(eff):.3f}.")
-    slow = {}
+    slow, slow_notes = {}, []
     for r in hw:
         for layer in r["hardware"]["layers"]:
             s = layer["sparse"]
             if s["bottleneck"] != "pe":
-                slow.setdefault((layer["name"], layer["C"], s["bottleneck"]), []).append(s)
-    for (name, c, unit), reps in slow.items():
+                slow.setdefault((layer["name"], layer["C"], layer["K"], s["bottleneck"]), []).append(s)
+    for (name, c, k, unit), reps in slow.items():
         effs = [s["efficiency"] for s in reps]
         eff = f"{effs[0]:.2f}" if f"{min(effs):.2f}" == f"{max(effs):.2f}" else f"{min(effs):.2f} to {max(effs):.2f}"
         pe = max(s["pe"] for s in reps)
-        notes.append(f"Convolution `{name}` (C = {c}) is {unit.upper()}-bound in {len(reps)} of {len(hw)} rows "
+        slow_notes.append(f"Convolution `{name}` (C = {c}, K = {k}) is {unit.upper()}-bound in {len(reps)} of {len(hw)} rows "
                      f"(layer efficiency {eff}): per tile group the "
                      + (f"output transform needs K·L + 4 = {reps[0]['otu']} cycles" if unit == "otu"
                         else f"input transform needs C·L + 2 = {reps[0]['itu']} cycles")
-                     + f" while the PEs stream at most {pe}.")
+                     + f" while the PEs need at most {pe}.")
     if slow:
-        notes.append("Every other convolution is PE-bound in every row.")
-    return lines + ["", " ".join(notes)]
+        notes.append(" ".join(slow_notes + ["Everywhere else the PEs are the bottleneck."]))
+    return lines + [""] + [f"* {n}" for n in notes]
 
 
 def main(argv=None) -> int:
@@ -271,10 +279,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "comparison.md")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-render the Markdown from bench/results/compare_methods.json without running anything")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    doc = run(a.quick)
-    atomic_write_json(ROOT / "bench" / "results" / "compare_methods.json", doc)
+    results = ROOT / "bench" / "results" / "compare_methods.json"
+    if a.render_only:
+        doc = json.loads(results.read_text(encoding="utf-8"))
+    else:
+        torch.set_num_threads(a.threads)
+        doc = run(a.quick)
+        atomic_write_json(results, doc)
     atomic_write_text(a.out, render(doc))
     print(render(doc))
     return 0

@@ -5,12 +5,14 @@ import copy
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bench.compare_methods import PE_ARRAY, layer_cycles, network_cycles, network_layers, pe_array, render_hardware
+from bench.compare_methods import (PE_ARRAY, layer_cycles, main, network_cycles, network_layers, pe_array,
+                                    render_hardware)
 from hw.cycle_model import packed_cycles
 from hw.packer import pack_layer
 from model.convert import convert_to_winograd
@@ -123,6 +125,21 @@ def test_render_reads_the_figures_from_the_document(pruned_hw):
            f"{h['speedup']:.2f}× | {h['efficiency']:.3f} | {dense['dense_cycles'] / h['sparse_cycles']:.2f}× |")
     assert row in text
     assert "| odd | cannot run: layer x has K = 64 |" in text
-    assert "Not runnable on the array: odd" in text
-    assert f"Fewest cycles: pruned, {h['sparse_cycles']:,} per image" in text
+    assert "Not runnable on the array: *odd*" in text
+    assert f"Fewest cycles: *pruned*, {h['sparse_cycles']:,} per image" in text
     assert "added once" not in text
+
+
+def test_committed_document_is_rendered_from_the_committed_json(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[1]
+    doc = json.loads((root / "bench" / "results" / "compare_methods.json").read_text(encoding="utf-8"))
+    assert all(r["hardware"]["runs"] for r in doc["rows"]), [r["hardware"].get("reason") for r in doc["rows"]]
+    for r in doc["rows"]:  # the JSON's totals are the sums of its per-layer figures
+        h = r["hardware"]
+        assert h["sparse_cycles"] == sum(x["sparse"]["cycles"] for x in h["layers"])
+        assert h["floor"] <= h["sparse_cycles"] <= h["dense_cycles"]
+    assert main(["--render-only", "--out", str(tmp_path / "c.md")]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "c.md").read_text(encoding="utf-8")
+    assert text == (root / "docs" / "comparison.md").read_text(encoding="utf-8")
+    assert "## Hardware cycles on the sparse PE array (cycle model)" in text and "added once" not in text
