@@ -3,11 +3,14 @@
 MNIST-5k, SmallVGG, F(4,3), 8-bit integer datapath; one dense model shared by all.
 For each method: test accuracy on the bit-accurate integer reference, spatial
 multiplications per image (zero weights skipped), Winograd-domain multiplications
-(sparse weights), and the bits stored for the Winograd weights including indices.
-Spatial methods (filter pruning, KEP) appear twice: alone (then converted to dense
-Winograd layers) and feeding Winograd-domain pruning to density 0.3.
+(sparse weights), the bits stored for the Winograd weights including indices, and the
+hardware cycles of the four convolutions on the sparse PE array (:data:`PE_ARRAY`,
+exact cycle model of ``hw/``): sparse, dense Winograd on the same array, and the
+physical floor. Spatial methods (filter pruning, KEP) appear twice: alone (then
+converted to dense Winograd layers) and feeding Winograd-domain pruning to density 0.3.
 
     python -m bench.compare_methods [--quick] [--out docs/comparison.md]
+    python -m bench.compare_methods --render-only   # Markdown from the saved JSON
 
 Writes the JSON beside the Markdown (``bench/results/compare_methods.json``).
 """
@@ -15,14 +18,27 @@ Writes the JSON beside the Markdown (``bench/results/compare_methods.json``).
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn as nn
 
+from hw.config import AccelConfig
+from hw.cycle_model import packed_cycles
+from hw.packer import pack_layer
 from model.atomic import atomic_write_json, atomic_write_text
 from model.data import mnist5k
+from model.datapath import DatapathConfig
+from model.errors import ConfigError, WinnowError
 from model.experiment import ExperimentConfig, run_experiment, train_dense
+from model.integer_net import build_integer_network
+from model.layer_file import SparseLayer
+from model.reference import QuantizedConv
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
@@ -35,6 +51,73 @@ ROWS = [
     ("filter distribution fit 50% → Winograd 0.3", dict(method="filter_distribution_fit", filter_ratio=0.5, density=0.3)),
     ("KEP → Winograd 0.3", dict(method="kep", density=0.3)),
 ]
+
+#: The sparse PE array the hardware columns assume: P = 4 PEs × L = 4 lanes (16
+#: multipliers), limits that fit SmallVGG on MNIST (C, K ≤ 32, 28×28, padding 1). The
+#: datapath (tile, points, bit widths, c_max) is the one the network was quantized for
+#: (the packer refuses a layer quantized for another datapath), with c_max at most 32.
+PE_ARRAY = dict(pes=4, lanes=4, c_max=32, k_max=32, h_max=28, w_max=28, pad_max=1)
+
+
+def pe_array(datapath: DatapathConfig, mode: str = "sparse") -> AccelConfig:
+    """The array of :data:`PE_ARRAY` for ``datapath``, in sparse or dense (every weight) mode."""
+    if datapath.c_max > PE_ARRAY["c_max"]:
+        raise ConfigError(f"the network is quantized for c_max = {datapath.c_max} input channels; the array "
+                          f"takes at most c_max = {PE_ARRAY['c_max']}")
+    limits = {k: v for k, v in PE_ARRAY.items() if k != "c_max"}
+    return AccelConfig(datapath=datapath, mode=mode, **limits)
+
+
+def network_layers(model: nn.Module, input_shape) -> list[SparseLayer]:
+    """The convolutions of a fake-quantized model as sparse layer files would hold them.
+
+    Builds the integer network (as ``model.prune`` does before export) and traces each
+    convolution's input size, as :func:`model.export.export_network` does. Raises
+    :class:`model.errors.WinnowError` (naming the layer) if a convolution is not a
+    Winograd layer or the network cannot be made integer.
+    """
+    left = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Conv3d))]
+    if left:
+        raise WinnowError(f"convolution(s) {', '.join(left)} are not Winograd layers (not converted)")
+    inet = build_integer_network(copy.deepcopy(model).double())
+    h = np.zeros((1,) + tuple(input_shape), dtype=np.int64)
+    layers = []
+    for op in inet.ops:
+        if isinstance(op, QuantizedConv):
+            layers.append(SparseLayer.from_quantized_conv(op, h.shape[2:], name=op.name))
+        h = op(h)
+    return layers
+
+
+def layer_cycles(layer: SparseLayer) -> dict:
+    """Sparse and dense-Winograd cycles of one layer on :func:`pe_array` (raises ConfigError if it does not fit)."""
+    cfg = pe_array(layer.config)
+    sparse = packed_cycles(pack_layer(layer, cfg))
+    dense = packed_cycles(pack_layer(layer, dataclasses.replace(cfg, mode="dense")))
+    return {"name": layer.name, "C": layer.in_channels, "K": layer.out_channels, "input_size": list(layer.size),
+            "density": layer.density, "sparse": sparse.to_dict(), "dense": dense.to_dict()}
+
+
+def network_cycles(model: nn.Module, input_shape) -> dict:
+    """Per-image cycles of every convolution of ``model`` on the array, and their sums.
+
+    ``{"runs": False, "reason": ...}`` when a layer cannot run on the array (not a
+    Winograd layer, another tile, beyond the array's limits).
+    """
+    try:
+        layers = network_layers(model, input_shape)
+        if not layers:
+            raise WinnowError("the network has no convolution")
+        per_layer = [layer_cycles(layer) for layer in layers]
+    except WinnowError as exc:
+        return {"runs": False, "reason": str(exc)}
+    dp = layers[0].config
+    sparse = sum(r["sparse"]["cycles"] for r in per_layer)
+    dense = sum(r["dense"]["cycles"] for r in per_layer)
+    floor = sum(r["sparse"]["floor"] for r in per_layer)
+    return {"runs": True, "array": pe_array(dp).to_dict(), "tile": dp.alg.name, "c_max": dp.c_max,
+            "layers": per_layer, "sparse_cycles": sparse, "dense_cycles": dense, "floor": floor,
+            "speedup": dense / sparse, "efficiency": floor / sparse}
 
 
 def run(quick: bool) -> dict:
@@ -52,8 +135,9 @@ def run(quick: bool) -> dict:
                      "dense_spatial_macs": r["dense_spatial_macs"], "winograd_mults": acc["sparse_weights"],
                      "winograd_mults_with_activations": acc["sparse_weights_activations"],
                      "winograd_density": r["winograd_density"], "storage_bits": r["winograd_storage_bits"],
-                     "kep": r.get("kep"), "filters": r.get("filters")})
-    return {"rows": rows}
+                     "kep": r.get("kep"), "filters": r.get("filters"),
+                     "hardware": network_cycles(r["model"], data.input_shape)})
+    return {"array": {**PE_ARRAY, "multipliers": PE_ARRAY["pes"] * PE_ARRAY["lanes"]}, "rows": rows}
 
 
 def render(doc: dict) -> str:
@@ -95,9 +179,99 @@ def render(doc: dict) -> str:
     best = min(rows, key=lambda r: r["winograd_mults"])
     lines += ["", f"Fewest Winograd multiplications: {best['method']}, "
                   f"{rows[0]['dense_spatial_macs'] / best['winograd_mults']:.1f}× fewer than the dense direct "
-                  f"convolution at {best['integer_accuracy']:.2%} integer accuracy.",
-              "", "Hardware cycles on the sparse PE array are added once the cycle model lands (hw/)."]
+                  f"convolution at {best['integer_accuracy']:.2%} integer accuracy."]
+    lines += render_hardware(doc)
     return "\n".join(lines) + "\n"
+
+
+def render_hardware(doc: dict) -> list[str]:
+    """The hardware-cycle table and its reading, all figures from ``doc``."""
+    rows = doc["rows"]
+    hw = [r for r in rows if r.get("hardware", {}).get("runs")]
+    a = doc.get("array", PE_ARRAY)
+    lines = ["", "## Hardware cycles on the sparse PE array (cycle model)", "",
+             f"Every method's convolutions, as its sparse layer files hold them (`SparseLayer.from_quantized_conv` "
+             f"of the integer network), packed (`hw.packer.pack_layer`) for one array: P = {a['pes']} PEs × L = {a['lanes']} lanes ({a['pes'] * a['lanes']} multipliers), "
+             f"C ≤ {a['c_max']}, K ≤ {a['k_max']}, inputs up to {a['h_max']}×{a['w_max']}, padding ≤ {a['pad_max']} "
+             "(`bench.compare_methods.PE_ARRAY`), with the datapath the network was quantized for. Cycles per image, "
+             "summed over the four convolutions, from the exact cycle model (`hw.cycle_model.packed_cycles`); "
+             "dense = dense Winograd on the same array (every weight streamed, zeros included); "
+             "floor = ⌈T·nnz/(P·L)⌉ per layer; speedup = dense / sparse; efficiency = floor / sparse; "
+             "vs unpruned = the unpruned network's dense-Winograd cycles / this row's sparse cycles. "
+             "Per-layer figures in `bench/results/compare_methods.json`.", "",
+             "| method | sparse kcycles | dense kcycles | floor kcycles | speedup | efficiency | vs unpruned |",
+             "|---|---|---|---|---|---|---|"]
+    ref = rows[0].get("hardware", {})
+    for r in rows:
+        h = r.get("hardware")
+        if not h:
+            lines.append(f"| {r['method']} | not computed | | | | | |")
+        elif not h["runs"]:
+            lines.append(f"| {r['method']} | cannot run: {h['reason']} | | | | | |")
+        else:
+            vs = f"{ref['dense_cycles'] / h['sparse_cycles']:.2f}×" if ref.get("runs") else "–"
+            lines.append(f"| {r['method']} | {h['sparse_cycles'] / 1e3:.1f} | {h['dense_cycles'] / 1e3:.1f} | "
+                         f"{h['floor'] / 1e3:.1f} | {h['speedup']:.2f}× | {h['efficiency']:.3f} | {vs} |")
+    if not hw:
+        return lines
+    notes = []
+
+    def names(methods) -> str:
+        return "; ".join(f"*{m}*" for m in methods)
+
+    cant = [r["method"] for r in rows if r.get("hardware") and not r["hardware"]["runs"]]
+    tiles = " and ".join(sorted({r["hardware"]["tile"] for r in hw}))
+    notes.append(f"Every method's layers run on the array (all are {tiles} Winograd layers after conversion)."
+                 if not cant else f"Not runnable on the array: {names(cant)} (reason in the table); the others "
+                 f"are {tiles} Winograd layers after conversion.")
+    cmax = sorted({r["hardware"]["c_max"] for r in hw})
+    if len(cmax) > 1:
+        small = [r["method"] for r in hw if r["hardware"]["c_max"] < cmax[-1]]
+        notes.append(f"The datapath's c_max is the widest layer's C: {names(small)} "
+                     f"{'is' if len(small) == 1 else 'are'} quantized for c_max = "
+                     f"{', '.join(str(c) for c in cmax[:-1])} (the others {cmax[-1]}), so their array has the same "
+                     "P × L and limits but narrower channel buffers and accumulators; the cycle count does not "
+                     "depend on c_max.")
+    fastest = min(hw, key=lambda r: r["hardware"]["sparse_cycles"])
+    fh = fastest["hardware"]
+    notes.append(f"Fewest cycles: *{fastest['method']}*, {fh['sparse_cycles']:,} per image "
+                 f"({fh['speedup']:.2f}× its own dense-Winograd run"
+                 + (f", {ref['dense_cycles'] / fh['sparse_cycles']:.2f}× fewer than the unpruned network's "
+                    f"{ref['dense_cycles']:,} dense-Winograd cycles" if ref.get("runs") else "")
+                 + f", {fastest['integer_accuracy']:.2%} integer accuracy).")
+    pruned = [r for r in hw if r["winograd_density"] < 0.5]
+    if pruned:
+        notes.append("At Winograd density ≈ " + ", ".join(sorted({f"{r['winograd_density']:.2f}" for r in pruned}))
+                     + " the speedup over dense Winograd on the same array is (in table order) "
+                     + ", ".join(f"{r['hardware']['speedup']:.2f}×" for r in pruned)
+                     + f" (1/density = {1 / np.mean([r['winograd_density'] for r in pruned]):.2f}).")
+    spatial = [r for r in hw if r["winograd_density"] >= 0.5 and r is not rows[0]]
+    if spatial:
+        notes.append("Spatial-only rows keep most Winograd weights and gain little over their own dense run ("
+                     + "; ".join(f"*{r['method']}* {r['hardware']['speedup']:.2f}×" for r in spatial)
+                     + ")" + ("; filter pruning's gain is the smaller network itself (vs unpruned column)."
+                              if any(r.get("config", {}).get("method", "").startswith("filter") for r in spatial)
+                              else "."))
+    eff = [r["hardware"]["efficiency"] for r in hw]
+    notes.append(f"Whole-network efficiency (floor / cycles) is {min(eff):.3f} to {max(eff):.3f}.")
+    slow, slow_notes = {}, []
+    for r in hw:
+        for layer in r["hardware"]["layers"]:
+            s = layer["sparse"]
+            if s["bottleneck"] != "pe":
+                slow.setdefault((layer["name"], layer["C"], layer["K"], s["bottleneck"]), []).append(s)
+    for (name, c, k, unit), reps in slow.items():
+        effs = [s["efficiency"] for s in reps]
+        eff = f"{effs[0]:.2f}" if f"{min(effs):.2f}" == f"{max(effs):.2f}" else f"{min(effs):.2f} to {max(effs):.2f}"
+        pe = max(s["pe"] for s in reps)
+        slow_notes.append(f"Convolution `{name}` (C = {c}, K = {k}) is {unit.upper()}-bound in {len(reps)} of {len(hw)} rows "
+                     f"(layer efficiency {eff}): per tile group the "
+                     + (f"output transform needs K·L + 4 = {reps[0]['otu']} cycles" if unit == "otu"
+                        else f"input transform needs C·L + 2 = {reps[0]['itu']} cycles")
+                     + f" while the PEs need at most {pe}.")
+    if slow:
+        notes.append(" ".join(slow_notes + ["Everywhere else the PEs are the bottleneck."]))
+    return lines + [""] + [f"* {n}" for n in notes]
 
 
 def main(argv=None) -> int:
@@ -105,10 +279,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "comparison.md")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-render the Markdown from bench/results/compare_methods.json without running anything")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    doc = run(a.quick)
-    atomic_write_json(ROOT / "bench" / "results" / "compare_methods.json", doc)
+    results = ROOT / "bench" / "results" / "compare_methods.json"
+    if a.render_only:
+        doc = json.loads(results.read_text(encoding="utf-8"))
+    else:
+        torch.set_num_threads(a.threads)
+        doc = run(a.quick)
+        atomic_write_json(results, doc)
     atomic_write_text(a.out, render(doc))
     print(render(doc))
     return 0
