@@ -56,7 +56,7 @@ ROWS = [
 #: multipliers), limits that fit SmallVGG on MNIST (C, K ≤ 32, 28×28, padding 1). The
 #: datapath (tile, points, bit widths, c_max) is the one the network was quantized for
 #: (the packer refuses a layer quantized for another datapath), with c_max at most 32.
-PE_ARRAY = dict(pes=4, lanes=4, c_max=32, k_max=32, h_max=28, w_max=28, pad_max=1)
+PE_ARRAY = dict(pes=4, lanes=4, otu_lanes=4, c_max=32, k_max=32, h_max=28, w_max=28, pad_max=1)
 
 
 def pe_array(datapath: DatapathConfig, mode: str = "sparse") -> AccelConfig:
@@ -192,6 +192,7 @@ def render_hardware(doc: dict) -> list[str]:
     lines = ["", "## Hardware cycles on the sparse PE array (cycle model)", "",
              f"Every method's convolutions, as its sparse layer files hold them (`SparseLayer.from_quantized_conv` "
              f"of the integer network), packed (`hw.packer.pack_layer`) for one array: P = {a['pes']} PEs × L = {a['lanes']} lanes ({a['pes'] * a['lanes']} multipliers), "
+             f"an output unit finishing {a.get('otu_lanes', 1)} tiles per cycle, "
              f"C ≤ {a['c_max']}, K ≤ {a['k_max']}, inputs up to {a['h_max']}×{a['w_max']}, padding ≤ {a['pad_max']} "
              "(`bench.compare_methods.PE_ARRAY`), with the datapath the network was quantized for. Cycles per image, "
              "summed over the four convolutions, from the exact cycle model (`hw.cycle_model.packed_cycles`); "
@@ -264,11 +265,11 @@ def render_hardware(doc: dict) -> list[str]:
         effs = [s["efficiency"] for s in reps]
         eff = f"{effs[0]:.2f}" if f"{min(effs):.2f}" == f"{max(effs):.2f}" else f"{min(effs):.2f} to {max(effs):.2f}"
         pe = max(s["pe"] for s in reps)
-        slow_notes.append(f"Convolution `{name}` (C = {c}, K = {k}) is {unit.upper()}-bound in {len(reps)} of {len(hw)} rows "
-                     f"(layer efficiency {eff}): per tile group the "
-                     + (f"output transform needs K·L + 4 = {reps[0]['otu']} cycles" if unit == "otu"
-                        else f"input transform needs C·L + 2 = {reps[0]['itu']} cycles")
-                     + f" while the PEs need at most {pe}.")
+        busy = max(s[unit] for s in reps)
+        slow_notes.append(f"Convolution `{name}` (C = {c}, K = {k}) is {unit.upper()}-bound in {len(reps)} of "
+                          f"{len(hw)} rows (layer efficiency {eff}): the "
+                          + ("output" if unit == "otu" else "input")
+                          + f" transform is busy up to {busy:,} cycles per image, the PEs at most {pe:,}.")
     if slow:
         notes.append(" ".join(slow_notes + ["Everywhere else the PEs are the bottleneck."]))
     return lines + [""] + [f"* {n}" for n in notes]

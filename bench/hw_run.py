@@ -14,9 +14,10 @@ from it (docs/hardware.md quotes them).
   Python in the loop; cycles/s = RTL cycles / wall time of that run. The outputs are
   checked against the reference and the cycles against the model.
 * ``vgg16``: the 13 conv layers of VGG-16 (224×224, padding 1) at Winograd-domain
-  densities 0.5, 0.3, 0.2 (uniform random masks: per-position non-zeros drawn
-  Binomial(K·C, d)), F(4,3) and F(6,3), P·L = 64: cycles from the exact cycle model
-  (sparse, dense on the same array) against the floor ⌈T·nnz/(P·L)⌉.
+  densities 0.5, 0.3, 0.2, 0.1 (uniform random masks: each row U_p[k, :] holds
+  Binomial(C, d) non-zeros), F(4,3) and F(6,3), on the arrays of :data:`ARRAYS`
+  (P·L = 64, k_block = 64): cycles from the exact cycle model (sparse, dense on the
+  same array) against the floor ⌈T·nnz/(P·L)⌉.
 """
 
 from __future__ import annotations
@@ -42,13 +43,19 @@ VGG16 = [
     ("conv5_1", 512, 512, 14), ("conv5_2", 512, 512, 14), ("conv5_3", 512, 512, 14),
 ]  # fmt: skip
 
-#: P·L of the VGG-16 tables; every split P×L with P ≤ positions is evaluated.
+#: P·L of the VGG-16 tables.
 MULTIPLIERS = 64
+#: Output-channel block of the VGG-16 arrays: the accumulators hold 64 rows (not 512).
+K_BLOCK = 64
 
-
-def array_shapes(positions: int, multipliers: int = MULTIPLIERS) -> list[tuple[int, int]]:
-    """(P, L) with P·L = multipliers, P a power of two not above the position count."""
-    return [(p, multipliers // p) for p in (1, 2, 4, 8, 16, 32, 64, 128) if p <= positions and multipliers % p == 0]
+#: Arrays evaluated per tile: (P, L, clusters S, otu_lanes). The first row of each tile is the
+#: plain position-per-PE array with a one-lane OTU (the design before clusters and OTU lanes);
+#: the starred one is the recommended array.
+ARRAYS = {
+    4: [(4, 16, 1, 1), (4, 16, 1, 4), (8, 8, 1, 4), (16, 4, 1, 4), (8, 8, 2, 4), (16, 4, 4, 4), (32, 2, 8, 2)],
+    6: [(8, 8, 1, 1), (8, 8, 1, 4), (16, 4, 1, 4), (32, 2, 1, 2), (64, 1, 1, 1)],
+}
+RECOMMENDED = {4: (16, 4, 4, 4), 6: (32, 2, 1, 2)}
 
 
 def sim_speed(simulator: str, size: int = 16, channels: int = 32, density: float = 0.3) -> dict:
@@ -80,8 +87,11 @@ def sim_speed(simulator: str, size: int = 16, channels: int = 32, density: float
             "load_wall_s": res.load_wall_s, "total_wall_s_incl_build": total}  # fmt: skip
 
 
-def vgg16_tables(tiles=(4, 6), densities=(0.5, 0.3, 0.2), seed: int = 0) -> list[dict]:
-    """Model cycles of every VGG-16 conv layer, sparse and dense, per tile and density."""
+def vgg16_tables(tiles=(4, 6), densities=(0.5, 0.3, 0.2, 0.1), seed: int = 0) -> list[dict]:
+    """Model cycles of every VGG-16 conv layer, sparse and dense, per tile, array and density.
+
+    Masks are uniform random: each row U_p[k, :] holds Binomial(C, d) non-zeros.
+    """
     from hw.config import AccelConfig
     from hw.cycle_model import shape_cycles
     from model.datapath import DatapathConfig
@@ -91,45 +101,40 @@ def vgg16_tables(tiles=(4, 6), densities=(0.5, 0.3, 0.2), seed: int = 0) -> list
     rng = np.random.default_rng(seed)
     for m in tiles:
         dp = DatapathConfig(m=m, r=3, c_max=512)
-        masks = {(d, name): rng.binomial(K * C, d, size=dp.positions) for d in densities for name, C, K, _ in VGG16}
-        for (pes, lanes), d in ((pl, d) for pl in array_shapes(dp.positions) for d in densities):
-            cfg = AccelConfig(datapath=dp, pes=pes, lanes=lanes, k_max=512, h_max=224, w_max=224,
+        masks = {(d, name): rng.binomial(C, d, size=(dp.positions, K)) for d in densities for name, C, K, _ in VGG16}
+        for (pes, lanes, clusters, otu_lanes), d in ((a, d) for a in ARRAYS[m] for d in densities):
+            cfg = AccelConfig(datapath=dp, pes=pes, lanes=lanes, clusters=clusters, otu_lanes=otu_lanes,
+                              k_max=512, k_block=K_BLOCK, h_max=224, w_max=224,
                               stream_depth=1)  # model only: no memories are built
             for name, C, K, H in VGG16:
                 geom = ConvGeometry.of((H, H), 1, m, 3)
-                nnzp = masks[(d, name)]
-                rep = shape_cycles(cfg, in_channels=C, out_channels=K, tiles=geom.num_tiles, nnz_per_position=nnzp)
+                rep = shape_cycles(cfg, in_channels=C, out_channels=K, tiles=geom.num_tiles,
+                                   nnz_rows=masks[(d, name)])
                 s, dn = rep["sparse"], rep["dense"]
-                rows.append({"tile": f"F({m},3)", "pes": pes, "lanes": lanes, "density": d, "layer": name,
+                rows.append({"tile": f"F({m},3)", "pes": pes, "lanes": lanes, "clusters": clusters,
+                             "otu_lanes": otu_lanes, "k_block": K_BLOCK, "density": d, "layer": name,
                              "C": C, "K": K, "H": H, "sparse": s.to_dict(), "dense_cycles": dn.cycles,
-                             "speedup": dn.cycles / s.cycles, "efficiency": s.efficiency})  # fmt: skip
+                             "speedup": dn.cycles / s.cycles, "efficiency": s.efficiency,
+                             "recommended": (pes, lanes, clusters, otu_lanes) == RECOMMENDED[m]})  # fmt: skip
     return rows
+
+
+def _array(r) -> str:
+    return f"{r['pes']}×{r['lanes']}, S={r['clusters']}, OTU {r['otu_lanes']}"
 
 
 def _network(rows):
     out = {}
     for r in rows:
-        key = (r["tile"], r["pes"], r["lanes"], r["density"])
-        a = out.setdefault(key, {"sparse": 0, "dense": 0, "floor": 0, "min_eff": 1.0})
+        key = (r["tile"], _array(r), r["density"])
+        a = out.setdefault(key, {"sparse": 0, "dense": 0, "floor": 0, "min_eff": 1.0, "worst": "",
+                                 "recommended": r["recommended"]})
         a["sparse"] += r["sparse"]["cycles"]
         a["dense"] += r["dense_cycles"]
         a["floor"] += r["sparse"]["floor"]
-        a["min_eff"] = min(a["min_eff"], r["efficiency"])
+        if r["efficiency"] < a["min_eff"]:
+            a["min_eff"], a["worst"] = r["efficiency"], f"{r['layer']} ({r['sparse']['bottleneck']})"
     return out
-
-
-def best_arrays(rows) -> dict:
-    """Per tile, the P×L with the best network efficiency at the lowest density."""
-    net = _network(rows)
-    dmin = min(r["density"] for r in rows)
-    best = {}
-    for (tile, p, l, d), a in net.items():
-        if d != dmin:
-            continue
-        eff = a["floor"] / a["sparse"]
-        if tile not in best or eff > best[tile][1]:
-            best[tile] = ((p, l), eff)
-    return {t: pl for t, (pl, _) in best.items()}
 
 
 def render(result: dict) -> str:
@@ -148,25 +153,26 @@ def render(result: dict) -> str:
     rows = result.get("vgg16", [])
     if rows:
         net = _network(rows)
-        lines += ["### VGG-16 network totals (cycle model, P·L = 64)", "",
-                  "| tile | P×L | density | sparse Mcycles | dense Mcycles | speedup | efficiency | worst layer eff. |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for (tile, p, l, d), a in net.items():
-            lines.append(f"| {tile} | {p}×{l} | {d} | {a['sparse'] / 1e6:.2f} | {a['dense'] / 1e6:.2f} | "
-                         f"{a['dense'] / a['sparse']:.2f} | {a['floor'] / a['sparse']:.3f} | {a['min_eff']:.3f} |")
+        lines += [f"### VGG-16 network totals (cycle model, P·L = {MULTIPLIERS}, k_block = {K_BLOCK})", "",
+                  "| tile | array | density | sparse Mcycles | dense Mcycles | speedup | 0.9/d | efficiency | "
+                  "worst layer |", "|---|---|---|---|---|---|---|---|---|"]
+        for (tile, arr, d), a in net.items():
+            star = " ★" if a["recommended"] else ""
+            lines.append(f"| {tile} | {arr}{star} | {d} | {a['sparse'] / 1e6:.2f} | {a['dense'] / 1e6:.2f} | "
+                         f"{a['dense'] / a['sparse']:.2f} | {0.9 / d:.2f} | {a['floor'] / a['sparse']:.3f} | "
+                         f"{a['min_eff']:.3f} {a['worst']} |")
         lines.append("")
-        for tile, (p, l) in best_arrays(rows).items():
-            for d in sorted({r["density"] for r in rows}, reverse=True):
-                sel = [r for r in rows if r["tile"] == tile and r["density"] == d and (r["pes"], r["lanes"]) == (p, l)]
-                lines += [f"#### {tile} on P×L = {p}×{l}, density {d}", "",
-                          "| layer | C→K | H | cycles | dense | floor | speedup | efficiency | per group ITU/PE/OTU | bound |",
-                          "|---|---|---|---|---|---|---|---|---|---|"]
-                for r in sel:
-                    s = r["sparse"]
-                    lines.append(f"| {r['layer']} | {r['C']}→{r['K']} | {r['H']} | {s['cycles']:,} | {r['dense_cycles']:,} | "
-                                 f"{s['floor']:,} | {r['speedup']:.2f} | {r['efficiency']:.3f} | "
-                                 f"{s['itu']}/{s['pe']}/{s['otu']} | {s['bottleneck']} |")
-                lines.append("")
+        for r0 in [r for r in rows if r["recommended"] and r["layer"] == VGG16[0][0]]:
+            sel = [r for r in rows if r["recommended"] and r["tile"] == r0["tile"] and r["density"] == r0["density"]]
+            lines += [f"#### {r0['tile']} on {_array(r0)}, density {r0['density']}", "",
+                      "| layer | C→K | H | cycles | dense | floor | speedup | efficiency | busy ITU/PE/OTU | bound |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
+            for r in sel:
+                s = r["sparse"]
+                lines.append(f"| {r['layer']} | {r['C']}→{r['K']} | {r['H']} | {s['cycles']:,} | "
+                             f"{r['dense_cycles']:,} | {s['floor']:,} | {r['speedup']:.2f} | {r['efficiency']:.3f} | "
+                             f"{s['itu']:,}/{s['pe']:,}/{s['otu']:,} | {s['bottleneck']} |")
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -17,14 +17,15 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
 PERIOD_NS = 10
 
 
 @cocotb.test()
 async def run_cases(dut):
-    cases = json.loads(open(os.environ["WINNOW_CASES"]).read())
+    with open(os.environ["WINNOW_CASES"]) as fh:
+        cases = json.load(fh)
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     dut.rst.value = 1
     dut.load__valid.value = 0
@@ -49,7 +50,11 @@ async def run_cases(dut):
         dut.start.value = 0
         w0 = time.perf_counter()
         if not int(dut.done.value):
-            await RisingEdge(dut.done)
+            try:
+                await with_timeout(RisingEdge(dut.done), case["max_cycles"] * PERIOD_NS, "ns")
+            except SimTimeoutError:
+                raise AssertionError(f"layer {case['name']}: no done within {case['max_cycles']} cycles "
+                                     f"(the cycle model predicts {case['model_cycles']})") from None
         wall = time.perf_counter() - w0
         t_sim1 = cocotb.utils.get_sim_time(unit="ns")
         await FallingEdge(dut.clk)

@@ -21,6 +21,7 @@ from model.datapath import DatapathConfig
 from model.layer_file import read_layer, write_layer
 from sim.cocotb_run import run_layers, simulator_available
 from sim.layers import random_input, random_layer, reference_output
+from sim.network import traced_convolutions
 
 BUILD = Path(__file__).resolve().parents[1] / "build" / "sim"
 
@@ -36,9 +37,21 @@ LAYERS = [
 ]
 
 
+#: One generated array per tile; F(4,3) also splits rows over two PE clusters, blocks K by 16
+#: and finishes two tiles per OTU cycle; F(6,3) blocks K by 8 and finishes two.
+ARRAYS = {
+    2: dict(pes=4, lanes=4),
+    4: dict(pes=4, lanes=4, clusters=2, k_block=16, otu_lanes=2),
+    6: dict(pes=4, lanes=4, k_block=8, otu_lanes=2),
+}
+#: The tests' layers are short: a model compiled without optimisation builds several times faster.
+CXX_OPT = "-O0"
+TRAINED = Path(__file__).resolve().parent / "data" / "trained_f43"
+
+
 def _config(m: int, mode: str = "sparse") -> AccelConfig:
-    return AccelConfig(datapath=DatapathConfig(m=m, r=3, c_max=32), pes=4, lanes=4, k_max=32, h_max=24,
-                       w_max=24, pad_max=1, mode=mode)  # fmt: skip
+    return AccelConfig(datapath=DatapathConfig(m=m, r=3, c_max=32), k_max=32, h_max=28, w_max=28, pad_max=1,
+                       mode=mode, **ARRAYS[m])  # fmt: skip
 
 
 def _batch(cfg: AccelConfig, layers, seed: int, tmp_path: Path):
@@ -53,15 +66,29 @@ def _batch(cfg: AccelConfig, layers, seed: int, tmp_path: Path):
     return items
 
 
-def _check(items, results):
-    for (packed, xq, name), res in zip(items, results):
+def _check(items, results, expected=None):
+    for i, ((packed, xq, name), res) in enumerate(zip(items, results)):
         want = reference_output(packed.layer, xq)
         diff = np.argwhere(res.out != want)
         assert diff.size == 0, f"{name}: {len(diff)} outputs differ, first at (k, h, w) = {tuple(diff[0])}: " \
                                f"RTL {res.out[tuple(diff[0])]}, reference {want[tuple(diff[0])]}"
+        if expected is not None and expected[i] is not None:
+            assert np.array_equal(res.out, expected[i]), f"{name}: differs from the network's own activation"
         model = packed_cycles(packed).cycles
         assert res.cycles == model, f"{name}: RTL {res.cycles} cycles, model {model}"
         assert res.start_to_done_cycles == model, f"{name}: start→done {res.start_to_done_cycles}, model {model}"
+
+
+def _trained(cfg: AccelConfig):
+    """Every convolution of the trained MNIST network with a real digit's activations, and their outputs."""
+    from model.data import load_mnist5k
+
+    images, _ = load_mnist5k()
+    items, outs = [], []
+    for layer, xq, yq in traced_convolutions(TRAINED, images[7]):
+        items.append((pack_layer(layer, cfg), xq, f"trained_{layer.name}"))
+        outs.append(yq)
+    return items, outs
 
 
 @pytest.mark.parametrize("m", [2, 4, 6])
@@ -71,20 +98,41 @@ def test_verilator_random_layers(m, tmp_path):
         pytest.skip(reason)
     cfg = _config(m)
     items = _batch(cfg, LAYERS, seed=10 * m, tmp_path=tmp_path)
+    expected = [None] * len(items)
     if m == 4:
         # dense-mode images (every weight, zeros included) on the same generated array
         dense = dataclasses.replace(cfg, mode="dense")
         items += [(pack_layer(p.layer, dense), x, f"{name}_dense") for p, x, name in items[2:5]]
-    _check(items, run_layers(cfg, items, "verilator", build_dir=BUILD / f"verilator_f{m}3"))
+        # the trained network's layers, with real activations
+        trained, outs = _trained(cfg)
+        items += trained
+        expected += [None] * 3 + outs
+    _check(items, run_layers(cfg, items, "verilator", build_dir=BUILD / f"verilator_f{m}3", cxx_opt=CXX_OPT), expected)
 
 
 def test_icarus_random_layers(tmp_path):
     reason = simulator_available("icarus")
     if reason:
         pytest.skip(reason)
-    # Icarus runs this array at a few hundred cycles/s: a small configuration and small layers
-    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=2, lanes=2, k_max=8, h_max=9, w_max=9)
-    layers = [(3, 4, 7, 9, 0.3, 1, False, False, False), (8, 8, 9, 9, 1.0, 0, True, True, False),
+    # Icarus runs this array at a few hundred cycles/s: a small configuration and small layers,
+    # with two PE clusters, two output-channel blocks and a two-lane OTU
+    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=4, clusters=2, lanes=2, otu_lanes=2,
+                      k_max=8, k_block=4, h_max=9, w_max=9)
+    layers = [(3, 6, 7, 9, 0.3, 1, False, False, False), (8, 8, 9, 9, 1.0, 0, True, True, False),
               (1, 1, 1, 1, 0.05, 1, False, False, True), (5, 2, 5, 3, 0.0, 1, False, False, False)]
     items = _batch(cfg, layers, seed=3, tmp_path=tmp_path)
-    _check(items, run_layers(cfg, items, "icarus", build_dir=BUILD / "icarus_f23"))
+    _check(items, run_layers(cfg, items, "icarus", build_dir=BUILD / "icarus_f23", cxx_opt=CXX_OPT))
+
+
+def test_a_run_that_does_not_finish_fails_with_its_name(tmp_path):
+    """A hang (here: a PE stream whose end-of-block mark is lost) is a named failure, not a stalled simulator."""
+    reason = simulator_available("verilator")
+    if reason:
+        pytest.skip(reason)
+    cfg = _config(2)
+    packed, xq, _ = _batch(cfg, [(2, 2, 4, 4, 0.5, 1, False, False, False)], seed=1, tmp_path=tmp_path)[0]
+    streams = [st.copy() for st in packed.streams]
+    streams[0][-1, 5] = 0  # PE 0 walks on through the whole stream memory
+    stuck = dataclasses.replace(packed, streams=streams)
+    with pytest.raises(RuntimeError, match="layer stuck: no done within"):
+        run_layers(cfg, [(stuck, xq, "stuck")], "verilator", build_dir=BUILD / "verilator_f23", cxx_opt=CXX_OPT)
