@@ -36,9 +36,7 @@ def save_checkpoint(model: nn.Module, path, meta: dict | None = None) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(model: nn.Module, path) -> dict:
-    """Load weights saved by :func:`save_checkpoint` into ``model``; returns the saved ``meta``."""
-    path = Path(path)
+def _read(path: Path) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -47,6 +45,18 @@ def load_checkpoint(model: nn.Module, path) -> dict:
         raise WinnowError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise WinnowError(f"{path}: not a Winnow checkpoint (format {FORMAT} expected)")
+    return blob
+
+
+def read_meta(path) -> dict:
+    """The ``meta`` saved with a checkpoint (what it was trained with), without loading a model."""
+    return _read(Path(path)).get("meta", {})
+
+
+def load_checkpoint(model: nn.Module, path) -> dict:
+    """Load weights saved by :func:`save_checkpoint` into ``model``; returns the saved ``meta``."""
+    path = Path(path)
+    blob = _read(path)
     theirs, ours = blob["signature"], signature(model)
     for key in sorted(set(theirs) | set(ours)):
         if theirs.get(key) != ours.get(key):

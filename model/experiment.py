@@ -36,11 +36,13 @@ from .errors import ConfigError
 from .integer_net import IntegerNetwork, build_integer_network
 from .nets import model_for
 from .pruning import Pruner, SpatialStructuredPruner, check_density, iterative_schedule, transfer_spatial_zeros
-from .qat import prepare_qat
+from .qat import prepare_qat, restore_qat
 from .train import TrainConfig, accuracy, seed_everything, train
 
 METHODS = ("magnitude", "spatial_winograd", "filter_l1", "filter_distribution_fit", "kep")
 SPATIAL_METHODS = ("filter_l1", "filter_distribution_fit", "kep")
+#: Methods whose pruned model keeps the default network's structure (zeros, not removed filters).
+STRUCTURE_PRESERVING = ("magnitude", "spatial_winograd", "kep")
 SCHEDULES = ("one_shot", "iterative")
 
 
@@ -225,6 +227,21 @@ def measure(cfg: ExperimentConfig, model: nn.Module, data: Split) -> dict:
     acc = count_multiplications(model, data.x_test[:200])
     out["accounting"] = acc
     return out
+
+
+def trained_skeleton(cfg: ExperimentConfig, input_shape, classes: int, scales: list[dict]) -> nn.Module:
+    """The fine-tuned model's structure (Winograd layers, fake quantization with ``scales``), untrained.
+
+    Loading the checkpoint of a :func:`run_experiment` model into it restores that model.
+    Filter pruning removes filters, so its structure cannot be rebuilt from the configuration.
+    """
+    if cfg.method not in STRUCTURE_PRESERVING:
+        raise ConfigError(f"method {cfg.method} removes filters: its network cannot be rebuilt from the "
+                          f"configuration (use the network the training run exported)")
+    model = model_for(cfg.dataset, tuple(input_shape), classes, cfg.width)
+    convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu and cfg.method not in SPATIAL_METHODS)
+    restore_qat(model, scales, act_bits=cfg.act_bits, weight_bits=cfg.weight_bits)
+    return model
 
 
 def run_experiment(cfg: ExperimentConfig, data: Split | None = None, dense: nn.Module | None = None,

@@ -129,6 +129,41 @@ def _set_child(root: nn.Module, qualname: str, new: nn.Module) -> None:
     setattr(parent, last, new)
 
 
+def _attach(model: nn.Module, report: list[dict], act_bits: int, weight_bits: int, max_position_shift: int,
+            mult_bits: int) -> None:
+    """Switch fake quantization on with the scales of ``report`` (layers in execution order)."""
+    mods = dict(model.named_modules())
+    convs = [mods[r["name"]] for r in report if r["kind"] == "winograd_conv"]
+    c_max = max((m.in_channels for m in convs), default=1)
+    for i, r in enumerate(report):
+        mod = mods.get(r["name"])
+        if r["kind"] == "winograd_conv":
+            if not isinstance(mod, WinogradConv):
+                raise ConfigError(f"layer {r['name']!r} of the scales is not a Winograd convolution in this model")
+            cfg = DatapathConfig(dims=mod.dims, m=mod.m, r=mod.r, points=mod.alg.points, act_bits=act_bits,
+                                 weight_bits=weight_bits, c_max=c_max, mult_bits=mult_bits,
+                                 max_position_shift=max_position_shift)
+            mod.qat = LayerQuant(cfg, r["in_scale"], r["out_scale"], first=(i == 0))
+        elif r["kind"] == "linear":
+            lin = mod.linear if isinstance(mod, QuantLinear) else mod
+            if not isinstance(lin, nn.Linear):
+                raise ConfigError(f"layer {r['name']!r} of the scales is not a linear layer in this model")
+            _set_child(model, r["name"], QuantLinear(lin, r["in_scale"], act_bits, weight_bits, first=(i == 0)))
+        else:
+            raise ConfigError(f"unknown layer kind {r['kind']!r} in the scales")
+
+
+def restore_qat(model: nn.Module, report: list[dict], act_bits: int = 8, weight_bits: int = 8,
+                max_position_shift: int = 8, mult_bits: int = 15) -> None:
+    """Switch fake quantization on with scales :func:`prepare_qat` returned earlier (no calibration).
+
+    Rebuilds a fine-tuned model's quantized structure so that its checkpoint loads.
+    """
+    if not report:
+        raise ConfigError("no scales to restore")
+    _attach(model, report, act_bits, weight_bits, max_position_shift, mult_bits)
+
+
 def prepare_qat(model: nn.Module, calib_x: torch.Tensor, act_bits: int = 8, weight_bits: int = 8,
                 max_position_shift: int = 8, mult_bits: int = 15) -> list[dict]:
     """Calibrate scales on ``calib_x`` and switch fake quantization on (module docstring).
@@ -163,21 +198,14 @@ def prepare_qat(model: nn.Module, calib_x: torch.Tensor, act_bits: int = 8, weig
     if not order:
         raise ConfigError("the model has no Winograd or linear layer to quantize")
     order = [(n, m.linear if isinstance(m, QuantLinear) else m) for n, m in order]
-    c_max = max(m.in_channels for _, m in order if isinstance(m, WinogradConv)) if any(
-        isinstance(m, WinogradConv) for _, m in order) else 1
     in_scales = [max(stats[n][0], 1e-12) / qmax(act_bits) for n, _ in order]
     report = []
     for i, (name, mod) in enumerate(order):
         if isinstance(mod, WinogradConv):
             out_scale = in_scales[i + 1] if i + 1 < len(order) else max(stats[name][1], 1e-12) / qmax(act_bits)
-            cfg = DatapathConfig(dims=mod.dims, m=mod.m, r=mod.r, points=mod.alg.points, act_bits=act_bits,
-                                 weight_bits=weight_bits, c_max=c_max, mult_bits=mult_bits,
-                                 max_position_shift=max_position_shift)
-            mod.qat = LayerQuant(cfg, in_scales[i], out_scale, first=(i == 0))
             report.append({"name": name, "kind": "winograd_conv", "in_scale": in_scales[i], "out_scale": out_scale})
         else:
-            q = QuantLinear(mod, in_scales[i], act_bits, weight_bits, first=(i == 0))
-            _set_child(model, name, q)
             report.append({"name": name, "kind": "linear", "in_scale": in_scales[i], "out_scale": None})
+    _attach(model, report, act_bits, weight_bits, max_position_shift, mult_bits)
     model.train(was_training)
     return report
