@@ -1,6 +1,6 @@
 """Generate the Verilog of a :class:`hw.array.WinogradArray` with its params.json beside it.
 
-Usage::
+Usage (``winnow gen`` is the same with presets and clear errors)::
 
     python -m hw.generate --m 4 --pes 4 --lanes 4 --out build/hw/f43   # writes winnow_array.v + params.json
 
@@ -123,12 +123,16 @@ def main(argv=None) -> int:
     ap.add_argument("--w-max", type=int, default=32)
     ap.add_argument("--pes", type=int, default=4)
     ap.add_argument("--lanes", type=int, default=4)
+    ap.add_argument("--clusters", type=int, default=1)
+    ap.add_argument("--k-block", type=int, default=None)
+    ap.add_argument("--otu-lanes", type=int, default=1)
     ap.add_argument("--mode", default="sparse", choices=["sparse", "dense"])
     ap.add_argument("--axis", action="store_true", help="also write the AXI-Stream named wrapper")
     ap.add_argument("--out", default="build/hw/array")
     a = ap.parse_args(argv)
     dp = DatapathConfig(m=a.m, r=a.r, act_bits=a.act_bits, weight_bits=a.weight_bits, c_max=a.c_max)
-    cfg = AccelConfig(datapath=dp, pes=a.pes, lanes=a.lanes, k_max=a.k_max, h_max=a.h_max, w_max=a.w_max, mode=a.mode)
+    cfg = AccelConfig(datapath=dp, pes=a.pes, lanes=a.lanes, clusters=a.clusters, k_block=a.k_block,
+                      otu_lanes=a.otu_lanes, k_max=a.k_max, h_max=a.h_max, w_max=a.w_max, mode=a.mode)
     path = generate(cfg, a.out, axis=a.axis)
     print(f"wrote {path} and {path.parent / 'params.json'}")
     return 0

@@ -26,6 +26,7 @@ import numpy as np
 from hw.config import AccelConfig
 from hw.generate import TOP, generate
 from model.atomic import atomic_write_text
+from model.errors import WinnowError
 from hw.packer import PackedLayer
 
 from .tb_array import PERIOD_NS
@@ -79,6 +80,10 @@ def simulator_available(simulator: str) -> str | None:
             return "Icarus Verilog (iverilog, vvp) is not on PATH (apt-get install iverilog)"
         return None
     return f"unknown simulator {simulator!r}"
+
+
+class SimulationError(WinnowError, RuntimeError):
+    """A simulator that cannot run, or a cocotb run that failed (the message carries the log's tail)."""
 
 
 @dataclass
@@ -141,8 +146,8 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
 
     reason = simulator_available(simulator)
     if reason:
-        raise RuntimeError(reason)
-    build_dir = Path(build_dir or ROOT / "build" / "sim" / simulator)
+        raise SimulationError(reason)
+    build_dir = Path(build_dir or ROOT / "build" / "sim" / simulator).resolve()  # the simulator runs elsewhere
     build_dir.mkdir(parents=True, exist_ok=True)
     vfile = build_dir / f"{TOP}.v"
     # regenerate when the configuration or the generator's source changes
@@ -191,7 +196,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     n_tests, n_fail = get_results(Path(xml)) if xml is not None else (1, 1)
     if n_fail or not res_file.exists():
         log = (build_dir / "test.log").read_text()[-3000:] if (build_dir / "test.log").exists() else ""
-        raise RuntimeError(f"cocotb run under {simulator} failed ({n_fail} of {n_tests} tests); log tail:\n{log}")
+        raise SimulationError(f"cocotb run under {simulator} failed ({n_fail} of {n_tests} tests); log tail:\n{log}")
     out = []
     for item, r in zip(layers, json.loads(res_file.read_text())):
         packed = item[0]
