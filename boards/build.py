@@ -90,6 +90,8 @@ class Board:
     bitstream: str
     synth_opts: str = ""
     notes: str = ""
+    #: clock of the design when it differs from the oscillator (made by a PLL)
+    sys_clock_hz: float | None = None
     #: nextpnr utilization key per resource
     report_keys: dict = field(default_factory=dict)
 
@@ -119,7 +121,9 @@ KNOWN_BOARDS: dict[str, Board] = {
                         "LFE5U-25F", 48e6, {"LUT": 24288, "FF": 24288, "DSP": 28, "BRAM": 56},
                         ("yosys", "nextpnr-ecp5", "ecppack"), "top.bit", report_keys=_ECP5_KEYS,
                         notes="UART on Feather pins 0 (RX) and 1 (TX) through a 3.3 V USB-serial adapter; "
-                              "load with dfu-util after `dfu-suffix -v 1209 -p 5af0 -a top.bit`"),
+                              "the 48 MHz oscillator feeds a PLL making the 24 MHz design clock; "
+                              "load with dfu-util after `dfu-suffix -v 1209 -p 5af0 -a top.bit`",
+                        sys_clock_hz=24e6),
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "iCE40UP5K", 12e6,
                         {"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
                         ("yosys", "nextpnr-ice40", "icepack"), "top.bin", synth_opts="-dsp", report_keys=_ICE40_KEYS,
@@ -206,15 +210,17 @@ def netlist_usage(board: Board, cells: dict[str, int]) -> dict[str, int]:
                 # nextpnr's TRELLIS_COMB: a LUT4 is one, a carry cell or a distributed-RAM cell two
                 "LUT": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 2 * cells.get("TRELLIS_DPR16X4", 0)}
     ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+    # a logic cell holds one LUT4 and one flip-flop: at least this many cells
     return {"DSP": cells.get("SB_MAC16", 0), "BRAM": cells.get("SB_RAM40_4K", 0), "FF": ffs,
             "LUT": max(cells.get("SB_LUT4", 0), ffs)}
 
 
 def check_netlist(board: Board, usage: dict[str, int]) -> None:
-    for res in ("BRAM", "DSP", "LUT"):
-        if usage[res] > board.capacity[res]:
-            raise ResourceError(f"configuration too big for {board.name} ({board.device}): {res}: the synthesized "
-                                f"netlist needs {usage[res]}, the part has {board.capacity[res]}")
+    """Raise :class:`ResourceError` naming every resource the netlist needs more of than the part has."""
+    over = [f"{res}: the synthesized netlist needs {usage[res]:,}, the part has {board.capacity[res]:,}"
+            for res in ("BRAM", "DSP", "LUT", "FF") if usage[res] > board.capacity[res]]
+    if over:
+        raise ResourceError(f"configuration too big for {board.name} ({board.device}): " + "; ".join(over))
 
 
 def parse_report(board: Board, report: dict, usage: dict[str, int]) -> tuple[dict, dict]:
@@ -234,14 +240,69 @@ def parse_report(board: Board, report: dict, usage: dict[str, int]) -> tuple[dic
     return res, {"clock": clk, "achieved_mhz": float(f["achieved"]), "constraint_mhz": float(f["constraint"])}
 
 
-class BoardTop(Elaboratable):
-    """HostLink + array with the UART on the board's serial pins and status on two LEDs."""
+def ecp5_pll_params(in_hz: float, out_hz: float) -> dict:
+    """EHXPLLL dividers for ``out_hz`` from ``in_hz`` (VCO 400–800 MHz, PFD ≥ 3.125 MHz), exact or refused."""
+    fin, fout = in_hz / 1e6, out_hz / 1e6
+    best = None
+    for clki in range(1, 129):
+        pfd = fin / clki
+        if pfd < 3.125:
+            break
+        for clkfb in range(1, 81):
+            if abs(pfd * clkfb - fout) > 1e-9:
+                continue
+            for clkop in range(1, 129):
+                vco = fout * clkop
+                if 400 <= vco <= 800 and (best is None or abs(vco - 600) < abs(best["vco_mhz"] - 600)):
+                    best = {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop,
+                            "CLKOP_CPHASE": (clkop - 1) // 2, "vco_mhz": vco}  # as ecppll: VCO near 600 MHz
+    if best is None:
+        raise ConfigError(f"no ECP5 PLL setting makes exactly {fout:g} MHz from {fin:g} MHz")
+    return best
 
-    def __init__(self, cfg: AccelConfig, *, divisor: int, timeout_bytes: int = 1024):
+
+def ecp5_pll_domain(m: Module, platform, out_hz: float) -> None:
+    """Drive the ``sync`` domain from an EHXPLLL fed by the board oscillator (reset until locked)."""
+    from amaranth import ClockDomain, ClockSignal, Instance, Signal
+    from amaranth.lib import io
+    from amaranth.lib.cdc import ResetSynchronizer
+
+    in_hz = platform.default_clk_frequency
+    p = ecp5_pll_params(in_hz, out_hz)
+    clk_io = platform.request(platform.default_clk, dir="-")
+    m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
+    m.domains.sync = ClockDomain("sync")
+    locked = Signal()
+    m.submodules.pll = Instance(
+        "EHXPLLL",
+        a_FREQUENCY_PIN_CLKI=f"{in_hz / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{out_hz / 1e6:g}",
+        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
+        p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+        p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+        p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=p["CLKFB_DIV"],
+        i_RST=0, i_STDBY=0, i_CLKI=clk_buf.i, o_CLKOP=ClockSignal("sync"), i_CLKFB=ClockSignal("sync"),
+        i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
+        i_ENCLKOP=0, o_LOCK=locked,
+    )  # fmt: skip
+    platform.add_clock_constraint(ClockSignal("sync"), out_hz)
+    m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
+
+class BoardTop(Elaboratable):
+    """HostLink + array with the UART on the board's serial pins and status on two LEDs.
+
+    The ``sync`` clock is the board oscillator, or (``sys_clock_hz``, ECP5) a PLL output.
+    """
+
+    def __init__(self, cfg: AccelConfig, *, divisor: int, timeout_bytes: int = 1024, sys_clock_hz=None):
         self.link = HostLink(cfg, divisor=divisor, timeout_bytes=timeout_bytes)
+        self.sys_clock_hz = sys_clock_hz
 
     def elaborate(self, platform):
         m = Module()
+        if self.sys_clock_hz:
+            ecp5_pll_domain(m, platform, self.sys_clock_hz)
         m.submodules.link = link = self.link
         uart = platform.request("uart", 0)
         m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
@@ -283,7 +344,8 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     """
     spec = get_board(board)
     cfg, preset_name = resolve_config(spec, config)
-    divisor = divisor_for(spec.clock_hz, baud)
+    clock_hz = spec.sys_clock_hz or spec.clock_hz
+    divisor = divisor_for(clock_hz, baud)
     precheck(spec, cfg)
     tools = {t: find_tool(t) for t in spec.tools}
     out = Path(out_dir or Path("build") / "boards" / spec.name).resolve()
@@ -302,12 +364,13 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     plat = spec.make_platform()
     nextpnr_opts = f"--report {NAME}.report.json --seed {seed} --timing-allow-fail"
-    plan = plat.build(BoardTop(cfg, divisor=divisor, timeout_bytes=timeout_bytes), name=NAME, do_build=False,
+    top = BoardTop(cfg, divisor=divisor, timeout_bytes=timeout_bytes, sys_clock_hz=spec.sys_clock_hz)
+    plan = plat.build(top, name=NAME, do_build=False,
                       debug_verilog=False, synth_opts=spec.synth_opts, nextpnr_opts=nextpnr_opts)
     plan.extract(out)
     cfg.write_params(out)
     atomic_write_json(out / "hostlink.json", {**link_params(cfg, divisor=divisor, timeout_bytes=timeout_bytes),
-                                              "baud": baud, "clock_hz": spec.clock_hz})
+                                              "baud": baud, "clock_hz": clock_hz})
     steps.append({"step": "elaborate", "seconds": round(time.perf_counter() - t0, 2)})
 
     commands = json.loads(plan.files[f"build_{NAME}.json"])["commands"]
@@ -344,9 +407,9 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         "schema": REPORT_SCHEMA, "board": spec.name, "platform": spec.platform, "device": spec.device,
         "family": spec.family, "preset": preset_name, "config_id": f"{P.config_id(cfg):08x}",
         "config": cfg.to_dict(), "multipliers": cfg.multipliers,
-        "clock_hz": spec.clock_hz, "baud": baud, "divisor": divisor,
+        "clock_hz": clock_hz, "oscillator_hz": spec.clock_hz, "baud": baud, "divisor": divisor,
         "resources": resources, "fmax_mhz": fmax["achieved_mhz"], "constraint_mhz": fmax["constraint_mhz"],
-        "timing_met": fmax["achieved_mhz"] >= spec.clock_hz / 1e6, "clock_net": fmax["clock"],
+        "timing_met": fmax["achieved_mhz"] >= clock_hz / 1e6, "clock_net": fmax["clock"],
         "netlist": usage, "bitstream": spec.bitstream, "bitstream_bytes": bit.stat().st_size,
         "nextpnr_report": rep_path.name, "seed": seed, "steps": steps,
         "build_s": round(time.perf_counter() - t_all, 1), "tools": tool_versions(spec), "notes": spec.notes,
@@ -354,7 +417,7 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     atomic_write_json(out / "report.json", report)
     if not report["timing_met"]:
         progress(f"warning: {spec.name}: Fmax {fmax['achieved_mhz']:.1f} MHz is below the "
-                 f"{spec.clock_hz / 1e6:g} MHz board clock; the bitstream will not run reliably")
+                 f"{clock_hz / 1e6:g} MHz design clock; the bitstream will not run reliably")
     r = resources
     progress(f"{spec.name}: LUT {r['LUT']['used']}/{r['LUT']['available']}, FF {r['FF']['used']}, "
              f"DSP {r['DSP']['used']}/{r['DSP']['available']}, BRAM {r['BRAM']['used']}/{r['BRAM']['available']}, "

@@ -68,8 +68,10 @@ def test_too_many_multipliers_is_refused_before_building(tmp_path):
 
 def test_netlist_check_names_the_resource():
     board = B.get_board("icebreaker")
-    with pytest.raises(B.ResourceError, match="BRAM: the synthesized netlist needs 38, the part has 30"):
-        B.check_netlist(board, {"BRAM": 38, "DSP": 1, "LUT": 100, "FF": 10})
+    with pytest.raises(B.ResourceError, match="BRAM: the synthesized netlist needs 38, the part has 30; "
+                                              "LUT: the synthesized netlist needs 9,616, the part has 5,280"):
+        B.check_netlist(board, {"BRAM": 38, "DSP": 1, "LUT": 9616, "FF": 10})
+    B.check_netlist(board, {"BRAM": 30, "DSP": 8, "LUT": 5280, "FF": 5280})
     usage = B.netlist_usage(B.get_board("ulx3s"), {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 2, "DP16KD": 4,
                                                    "MULT18X18D": 5, "TRELLIS_FF": 7})
     assert usage == {"DSP": 5, "BRAM": 4, "FF": 7, "LUT": 20}
@@ -112,3 +114,11 @@ def test_measured_board_reports_are_consistent():
     t = res["throughput"]
     assert t["gops_per_dsp_at_fmax"] > 0 and t["dsps"] == next(
         r["report"]["resources"]["DSP"]["used"] for r in built if r["board"] == "ulx3s")
+
+
+def test_ecp5_pll_matches_ecppll_and_refuses_the_impossible():
+    # yowasp-ecppll -i 48 -o 24: refclk divisor 2, feedback divisor 1, clkout0 divisor 25 (VCO 600 MHz)
+    p = B.ecp5_pll_params(48e6, 24e6)
+    assert (p["CLKI_DIV"], p["CLKFB_DIV"], p["CLKOP_DIV"], p["CLKOP_CPHASE"]) == (2, 1, 25, 12)
+    with pytest.raises(ConfigError, match="no ECP5 PLL setting"):
+        B.ecp5_pll_params(25e6, 1e6)
