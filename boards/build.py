@@ -121,9 +121,7 @@ KNOWN_BOARDS: dict[str, Board] = {
                         "LFE5U-25F", 48e6, {"LUT": 24288, "FF": 24288, "DSP": 28, "BRAM": 56},
                         ("yosys", "nextpnr-ecp5", "ecppack"), "top.bit", report_keys=_ECP5_KEYS,
                         notes="UART on Feather pins 0 (RX) and 1 (TX) through a 3.3 V USB-serial adapter; "
-                              "the 48 MHz oscillator feeds a PLL making the 24 MHz design clock; "
-                              "load with dfu-util after `dfu-suffix -v 1209 -p 5af0 -a top.bit`",
-                        sys_clock_hz=24e6),
+                              "load with dfu-util after `dfu-suffix -v 1209 -p 5af0 -a top.bit`"),
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "iCE40UP5K", 12e6,
                         {"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30},
                         ("yosys", "nextpnr-ice40", "icepack"), "top.bin", synth_opts="-dsp", report_keys=_ICE40_KEYS,
@@ -315,6 +313,33 @@ class BoardTop(Elaboratable):
         return m
 
 
+#: Inputs and outputs of each tool step (file names with ``{n}`` = the design name): a step whose
+#: command line and inputs are unchanged since it last succeeded is not run again.
+STEP_IO = {
+    "yosys": (["{n}.ys", "{n}.il"], ["{n}.json"]),
+    "nextpnr-ecp5": (["{n}.json", "{n}.lpf"], ["{n}.config", "{n}.report.json"]),
+    "ecppack": (["{n}.config"], ["{n}.bit"]),
+    "nextpnr-ice40": (["{n}.json", "{n}.pcf"], ["{n}.asc", "{n}.report.json"]),
+    "icepack": (["{n}.asc"], ["{n}.bin"]),
+}
+STEP_IO = {t: ([f.format(n=NAME) for f in i], [f.format(n=NAME) for f in o]) for t, (i, o) in STEP_IO.items()}
+
+
+def step_key(out: Path, tool: str, argv) -> str:
+    """SHA-256 of a step's command line and input files."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(argv).encode())
+    for f in STEP_IO[tool][0]:
+        h.update(f.encode() + b"\0" + (out / f).read_bytes())
+    return h.hexdigest()
+
+
+def _cached_seconds(out: Path, tool: str) -> dict:
+    p = out / f".{tool}.seconds.json"
+    return {"seconds": json.loads(p.read_text())["seconds"]} if p.exists() else {}
+
+
 def _run(cmd, cwd: Path, log: Path, what: str) -> None:
     with open(log, "w") as fh:
         proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
@@ -350,8 +375,7 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     tools = {t: find_tool(t) for t in spec.tools}
     out = Path(out_dir or Path("build") / "boards" / spec.name).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", f"{NAME}.report.json", spec.bitstream):
-        (out / stale).unlink(missing_ok=True)
+    (out / "report.json").unlink(missing_ok=True)  # a failed build leaves no report
     steps = []
     t_all = time.perf_counter()
 
@@ -364,6 +388,9 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     plat = spec.make_platform()
     nextpnr_opts = f"--report {NAME}.report.json --seed {seed} --timing-allow-fail"
+    if spec.family == "ecp5":
+        # router1 stalled for over 20 minutes on the ULX3S preset's congestion; router2 finishes
+        nextpnr_opts += " --router router2"
     top = BoardTop(cfg, divisor=divisor, timeout_bytes=timeout_bytes, sys_clock_hz=spec.sys_clock_hz)
     plan = plat.build(top, name=NAME, do_build=False,
                       debug_verilog=False, synth_opts=spec.synth_opts, nextpnr_opts=nextpnr_opts)
@@ -385,13 +412,23 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         label = {"yosys": "synthesize (yosys)", "ecppack": "pack bitstream (ecppack)",
                  "icepack": "pack bitstream (icepack)"}.get(tool, f"place and route ({tool})")
         t0 = step(k, n, label)
-        try:
-            _run(tools[tool] + argv[1:], out, out / f"{tool}.log", tool)
-        except ToolFailedError:
-            if tool.startswith("nextpnr") and usage is not None:
-                check_netlist(spec, usage)  # explains an overfull part by its resource
-            raise
-        steps.append({"step": tool, "seconds": round(time.perf_counter() - t0, 2)})
+        stamp = out / f".{tool}.stamp"
+        key = step_key(out, tool, argv)
+        if stamp.exists() and stamp.read_text() == key and all((out / f).exists() for f in STEP_IO[tool][1]):
+            progress(f"      {tool}: inputs unchanged, outputs kept")
+            steps.append({"step": tool, "cached": True, **_cached_seconds(out, tool)})
+        else:
+            stamp.unlink(missing_ok=True)
+            try:
+                _run(tools[tool] + argv[1:], out, out / f"{tool}.log", tool)
+            except ToolFailedError:
+                if tool.startswith("nextpnr") and usage is not None:
+                    check_netlist(spec, usage)  # explains an overfull part by its resource
+                raise
+            secs = round(time.perf_counter() - t0, 2)
+            stamp.write_text(key)
+            atomic_write_json(out / f".{tool}.seconds.json", {"seconds": secs})
+            steps.append({"step": tool, "seconds": secs})
         if tool == "yosys":
             usage = netlist_usage(spec, netlist_cells(out / f"{NAME}.json"))
             check_netlist(spec, usage)
@@ -412,7 +449,9 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         "timing_met": fmax["achieved_mhz"] >= clock_hz / 1e6, "clock_net": fmax["clock"],
         "netlist": usage, "bitstream": spec.bitstream, "bitstream_bytes": bit.stat().st_size,
         "nextpnr_report": rep_path.name, "seed": seed, "steps": steps,
-        "build_s": round(time.perf_counter() - t_all, 1), "tools": tool_versions(spec), "notes": spec.notes,
+        "build_s": round(time.perf_counter() - t_all, 1),
+        "tool_s": round(sum(st.get("seconds", 0) for st in steps), 1),  # cached steps: their last real run
+        "tools": tool_versions(spec), "notes": spec.notes,
     }  # fmt: skip
     atomic_write_json(out / "report.json", report)
     if not report["timing_met"]:
