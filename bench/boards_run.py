@@ -148,7 +148,8 @@ def render(res: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for b in res["boards"]:
         if b["status"] != "built":
-            lines.append(f"| {b['board']} | | | {b['status']}: {b['error'].splitlines()[0][:160]} | | | | | |")
+            why = b["error"].splitlines()[0].split(": ", 1)[-1]
+            lines.append(f"| {b['board']} | | {b['status']} | {why} | | | | | |")
             continue
         r = b["report"]
         c = r["config"]

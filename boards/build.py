@@ -392,7 +392,8 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         # router1 stalled for over 20 minutes on the ULX3S preset's congestion; router2 finishes
         nextpnr_opts += " --router router2"
     top = BoardTop(cfg, divisor=divisor, timeout_bytes=timeout_bytes, sys_clock_hz=spec.sys_clock_hz)
-    plan = plat.build(top, name=NAME, do_build=False,
+    # emit_src=False: the RTLIL (the synthesis step's input) does not change when a Python line moves
+    plan = plat.build(top, name=NAME, do_build=False, emit_src=False,
                       debug_verilog=False, synth_opts=spec.synth_opts, nextpnr_opts=nextpnr_opts)
     plan.extract(out)
     cfg.write_params(out)
