@@ -16,12 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hw.array import WinogradArray
 from hw.config import AccelConfig
 from hw.generate import generate
 from model.atomic import atomic_write_json, atomic_write_text
 
-from .host_link import HostLink, array_link_info
+from .host_link import HostLink, link_info
 from .uart import check_divisor
 
 #: Module name of the HostLink top in the Verilog export.
@@ -38,10 +37,8 @@ def hostlink_verilog(cfg: AccelConfig, *, divisor: int, timeout_bytes: int = 102
 
 
 def link_params(cfg: AccelConfig, *, divisor: int, timeout_bytes: int = 1024) -> dict:
-    array = WinogradArray(cfg)
-    array._MustUse__silence = True  # only its port widths are read
     check_divisor(divisor)
-    i = array_link_info(array, cfg)
+    i = link_info(cfg)
     return {"schema": "winnow-hostlink/1", "top": TOP, "divisor": divisor, "timeout_bytes": timeout_bytes,
             "protocol_version": i.version, "load_bits": i.load_bits, "bank_bits": i.bank_bits,
             "addr_bits": i.addr_bits, "data_bits": i.data_bits, "config_id": f"{i.config_id:08x}",

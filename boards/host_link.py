@@ -32,6 +32,13 @@ def array_link_info(array: WinogradArray, cfg: AccelConfig) -> P.LinkInfo:
                       data_bits=array.rd_data.shape().width, config_id=P.config_id(cfg))
 
 
+def link_info(cfg: AccelConfig) -> P.LinkInfo:
+    """What INFO reports for a HostLink around ``cfg``'s array (the array is only inspected)."""
+    array = WinogradArray(cfg)
+    array._MustUse__silence = True  # its signature is read, it is never elaborated
+    return array_link_info(array, cfg)
+
+
 class CommandProcessor(wiring.Component):
     """The protocol engine: bytes in, bytes out, array ports driven.
 

@@ -61,8 +61,8 @@ class UARTTx(wiring.Component):
     Attributes
     ----------
     i : In(stream.Signature(8))
-        Bytes to send; ``ready`` is high while the transmitter is idle (between the end
-        of one stop bit and the next start bit there is no gap).
+        Bytes to send; ``ready`` is high while the transmitter is idle and in the last
+        cycle of a stop bit (so a waiting byte's start bit follows without a gap).
     tx : Out(1)
         The serial line (idles high); driven from a flip-flop, so it never glitches.
     """

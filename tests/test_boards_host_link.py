@@ -7,7 +7,7 @@ import pytest
 
 from boards import protocol as P
 from boards.host import BoardError, HostDriver
-from boards.host_link import ByteLink, HostLink, array_link_info
+from boards.host_link import ByteLink, HostLink, array_link_info, link_info
 from boards.pysim_link import PysimTransport
 from hw.array import WinogradArray
 from hw.config import AccelConfig
@@ -28,12 +28,14 @@ def _read_error(tr, timeout=20.0):
 
 
 def test_info_reports_the_array_ports_and_config_id():
-    info = array_link_info(WinogradArray(CFG), CFG)
+    array = WinogradArray(CFG)
+    info = array_link_info(array, CFG)
     with PysimTransport(ByteLink(CFG, timeout_cycles=500)) as tr:
         got = HostDriver(tr, timeout=20).info()
-    assert got == info
+    assert got == info == link_info(CFG)
     assert got.config_id == P.config_id(CFG)
-    assert got.load_bits == len(WinogradArray(CFG).load.payload.as_value())
+    assert got.load_bits == len(array.load.payload.as_value()) and got.addr_bits == array.rd_addr.shape().width
+    array._MustUse__silence = True
 
 
 def test_layer_bit_exact_and_cycle_exact_both_read_modes():
