@@ -18,29 +18,40 @@ def _sim(dut, tb):
     sim.run()
 
 
-@pytest.mark.parametrize("divisor", [4, 5, 7])
-def test_tx_back_to_back_equals_twin_waveform(divisor):
-    data = bytes(np.random.default_rng(divisor).integers(0, 256, 12).tolist()) + b"\x00\xff\x55"
+def _tx_line(divisor, data, idle=lambda: 0):
+    """Feed ``data`` to a UARTTx (``idle()`` cycles of no valid before each byte); the line, per cycle."""
     dut = UARTTx(divisor)
     line = []
+
+    async def tick(ctx):
+        await ctx.tick()
+        line.append(ctx.get(dut.tx))
 
     async def tb(ctx):
         assert ctx.get(dut.tx) == 1
         for byte in data:
+            ctx.set(dut.i.valid, 0)
+            for _ in range(idle()):
+                await tick(ctx)
             ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.payload, byte)
             while True:
                 ready = ctx.get(dut.i.ready)
-                await ctx.tick()
-                line.append(ctx.get(dut.tx))
+                await tick(ctx)
                 if ready:
                     break
         ctx.set(dut.i.valid, 0)
         for _ in range(12 * divisor):
-            await ctx.tick()
-            line.append(ctx.get(dut.tx))
+            await tick(ctx)
 
     _sim(dut, tb)
+    return line
+
+
+@pytest.mark.parametrize("divisor", [4, 5, 7])
+def test_tx_back_to_back_equals_twin_waveform(divisor):
+    data = bytes(np.random.default_rng(divisor).integers(0, 256, 12).tolist()) + b"\x00\xff\x55"
+    line = _tx_line(divisor, data)
     first = line.index(0)
     want = tx_waveform(data, divisor)
     assert line[first:first + len(want)] == want
@@ -52,29 +63,7 @@ def test_tx_with_random_producer_gaps_decodes_to_the_same_bytes(seed):
     rng = np.random.default_rng(seed)
     divisor = 4
     data = rng.integers(0, 256, 40).tolist()
-    dut = UARTTx(divisor)
-    line = []
-
-    async def tb(ctx):
-        for byte in data:
-            for _ in range(int(rng.integers(0, 3)) * int(rng.integers(0, 30))):  # producer idles
-                ctx.set(dut.i.valid, 0)
-                await ctx.tick()
-                line.append(ctx.get(dut.tx))
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, byte)
-            while True:
-                ready = ctx.get(dut.i.ready)
-                await ctx.tick()
-                line.append(ctx.get(dut.tx))
-                if ready:
-                    break
-        ctx.set(dut.i.valid, 0)
-        for _ in range(12 * divisor):
-            await ctx.tick()
-            line.append(ctx.get(dut.tx))
-
-    _sim(dut, tb)
+    line = _tx_line(divisor, data, idle=lambda: int(rng.integers(0, 3)) * int(rng.integers(0, 30)))
     got, fe, ov = rx_decode(line, divisor)
     assert (got, fe, ov) == (data, 0, 0)
 
