@@ -49,7 +49,6 @@ def test_layers_through_the_uart_under_verilator(tmp_path):
     assert time.perf_counter() - t0 < 120
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(simulator_available("icarus") is not None, reason=str(simulator_available("icarus")))
 def test_small_layer_through_the_uart_under_icarus(tmp_path):
     dp = DatapathConfig(m=2, r=3, c_max=2)
