@@ -94,7 +94,7 @@ def test_rx_equals_twin_cycle_by_cycle_with_back_pressure(divisor, skew):
     frames[7] = (0x00, 5, 0)   # framing errors: stop bit 0 (one with an all-zero byte: a break)
     frames[19] = (0xA5, 5, 0)
     wave = line_waveform(frames, divisor * skew, idle=3 * divisor)
-    ready = (rng.random(len(wave)) < 0.3).astype(int).tolist()  # slow consumer: some overruns
+    ready = (rng.random(len(wave)) < 0.3).astype(int).tolist()  # random back-pressure (overruns: next test)
     rtl, twin = _rx_against_model(divisor, wave, ready)
     assert rtl == twin
     taken = [p for (v, p, f, o), r in zip(rtl, ready) if v and r]
