@@ -24,11 +24,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m model.demo
+	$(SIM_PATH) $(VENV)/bin/winnow flow winnow/configs/demo.toml --out out/demo
 
 test: $(STAMP)
 	@$(ICARUS)
-	$(SIM_PATH) $(PY) -m pytest -n 2 -q
+	$(SIM_PATH) $(PY) -m pytest -n 2 --dist loadgroup -q
 
 bench: $(STAMP)
 	$(PY) -m bench.run

@@ -1,0 +1,332 @@
+"""The ``winnow`` command through its real entry point: every subcommand, the resumable flow, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.cocotb_run import simulator_available
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINED = ROOT / "tests" / "data" / "trained_f43"
+
+#: A flow small enough for the test suite: sklearn's 8×8 digits, F(2,3), one epoch per phase.
+FLOW = """
+[train]
+dataset = "digits"
+m = 2
+method = "magnitude"
+density = 0.3
+dense_epochs = 1
+retrain_epochs = 1
+qat_epochs = 1
+sweep = [0.6]
+
+[array]
+pes = 2
+lanes = 2
+otu_lanes = 2
+k_max = 32
+h_max = 8
+w_max = 8
+
+[sim]
+layers = "all"
+image = 3
+
+[report]
+title = "test run"
+"""
+
+
+def winnow(*args, cwd=None, check=None):
+    """Run the installed console script (``python -m winnow.cli`` if it is not on this venv's bin)."""
+    exe = Path(sys.executable).with_name("winnow")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "winnow.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd or ROOT, env=env,
+                       timeout=1200)
+    if check is not None:
+        assert r.returncode == check, f"exit {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-3000:]}"
+    return r
+
+
+def _needs_verilator():
+    reason = simulator_available("verilator")
+    if reason:
+        pytest.skip(reason)
+
+
+#: Every test that reads the flow fixture runs on one xdist worker (``--dist loadgroup``): one flow per run.
+pytestmark_flow = pytest.mark.xdist_group("winnow_flow")
+
+
+@pytest.fixture(scope="session")  # one flow per worker, and loadgroup puts its tests on one worker
+def flow_run(tmp_path_factory):
+    _needs_verilator()
+    d = tmp_path_factory.mktemp("flow")
+    (d / "flow.toml").write_text(FLOW)
+    r = winnow("flow", d / "flow.toml", "--out", d / "run", check=0)
+    return d, r.stdout
+
+
+def _steps(stdout: str) -> dict[str, str]:
+    """step title → 'ran' or 'skipped' from the flow's progress lines."""
+    out = {}
+    for m in re.finditer(r"^\[(\d+)/(\d+)\] (.+?): (done in [\d.]+ s|unchanged, skipped)$", stdout, re.M):
+        out[m.group(3)] = "skipped" if "skipped" in m.group(4) else "ran"
+    return out
+
+
+# ---------------------------------------------------------------------------- the flow
+@pytestmark_flow
+def test_flow_runs_every_step_with_progress_and_reports(flow_run):
+    d, stdout = flow_run
+    run = d / "run"
+    assert _steps(stdout) == {t: "ran" for t in ("train and prune", "export the integer network",
+                                                  "generate the PE array", "simulate on the RTL",
+                                                  "cycles: sparse vs dense vs floor", "report")}
+    assert "[1/6] train and prune …" in stdout and "[6/6] report: done in" in stdout
+    for f in ("train/checkpoint.pt", "export/network/network.json", "gen/winnow_array.v", "gen/params.json",
+              "gen/winnow_array_axis.v", "cycles/cycles.md", "report/summary.md", "report/summary.json",
+              "report/plots/accuracy_density.png", "report/plots/position_density.png", "report/plots/cycles.png"):
+        assert (run / f).is_file(), f
+    for step in ("train", "export", "gen", "sim", "cycles", "report"):
+        rep = json.loads((run / step / "report.json").read_text())
+        assert rep["step"] == step
+    sim = json.loads((run / "sim" / "report.json").read_text())
+    assert sim["all_bit_exact"] and len(sim["layers"]) == 4
+    assert all(r["rtl_cycles"] == r["model_cycles"] for r in sim["layers"])
+    train = json.loads((run / "train" / "report.json").read_text())
+    assert sorted(r["density"] for r in train["sweep"]) == [0.3, 0.6]
+    # the printed epilogue: the cycle table and where the report is
+    assert "| **network** |" in stdout and "Report: " in stdout
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    cyc = json.loads((run / "cycles" / "report.json").read_text())
+    assert summary["cycles"]["sparse"] == sum(r["sparse"]["cycles"] for r in cyc["layers"])
+    assert summary["bit_exact"] is True
+
+
+@pytestmark_flow
+def test_flow_second_run_skips_every_step(flow_run):
+    d, _ = flow_run
+    r = winnow("flow", d / "flow.toml", "--out", d / "run", check=0)
+    assert set(_steps(r.stdout).values()) == {"skipped"} and len(_steps(r.stdout)) == 6
+
+
+@pytestmark_flow
+def test_flow_reruns_only_what_a_change_reaches(flow_run):
+    d, _ = flow_run
+    cfg = d / "changed.toml"
+    cfg.write_text(FLOW.replace('title = "test run"', 'title = "renamed"').replace('layers = "all"', "layers = [1]"))
+    r = winnow("flow", cfg, "--out", d / "run", check=0)
+    st = _steps(r.stdout)
+    assert st["train and prune"] == st["export the integer network"] == st["generate the PE array"] == "skipped"
+    assert st["cycles: sparse vs dense vs floor"] == "skipped"
+    assert st["simulate on the RTL"] == "ran" and st["report"] == "ran"
+    assert "# renamed" in (d / "run" / "report" / "summary.md").read_text()
+    assert len(json.loads((d / "run" / "sim" / "report.json").read_text())["layers"]) == 1
+    winnow("flow", d / "flow.toml", "--out", d / "run", check=0)  # back to the fixture's state
+
+
+@pytestmark_flow
+def test_interrupted_flow_keeps_finished_steps_and_resumes(flow_run, tmp_path):
+    d, _ = flow_run
+    run = tmp_path / "run"
+    shutil.copytree(d / "run", run)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(FLOW.replace("image = 3", "image = 100000"))
+    r = winnow("flow", bad, "--out", run)
+    assert r.returncode == 2 and "[sim].image = 100000" in r.stderr and "Traceback" not in r.stderr
+    state = json.loads((run / "flow.json").read_text())
+    assert "sim" not in state["steps"] and {"train", "export", "gen"} <= set(state["steps"])
+    assert not list(run.glob(".*.tmp-*"))  # nothing half-written left behind
+    r = winnow("flow", d / "flow.toml", "--out", run, check=0)
+    st = _steps(r.stdout)
+    assert st["train and prune"] == "skipped" and st["simulate on the RTL"] == "ran"
+
+
+@pytestmark_flow
+def test_flow_force_reruns_a_step(flow_run):
+    d, _ = flow_run
+    r = winnow("flow", d / "flow.toml", "--out", d / "run", "--force", "cycles", check=0)
+    st = _steps(r.stdout)
+    assert st["cycles: sparse vs dense vs floor"] == "ran" and st["train and prune"] == "skipped"
+    r = winnow("flow", d / "flow.toml", "--out", d / "run", "--force", "nosuchstep")
+    assert r.returncode == 2 and "no such step" in r.stderr
+
+
+# ---------------------------------------------------------------------------- subcommands
+@pytestmark_flow
+def test_export_rebuilds_the_training_time_network_byte_for_byte(flow_run, tmp_path):
+    d, _ = flow_run
+    winnow("export", d / "run" / "train", "--out", tmp_path, check=0)
+    trained = d / "run" / "train" / "network"
+    files = sorted(p.name for p in trained.iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "network").iterdir())
+    for f in files:
+        assert (trained / f).read_bytes() == (tmp_path / "network" / f).read_bytes(), f
+
+
+@pytestmark_flow
+def test_sim_subcommand_runs_a_network_layer_on_the_flows_build(flow_run, tmp_path):
+    d, _ = flow_run
+    run = d / "run"
+    r = winnow("sim", "--network", run / "export" / "network", "--layer", 2, "--image", 5,
+               "--params", run / "gen" / "params.json", "--build-dir", run / "cache" / "sim-verilator",
+               "--out", tmp_path, check=0)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["all_bit_exact"] and [l["name"] for l in rep["layers"]] == ["5"]
+    assert "bit-exact and cycle-exact under verilator" in r.stdout
+
+
+def test_sim_subcommand_random_layer_under_icarus_with_waves(tmp_path):
+    reason = simulator_available("icarus")
+    if reason:
+        pytest.skip(reason)
+    winnow("sim", "--random", "2,3,5,4", "--density", 0.5, "--m", 2, "--c-max", 4, "--pes", 1, "--lanes", 1,
+           "--otu-lanes", 1, "--k-max", 4, "--h-max", 6, "--w-max", 6, "--sim", "icarus", "--waves",
+           "--out", tmp_path, check=0)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["all_bit_exact"] and rep["layers"][0]["rtl_cycles"] == rep["layers"][0]["model_cycles"]
+    assert rep["waves"] and all(Path(w).stat().st_size > 0 for w in rep["waves"])
+
+
+def test_gen_writes_verilog_and_a_params_json_that_rebuilds_the_array(tmp_path):
+    from hw.config import AccelConfig
+
+    winnow("gen", "--m", 2, "--pes", 4, "--clusters", 2, "--lanes", 2, "--k-block", 4, "--k-max", 8, "--c-max", 8,
+           "--h-max", 9, "--w-max", 9, "--otu-lanes", 2, "--out", tmp_path, check=0)
+    assert "module winnow_array" in (tmp_path / "winnow_array.v").read_text()
+    assert "s_axis_load_tdata" in (tmp_path / "winnow_array_axis.v").read_text()
+    cfg = AccelConfig.from_dict(json.loads((tmp_path / "params.json").read_text()))
+    assert (cfg.pes, cfg.clusters, cfg.lanes, cfg.k_block, cfg.otu_lanes, cfg.m) == (4, 2, 2, 4, 2, 2)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["memory_bits"] == cfg.memory_bits
+
+
+def test_cycles_subcommand_json_adds_up(tmp_path):
+    from hw.config import AccelConfig
+    from hw.cycle_model import packed_cycles
+    from hw.packer import pack_layer
+    from model.layer_file import read_layer
+
+    out = tmp_path / "c.json"
+    r = winnow("cycles", "--network", TRAINED, "--pes", 8, "--clusters", 2, "--lanes", 2, "--json", out, check=0)
+    doc = json.loads(out.read_text())
+    assert "| **network** |" in r.stdout
+    files = sorted(TRAINED.glob("*.wnl"))
+    assert [l["name"] for l in doc["layers"]] == ["0", "2", "5", "7"]
+    for f, row in zip(files, doc["layers"]):
+        layer = read_layer(f)
+        cfg = AccelConfig(datapath=layer.config, pes=8, clusters=2, lanes=2, otu_lanes=2, k_max=32, h_max=28, w_max=28)
+        assert row["sparse"]["cycles"] == packed_cycles(pack_layer(layer, cfg)).cycles
+        assert row["sparse"]["floor"] <= row["sparse"]["cycles"] < row["dense_cycles"]
+    assert doc["network"]["sparse"] == sum(r["sparse"]["cycles"] for r in doc["layers"])
+    assert doc["network"]["speedup"] == pytest.approx(doc["network"]["dense"] / doc["network"]["sparse"])
+
+
+@pytestmark_flow
+def test_report_subcommand_rerenders_a_run(flow_run, tmp_path):
+    d, _ = flow_run
+    winnow("report", d / "run", "--out", tmp_path, "--title", "again", check=0)
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("# again") and "plots/cycles.png" in md
+    assert (tmp_path / "plots" / "position_density.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------- help and bad input
+SUBCOMMANDS = ("train", "export", "gen", "sim", "cycles", "build", "report", "flow")
+
+
+@pytest.mark.parametrize("cmd", SUBCOMMANDS)
+def test_every_subcommand_has_complete_help(cmd):
+    r = winnow(cmd, "--help", check=0)
+    assert r.stdout.startswith("usage: winnow " + cmd)
+    body = r.stdout.split("\n\n", 2)[1]
+    assert len(body) > 60  # a real description, not just the usage line
+
+
+def test_top_level_help_lists_every_subcommand():
+    r = winnow("--help", check=0)
+    for cmd in SUBCOMMANDS:
+        assert re.search(rf"^\s+{cmd}\s+\S", r.stdout, re.M), cmd
+
+
+def _toml(tmp_path, text):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[train]\ndensty = 0.3\n", ["[train]", "densty", "known keys", "density"]),
+    ("[train]\ndensity = \"high\"\n", ["[train].density", "expected a number", "str"]),
+    ("[train]\ndensity = 1.5\n", ["density"]),
+    ("[train]\nmethod = \"lottery\"\n", ["method must be one of", "magnitude"]),
+    ("[trian]\n", ["unknown section", "[trian]", "[train]"]),
+    ("[sim]\nsimulator = \"xsim\"\n", ["[sim].simulator", "verilator, icarus"]),
+    ("[sim]\nlayers = \"some\"\n", ["[sim].layers", "all"]),
+    ("[array]\npes = 2.5\n", ["[array].pes", "an integer"]),
+    ("[board]\nspeed = 1\n", ["[board]", "speed"]),
+    ("[board]\n", ["[board].name", "missing"]),
+    ("[train\n", ["not valid TOML"]),
+    ("train = 3\n", ["'train' must be a table"]),
+])
+def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
+    r = winnow("flow", _toml(tmp_path, text), "--out", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+    assert not (tmp_path / "out" / "train").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (("flow", "no/such.toml", "--out", "x"), ["no such configuration file"]),
+    (("gen", "--pes", "0", "--out", "{tmp}/g"), ["pes must be an integer"]),
+    (("gen", "--pes", "4", "--clusters", "3", "--out", "{tmp}/g"), ["must divide pes"]),
+    (("gen", "--params", "{tmp}/none.json", "--out", "{tmp}/g"), ["no such params.json"]),
+    (("gen", "--preset", "de10", "--out", "{tmp}/g"), ["unknown preset", "ulx3s"]),
+    (("sim", "--random", "1,2,3"), ["C,K,H,W"]),
+    (("sim",), ["give layer files"]),
+    (("sim", "--network", str(TRAINED), "--layer", "9", "--out", "{tmp}/s"), ["--layer 9", "4 convolutions"]),
+    (("cycles",), ["give layer files or --network"]),
+    (("cycles", "--network", str(TRAINED), "--h-max", "20"), ["H = 28", "h_max = 20"]),
+    (("cycles", "--network", "{tmp}"), ["no such network manifest"]),
+    (("export", "{tmp}", "--out", "{tmp}/e"), ["no checkpoint.pt"]),
+    (("report", "{tmp}"), ["no step reports"]),
+])
+def test_bad_arguments_are_one_clear_line(tmp_path, args, words):
+    r = winnow(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
+def test_layer_file_for_another_datapath_is_refused(tmp_path):
+    r = winnow("cycles", *sorted(TRAINED.glob("*.wnl"))[:1], "--preset", "ulx3s")
+    assert r.returncode == 2 and "quantized for another datapath" in r.stderr
+
+
+def test_a_corrupt_layer_file_names_the_field(tmp_path):
+    data = bytearray((TRAINED / "01_2.wnl").read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / "bad.wnl").write_bytes(bytes(data))
+    r = winnow("cycles", tmp_path / "bad.wnl")
+    assert r.returncode == 2 and "bad.wnl" in r.stderr and "sha256" in r.stderr.lower()
+    np.testing.assert_equal(r.stdout, "")
+
+
+def test_build_names_the_known_boards_and_presets(tmp_path):
+    r = winnow("build", "de10nano", "--out", tmp_path)
+    assert r.returncode == 2 and "de10nano" in r.stderr and "ulx3s" in r.stderr and "Traceback" not in r.stderr
+    r = winnow("build", "ulx3s", "--preset", "huge", "--out", tmp_path)
+    assert r.returncode == 2 and "unknown preset 'huge'" in r.stderr

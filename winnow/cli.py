@@ -1,0 +1,416 @@
+"""winnow: from a PyTorch model to a sparse Winograd accelerator on a board, one subcommand per step.
+
+    winnow train   CONFIG.toml --out DIR        train and prune ([train]); checkpoint + exported network
+    winnow export  TRAIN_DIR --out DIR          sparse layer files + manifest from a training run
+    winnow gen     [array options] --out DIR    Verilog + params.json of a PE array
+    winnow sim     LAYER.wnl | --network DIR | --random C,K,H,W   one or more layers on the RTL
+    winnow cycles  LAYER.wnl ... | --network DIR   sparse vs dense vs floor, per layer and network
+    winnow build   BOARD [--preset NAME] --out DIR   bitstream and resource report
+    winnow report  RUN_DIR                      summary.md + plots from a flow's step reports
+    winnow flow    CONFIG.toml --out DIR        all of it, resumable, skipping unchanged steps
+
+Every command that measures writes JSON (``report.json``) beside its Markdown. Errors
+are one line on stderr and exit status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from model.errors import WinnowError
+
+EPILOG = "Configuration reference: docs/cli.md. Example: winnow flow configs/demo.toml --out out/demo"
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
+# ---------------------------------------------------------------------------- shared options
+def _array_options(p: argparse.ArgumentParser, datapath: bool) -> None:
+    g = p.add_argument_group("array", "the PE array: a board preset, a params.json, or fields (defaults: "
+                                      "P=4, L=4, S=1, OTU gcd(L, 4) lanes, C, K ≤ 32, 28×28)")
+    g.add_argument("--preset", help="a board preset (ulx3s, orangecrab, icebreaker)")
+    g.add_argument("--params", type=Path, help="params.json of a generated array")
+    for name, hlp in (("pes", "P, zero-skipping PEs"), ("lanes", "L, tiles per PE cycle"),
+                      ("clusters", "S, PE clusters (rows split by k mod S)"), ("k-block", "output channels per block"),
+                      ("otu-lanes", "tiles the output unit finishes per cycle (default gcd(L, 4))"), ("k-max", "largest K"),
+                      ("h-max", "largest input height"), ("w-max", "largest input width"),
+                      ("pad-max", "largest padding"), ("stream-depth", "entries per PE stream")):
+        g.add_argument(f"--{name}", type=int, help=hlp)
+    if datapath:
+        d = p.add_argument_group("datapath", "for arrays not tied to a network (gen, --random)")
+        d.add_argument("--m", type=int, default=4, help="output tile m of F(m, 3) (default 4)")
+        d.add_argument("--act-bits", type=int, default=8, help="activation bits (default 8)")
+        d.add_argument("--weight-bits", type=int, default=8, help="Winograd weight bits (default 8)")
+        d.add_argument("--c-max", type=int, default=32, help="largest C (default 32)")
+    p.add_argument("--mode", choices=("sparse", "dense"), default="sparse",
+                   help="stream only the non-zeros, or every weight (the dense baseline)")
+
+
+def _array_fields(a) -> dict:
+    from .flowconfig import DEFAULT_ARRAY
+
+    fields = dict(DEFAULT_ARRAY)
+    for k in ("pes", "lanes", "clusters", "k_block", "otu_lanes", "k_max", "h_max", "w_max", "pad_max",
+              "stream_depth"):
+        v = getattr(a, k, None)
+        if v is not None:
+            fields[k] = v
+    return fields
+
+
+def _resolve_array(a, datapath=None):
+    """The AccelConfig of the options: --params, --preset, or fields (+ the given or optioned datapath)."""
+    import dataclasses
+
+    from hw.config import AccelConfig
+    from model.datapath import DatapathConfig
+
+    from .steps import array_config
+
+    if a.params is not None:
+        try:
+            doc = json.loads(a.params.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WinnowError(f"{a.params}: no such params.json") from None
+        except json.JSONDecodeError as exc:
+            raise WinnowError(f"{a.params}: not valid JSON ({exc})") from None
+        cfg = AccelConfig.from_dict(doc)
+    elif a.preset is not None:
+        from boards.presets import preset
+
+        cfg = preset(a.preset)
+    else:
+        dp = datapath or DatapathConfig(m=a.m, r=3, act_bits=a.act_bits, weight_bits=a.weight_bits, c_max=a.c_max)
+        return array_config(dp, _array_fields(a), mode=a.mode)
+    if datapath is not None and cfg.datapath.to_dict() != datapath.to_dict():
+        raise WinnowError(f"the array's datapath ({cfg.datapath.alg.name}, c_max = {cfg.c_max}, "
+                          f"{cfg.datapath.act_bits}/{cfg.datapath.weight_bits} bits) is not the layers' "
+                          f"({datapath.alg.name}, c_max = {datapath.c_max}, {datapath.act_bits}/"
+                          f"{datapath.weight_bits} bits): the layers were quantized for another datapath")
+    return dataclasses.replace(cfg, mode=a.mode) if cfg.mode != a.mode else cfg
+
+
+def _layers_from_files(files) -> list:
+    from model.layer_file import read_layer
+
+    return [(Path(f).stem, read_layer(f)) for f in files]
+
+
+def _print_json(doc: dict, path: Path | None) -> None:
+    if path is not None:
+        from model.atomic import atomic_write_json
+
+        atomic_write_json(path, doc)
+        print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------- subcommands
+def cmd_train(a) -> int:
+    from model.atomic import atomic_write_json
+
+    from . import steps
+    from .flowconfig import load_flow_config
+
+    cfg = load_flow_config(a.config)
+    a.out.mkdir(parents=True, exist_ok=True)
+    rep = steps.train(cfg, a.out, _progress, bars=sys.stderr.isatty())
+    atomic_write_json(a.out / "report.json", {"step": "train", **rep})
+    print((a.out / "experiment.md").read_text())
+    print(f"wrote {a.out / 'checkpoint.pt'}, {a.out / 'network'}, {a.out / 'report.json'}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from model.atomic import atomic_write_json
+
+    from . import steps
+
+    if not (a.train_dir / "checkpoint.pt").exists():
+        raise WinnowError(f"{a.train_dir}: no checkpoint.pt (expected the output directory of 'winnow train')")
+    a.out.mkdir(parents=True, exist_ok=True)
+    rep = steps.export(a.train_dir, a.out, _progress)
+    atomic_write_json(a.out / "report.json", {"step": "export", **rep})
+    for l in rep["layers"]:
+        print(f"  {l['name']}: {l['C']}→{l['K']}, {'×'.join(map(str, l['size']))}, {l['tile']}, "
+              f"density {l['density']:.3f}")
+    print(f"wrote {a.out / 'network' / 'network.json'}")
+    return 0
+
+
+def cmd_gen(a) -> int:
+    from model.atomic import atomic_write_json
+
+    from . import steps
+
+    cfg = _resolve_array(a)
+    rep = steps.gen(cfg, a.out, _progress)
+    atomic_write_json(a.out / "report.json", {"step": "gen", **rep})
+    print(f"wrote {a.out / rep['verilog']}, {a.out / rep['axis_wrapper']}, {a.out / 'params.json'}")
+    return 0
+
+
+def _parse_random(text: str) -> tuple[int, int, int, int]:
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or min(vals) < 1:
+        raise WinnowError(f"--random expects C,K,H,W (four positive integers), got {text!r}")
+    return vals
+
+
+def cmd_sim(a) -> int:
+    from model.atomic import atomic_write_json
+    from sim.layers import random_input, random_layer
+
+    from . import steps
+
+    expected = None
+    if a.network is not None:
+        from model.export import load_network
+        from sim.network import traced_convolutions
+
+        net = load_network(a.network)
+        shape = tuple(net.input_shape)
+        images = _images_for(shape)
+        traced = traced_convolutions(a.network, images[a.image % len(images)])
+        chosen = a.layer if a.layer else list(range(len(traced)))
+        for i in chosen:
+            if not 0 <= i < len(traced):
+                raise WinnowError(f"--layer {i}: the network has {len(traced)} convolutions (0 … {len(traced) - 1})")
+        items = [(traced[i][0].name, traced[i][0], traced[i][1]) for i in chosen]
+        expected = [traced[i][2] for i in chosen]
+    elif a.random is not None:
+        from model.datapath import DatapathConfig
+
+        C, K, H, W = _parse_random(a.random)
+        cfg0 = None if a.params or a.preset else DatapathConfig(m=a.m, r=3, act_bits=a.act_bits,
+                                                                weight_bits=a.weight_bits, c_max=a.c_max)
+        arr = _resolve_array(a, cfg0)
+        layer = random_layer(arr.datapath, C=C, K=K, H=H, W=W, density=a.density, seed=a.seed, name="random")
+        items = [("random", layer, random_input(layer, seed=a.seed + 1))]
+    elif a.layers:
+        items = [(n, l, random_input(l, seed=a.seed)) for n, l in _layers_from_files(a.layers)]
+    else:
+        raise WinnowError("give layer files, --network DIR or --random C,K,H,W")
+    arr = _resolve_array(a, items[0][1].config)
+    a.out.mkdir(parents=True, exist_ok=True)
+    build = a.build_dir or a.out / f"build-{a.sim}"
+    rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
+    atomic_write_json(a.out / "report.json", {"step": "sim", **rep})
+    print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}; wrote {a.out / 'report.json'}"
+          + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
+    return 0
+
+
+def _images_for(shape):
+    """Test images for a network input shape: MNIST-5k for 1×28×28, sklearn digits for 1×8×8."""
+    from model.data import load_dataset
+
+    for name in ("mnist5k", "digits"):
+        data = load_dataset(name)
+        if tuple(data.input_shape) == tuple(shape):
+            return data.x_test.numpy()
+    raise WinnowError(f"no embedded test images of shape {shape}: use layer files with random inputs")
+
+
+def cmd_cycles(a) -> int:
+    from model.atomic import atomic_write_json
+
+    from . import steps
+
+    if a.network is not None:
+        layers = steps.network_layers(a.network)
+    elif a.layers:
+        layers = _layers_from_files(a.layers)
+    else:
+        raise WinnowError("give layer files or --network DIR")
+    arr = _resolve_array(a, layers[0][1].config)
+    doc = steps.cycles(arr, layers)
+    print(steps.cycles_markdown(doc))
+    if a.json is not None:
+        atomic_write_json(a.json, doc)
+        print(f"wrote {a.json}")
+    return 0
+
+
+def cmd_build(a) -> int:
+    from boards.build import build_board
+
+    cfg = _resolve_array(a) if (a.params is not None or any(
+        getattr(a, k) is not None for k in ("pes", "lanes", "k_max"))) else a.preset
+    rep = build_board(a.board, cfg, a.out, progress=_progress)
+    print(f"wrote {Path(a.out) / rep['bitstream']} and {Path(a.out) / 'report.json'}")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .report import write_report
+
+    boards = {}
+    for f in a.board_report or []:
+        doc = json.loads(Path(f).read_text(encoding="utf-8"))
+        boards[doc.get("board", Path(f).parent.name)] = doc
+    out = a.out or a.run_dir / "report"
+    rep = write_report(a.run_dir, out, title=a.title, boards=boards)
+    print(f"wrote {out / 'summary.md'}, {out / 'summary.json'} and {len(rep['plots'])} plot(s) in {out / 'plots'}")
+    return 0
+
+
+def cmd_flow(a) -> int:
+    from .flowconfig import load_flow_config
+    from .pipeline import build_flow
+
+    cfg = load_flow_config(a.config)
+    flow = build_flow(cfg, a.out, progress=_progress, bars=sys.stderr.isatty())
+    unknown = [s for s in a.force if s not in [st.name for st in flow.steps]]
+    if unknown:
+        raise WinnowError(f"--force {unknown[0]}: no such step; steps: {', '.join(s.name for s in flow.steps)}")
+    flow.run(force=tuple(a.force))
+    _flow_epilogue(Path(a.out))
+    return 0
+
+
+def _flow_epilogue(root: Path) -> None:
+    """Print the cycle comparison and where the report is."""
+    cyc = root / "cycles" / "cycles.md"
+    if cyc.exists():
+        print()
+        print(cyc.read_text())
+    sim = root / "sim" / "report.json"
+    if sim.exists():
+        s = json.loads(sim.read_text())
+        print(f"RTL ({s['simulator']}): {sum(r['outputs'] for r in s['layers']):,} outputs of "
+              f"{len(s['layers'])} layer(s) bit-exact, cycles equal to the model.")
+    rep = root / "report" / "summary.md"
+    if rep.exists():
+        print(f"Report: {rep} (plots in {rep.parent / 'plots'}, figures in {rep.parent / 'summary.json'})")
+
+
+# ---------------------------------------------------------------------------- parser
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="winnow", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n")[1] + "\n\n" + EPILOG)
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train and prune from a TOML configuration ([train] section)",
+                       description="Train the dataset's default CNN, prune it (the [train] method and density, "
+                                   "plus the [train].sweep densities), fine-tune with fake quantization and "
+                                   "measure float, fake-quant and integer accuracy. Writes checkpoint.pt, "
+                                   "network/ (sparse layer files), experiment.json/.md and report.json.")
+    p.add_argument("config", type=Path, help="TOML configuration (docs/cli.md)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="sparse layer files from a training run",
+                       description="Rebuild the fine-tuned model from a 'winnow train' directory's checkpoint and "
+                                   "export its integer network: one sparse layer file per convolution "
+                                   "(DESIGN §3) and network.json.")
+    p.add_argument("train_dir", type=Path, help="output directory of 'winnow train'")
+    p.add_argument("--out", type=Path, required=True, help="output directory (network/ goes in it)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("gen", help="Verilog + params.json of a PE array",
+                       description="Generate the PE array's Verilog (winnow_array.v), an AXI-Stream named "
+                                   "wrapper (winnow_array_axis.v) and params.json, from a preset, a params.json "
+                                   "or explicit fields.")
+    _array_options(p, datapath=True)
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=cmd_gen)
+
+    p = sub.add_parser("sim", help="run layers on the generated RTL (cocotb), bit- and cycle-exact",
+                       description="Simulate layers on the generated Verilog under Verilator or Icarus through "
+                                   "cocotb and check every output against the integer reference and every cycle "
+                                   "count against the model. Layers: sparse layer files (random inputs), an "
+                                   "exported network (real activations of a test image), or a random layer.")
+    p.add_argument("layers", nargs="*", type=Path, help="sparse layer files (.wnl)")
+    p.add_argument("--network", type=Path, help="an exported network directory (network.json)")
+    p.add_argument("--layer", type=int, action="append", help="conv index of --network to run (repeatable; "
+                                                                "default: all)")
+    p.add_argument("--image", type=int, default=0, help="test image for --network (default 0)")
+    p.add_argument("--random", metavar="C,K,H,W", help="a random layer of this shape")
+    p.add_argument("--density", type=float, default=0.3, help="Winograd density of --random (default 0.3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random layers and inputs")
+    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    p.add_argument("--waves", action="store_true", help="write waveforms (FST under Icarus, VCD under Verilator)")
+    _array_options(p, datapath=True)
+    p.add_argument("--out", type=Path, default=Path("out/sim"), help="output directory (default out/sim)")
+    p.add_argument("--build-dir", type=Path, help="simulator build directory, reused while the array is unchanged "
+                                                  "(default OUT/build-SIM; a flow's is RUN/cache/sim-SIM)")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("cycles", help="sparse vs dense vs floor cycles, per layer and network",
+                       description="Exact cycles (hw.cycle_model) of layers on an array: sparse, dense Winograd on "
+                                   "the same array, and the physical floor ⌈T·nnz/(P·L)⌉, per layer and summed.")
+    p.add_argument("layers", nargs="*", type=Path, help="sparse layer files (.wnl)")
+    p.add_argument("--network", type=Path, help="an exported network directory")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    _array_options(p, datapath=False)
+    p.set_defaults(func=cmd_cycles)
+
+    p = sub.add_parser("build", help="bitstream and resource report for a board",
+                       description="Build the UART-linked array for a board with the YoWASP toolchain "
+                                   "(yosys, nextpnr, ecppack/icepack) and write the bitstream and report.json "
+                                   "(LUT, FF, DSP, BRAM, Fmax from nextpnr --report).")
+    p.add_argument("board", help="ulx3s, orangecrab or icebreaker")
+    _array_options(p, datapath=True)
+    p.add_argument("--out", type=Path, help="output directory (default build/boards/BOARD)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("report", help="summary.md + plots from a run directory",
+                       description="Render report/summary.md, summary.json and plots (accuracy against density, "
+                                   "Winograd density per position, cycles per layer, resources per board) from "
+                                   "the step reports of a 'winnow flow' directory.")
+    p.add_argument("run_dir", type=Path, help="a 'winnow flow' output directory")
+    p.add_argument("--out", type=Path, help="where to write (default RUN_DIR/report)")
+    p.add_argument("--title", help="report title")
+    p.add_argument("--board-report", action="append", type=Path, help="a board build report.json to include "
+                                                                       "(repeatable)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("flow", help="train → export → gen → sim → cycles → [build] → report",
+                       description="Run the whole pipeline of a TOML configuration into an output directory, with "
+                                   "step progress and timing. Steps whose inputs have not changed are skipped; an "
+                                   "interrupted flow resumes without redoing finished steps.")
+    p.add_argument("config", type=Path, help="TOML configuration (docs/cli.md)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--force", action="append", default=[], help="re-run this step even if unchanged (repeatable)")
+    p.set_defaults(func=cmd_flow)
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = parser()
+    a = ap.parse_args(argv)
+    if a.command is None:
+        ap.print_help()
+        return 2
+    for name in ("k_block", "otu_lanes", "k_max", "h_max", "w_max", "pad_max", "stream_depth"):
+        if not hasattr(a, name):
+            setattr(a, name, None)
+    t0 = time.time()
+    try:
+        return a.func(a)
+    except KeyboardInterrupt:
+        print("interrupted: finished steps are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (WinnowError, ValueError, OSError) as exc:
+        if a.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if a.debug:
+            print(f"({time.time() - t0:.1f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""A resumable pipeline of steps, each writing one directory of artifacts atomically.
+
+Every step declares its inputs (configuration sections and the steps it reads). Its
+*key* is the SHA-256 of those inputs together with the digests of the upstream steps'
+outputs. A step whose key and output digest are unchanged since it last succeeded is
+skipped; anything upstream that changes re-runs everything downstream of it.
+
+A step writes into a temporary directory that replaces ``OUT/<step>`` only when it
+succeeds, and ``OUT/flow.json`` (atomic) records each finished step's key, digest and
+timing, so an interrupted flow resumes at the step it was in and never leaves a
+half-written artifact in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from model.atomic import atomic_write_json
+from model.errors import WinnowError
+
+STATE = "flow.json"
+
+
+def _dir_mode() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+_DIR_MODE = _dir_mode()
+STATE_SCHEMA = "winnow-flow/1"
+
+
+def dir_digest(path: Path) -> str:
+    """SHA-256 over every file (relative name and contents) under ``path``."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@dataclass
+class StepContext:
+    """What a running step sees: its (temporary) output directory and the finished upstream steps."""
+
+    out: Path
+    root: Path
+    progress: Callable[[str], None]
+
+    def upstream(self, name: str) -> Path:
+        return self.root / name
+
+    def cache(self, name: str) -> Path:
+        """A directory kept across runs (build caches); not part of any step's output."""
+        p = self.root / "cache" / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+@dataclass
+class Step:
+    """One step: ``run(ctx)`` writes files into ``ctx.out`` and returns a JSON-ready summary."""
+
+    name: str
+    title: str
+    run: Callable[[StepContext], dict]
+    inputs: dict = field(default_factory=dict)
+    needs: tuple = ()
+
+
+class Flow:
+    """Run steps in order into ``root``, skipping those whose inputs have not changed."""
+
+    def __init__(self, root, steps: list[Step], progress: Callable[[str], None] = print):
+        self.root = Path(root)
+        self.steps = steps
+        self.progress = progress
+        names = [s.name for s in steps]
+        for s in steps:
+            for n in s.needs:
+                if n not in names[: names.index(s.name)]:
+                    raise WinnowError(f"step {s.name} needs {n}, which does not run before it")
+
+    def _state(self) -> dict:
+        p = self.root / STATE
+        if not p.exists():
+            return {"schema": STATE_SCHEMA, "steps": {}}
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {"schema": STATE_SCHEMA, "steps": {}}  # unreadable state: everything re-runs
+        if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("steps"), dict):
+            return {"schema": STATE_SCHEMA, "steps": {}}
+        return doc
+
+    def _key(self, step: Step, state: dict) -> str:
+        up = {n: state["steps"][n]["digest"] for n in step.needs}
+        blob = json.dumps({"step": step.name, "inputs": step.inputs, "upstream": up}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def run(self, force: tuple = ()) -> dict:
+        """Run (or skip) every step; ``force`` names steps to re-run regardless. Returns the state."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".*.tmp-*"):  # left by an interrupted run
+            shutil.rmtree(stale, ignore_errors=True)
+        state = self._state()
+        n = len(self.steps)
+        t_all = time.time()
+        for i, step in enumerate(self.steps, 1):
+            key = self._key(step, state)
+            prev = state["steps"].get(step.name, {})
+            final = self.root / step.name
+            unchanged = (prev.get("key") == key and final.is_dir() and prev.get("digest") == dir_digest(final)
+                         and step.name not in force)
+            if unchanged:
+                self.progress(f"[{i}/{n}] {step.title}: unchanged, skipped")
+                continue
+            self.progress(f"[{i}/{n}] {step.title} …")
+            t0 = time.time()
+            tmp = Path(tempfile.mkdtemp(prefix=f".{step.name}.tmp-", dir=self.root))
+            tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the artifacts are the user's to share
+            try:
+                summary = step.run(StepContext(out=tmp, root=self.root, progress=self.progress))
+                atomic_write_json(tmp / "report.json", {"step": step.name, "title": step.title, **summary})
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                state["steps"].pop(step.name, None)
+                atomic_write_json(self.root / STATE, state)
+                raise
+            old = None
+            if final.exists():
+                old = self.root / f".{step.name}.tmp-old-{int(time.time() * 1000)}"
+                final.rename(old)
+            tmp.rename(final)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            dt = time.time() - t0
+            state["steps"][step.name] = {"key": key, "digest": dir_digest(final), "seconds": round(dt, 2),
+                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            atomic_write_json(self.root / STATE, state)
+            self.progress(f"[{i}/{n}] {step.title}: done in {dt:.1f} s")
+        self.progress(f"flow finished in {time.time() - t_all:.1f} s → {self.root}")
+        return state

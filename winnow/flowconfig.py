@@ -1,0 +1,156 @@
+"""The flow configuration: one TOML file, validated with messages that name the key and what it expects.
+
+Sections (every key optional unless said)::
+
+    [train]     model.experiment.ExperimentConfig fields (dataset, m, method, density, epochs, …)
+                sweep = [0.5, 0.2]   extra densities for the accuracy-against-density plot
+    [array]     hw.config.AccelConfig fields (pes, lanes, clusters, k_block, otu_lanes, k_max,
+                h_max, w_max, pad_max, stream_depth); the datapath comes from the network
+    [sim]       simulator = "verilator" | "icarus", layers = "all" | [conv indices], image = 0,
+                waves = false
+    [board]     name = "ulx3s" | "orangecrab" | "icebreaker" (no [board]: no build step)
+    [report]    title = "…"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.errors import ConfigError, WinnowError
+
+
+class FlowConfigError(WinnowError, ValueError):
+    """A flow configuration that cannot be used; the message names the file, key and expectation."""
+
+
+#: [array] keys and their types (the AccelConfig fields a user sets; the datapath comes from the network).
+ARRAY_KEYS = {"pes": int, "lanes": int, "clusters": int, "k_block": int, "otu_lanes": int, "k_max": int,
+              "h_max": int, "w_max": int, "pad_max": int, "stream_depth": int}
+SIM_KEYS = {"simulator": str, "layers": (str, list), "image": int, "waves": bool}
+BOARD_KEYS = {"name": str}
+REPORT_KEYS = {"title": str}
+SIMULATORS = ("verilator", "icarus")
+
+#: The default array for the small MNIST networks (C, K ≤ 32, 28×28): 16 multipliers. Unless set,
+#: the output unit gets gcd(L, 4) lanes (winnow.steps.array_config).
+DEFAULT_ARRAY = {"pes": 4, "lanes": 4, "clusters": 1, "k_max": 32, "h_max": 28, "w_max": 28, "pad_max": 1}
+
+
+def _type_name(t) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_type_name(x) for x in t)
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}.get(t, str(t))
+
+
+def _check_types(where: str, section: dict, keys: dict) -> dict:
+    unknown = sorted(set(section) - set(keys))
+    if unknown:
+        raise FlowConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(keys))}")
+    for k, v in section.items():
+        t = keys[k]
+        ok = isinstance(v, t) and not (t is int and isinstance(v, bool))
+        if t is float and isinstance(v, int) and not isinstance(v, bool):
+            ok = True
+        if not ok:
+            raise FlowConfigError(f"{where}.{k}: expected {_type_name(t)}, got {type(v).__name__} {v!r}")
+    return dict(section)
+
+
+def _train_keys() -> dict:
+    from model.experiment import ExperimentConfig
+
+    types = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int}
+    keys = {f.name: types[str(f.type)] for f in dataclasses.fields(ExperimentConfig)}
+    keys["sweep"] = list
+    return keys
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """A validated flow configuration (see the module docstring)."""
+
+    train: dict = field(default_factory=dict)
+    sweep: tuple = ()
+    array: dict = field(default_factory=dict)
+    sim: dict = field(default_factory=dict)
+    board: dict | None = None
+    report: dict = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def experiment(self):
+        """The :class:`model.experiment.ExperimentConfig` of [train]."""
+        from model.experiment import ExperimentConfig
+
+        try:
+            return ExperimentConfig(**self.train)
+        except ConfigError as exc:
+            raise FlowConfigError(f"{self.source}: [train]: {exc}") from None
+
+    def array_fields(self) -> dict:
+        return {**DEFAULT_ARRAY, **self.array}
+
+    def section(self, name: str) -> dict:
+        """A section as the step that uses it sees it (for change detection)."""
+        if name == "train":
+            return {**self.train, "sweep": list(self.sweep)}
+        if name == "array":
+            return self.array_fields()
+        if name == "sim":
+            return {"simulator": "verilator", "layers": "all", "image": 0, "waves": False, **self.sim}
+        if name == "board":
+            return dict(self.board or {})
+        return dict(getattr(self, name))
+
+
+def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
+    """Parse and validate TOML text."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FlowConfigError(f"{source}: not valid TOML ({exc})") from None
+    sections = {"train", "array", "sim", "board", "report"}
+    unknown = sorted(set(doc) - sections)
+    if unknown:
+        raise FlowConfigError(f"{source}: unknown section(s) {', '.join(f'[{u}]' for u in unknown)}; "
+                              f"known: {', '.join(f'[{s}]' for s in sorted(sections))}")
+    for name in doc:
+        if not isinstance(doc[name], dict):
+            raise FlowConfigError(f"{source}: '{name}' must be a table ([{name}]), got {type(doc[name]).__name__}")
+    train = _check_types(f"{source}: [train]", doc.get("train", {}), _train_keys())
+    sweep = train.pop("sweep", [])
+    for d in sweep:
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1:
+            raise FlowConfigError(f"{source}: [train].sweep: expected densities in (0, 1], got {d!r}")
+    array = _check_types(f"{source}: [array]", doc.get("array", {}), ARRAY_KEYS)
+    sim = _check_types(f"{source}: [sim]", doc.get("sim", {}), SIM_KEYS)
+    if sim.get("simulator", "verilator") not in SIMULATORS:
+        raise FlowConfigError(f"{source}: [sim].simulator: expected one of {', '.join(SIMULATORS)}, "
+                              f"got {sim['simulator']!r}")
+    layers = sim.get("layers", "all")
+    if isinstance(layers, str) and layers != "all" or isinstance(layers, list) and not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers):
+        raise FlowConfigError(f"{source}: [sim].layers: expected \"all\" or a list of conv indices (0, 1, …), "
+                              f"got {layers!r}")
+    board = _check_types(f"{source}: [board]", doc["board"], BOARD_KEYS) if "board" in doc else None
+    if board is not None and "name" not in board:
+        raise FlowConfigError(f"{source}: [board].name: missing; expected a board name (ulx3s, orangecrab, "
+                              f"icebreaker)")
+    report = _check_types(f"{source}: [report]", doc.get("report", {}), REPORT_KEYS)
+    cfg = FlowConfig(train=train, sweep=tuple(float(d) for d in sweep), array=array, sim=sim, board=board,
+                     report=report, source=source)
+    cfg.experiment()  # validate [train] now, not hours later
+    return cfg
+
+
+def load_flow_config(path) -> FlowConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FlowConfigError(f"{path}: no such configuration file") from None
+    except UnicodeDecodeError:
+        raise FlowConfigError(f"{path}: not UTF-8 text") from None
+    return parse_flow_config(text, str(path))

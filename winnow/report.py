@@ -1,0 +1,208 @@
+"""The run report: one Markdown summary with plots, and a JSON file of the key figures.
+
+Rendered only from the steps' ``report.json`` files (never from live objects), so
+``winnow report RUN_DIR`` reproduces it for any finished run. Plots (matplotlib, PNG):
+
+* accuracy against Winograd-domain density (the [train] sweep): float, fake-quant and
+  integer accuracy, with the dense network's;
+* Winograd-domain density per position (n×n heatmap per convolution);
+* cycles per layer: sparse, dense Winograd on the same array, and the floor;
+* resource use per board (LUT, FF, DSP, BRAM as a share of the part).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from model.atomic import atomic_write_json, atomic_write_text
+from model.errors import WinnowError
+
+
+def _load(root: Path, step: str) -> dict | None:
+    p = root / step / "report.json"
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WinnowError(f"{p}: not valid JSON ({exc})") from None
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy(train: dict, path: Path) -> Path:
+    plt = _plt()
+    runs = sorted(train["sweep"], key=lambda r: r["winograd_density"])
+    d = [r["winograd_density"] for r in runs]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for key, label, style in (("float_accuracy", "float (before QAT)", "o--"),
+                              ("fake_quant_accuracy", "fake-quant", "s-"),
+                              ("integer_accuracy", "integer reference", "^-")):
+        if all(key in r for r in runs):
+            ax.plot(d, [100 * r[key] for r in runs], style, label=label)
+    ax.axhline(100 * runs[0]["dense_accuracy"], color="grey", lw=1, ls=":", label="dense spatial")
+    ax.set_xlabel("Winograd-domain density")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{train['config']['dataset']}, F({train['config']['m']},3), {train['config']['method']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_position_density(layers: list[dict], path: Path) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 2.8), squeeze=False)
+    im = None
+    for ax, layer in zip(axes[0], layers):
+        im = ax.imshow(layer["position_density"], vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(f"{layer['name']}: {layer['C']}→{layer['K']}\nd = {layer['density']:.2f}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="density")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_cycles(cycles: dict, path: Path) -> Path:
+    plt = _plt()
+    import numpy as np
+
+    rows = cycles["layers"]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(rows) + 2), 3.6))
+    w = 0.27
+    ax.bar(x - w, [r["dense_cycles"] for r in rows], w, label="dense Winograd (same array)")
+    ax.bar(x, [r["sparse"]["cycles"] for r in rows], w, label="sparse")
+    ax.bar(x + w, [r["sparse"]["floor"] for r in rows], w, label="floor ⌈T·nnz/(P·L)⌉")
+    ax.set_xticks(x, [f"{r['name']}\n{r['C']}→{r['K']}" for r in rows], fontsize=8)
+    ax.set_ylabel("cycles per image")
+    ax.set_title(cycles["array"], fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _utilization(build: dict) -> dict[str, float]:
+    """Resource → used/available from a board build report (keys as boards.build writes them)."""
+    res = build.get("resources", {})
+    out = {}
+    for k, v in res.items():
+        if isinstance(v, dict) and v.get("available"):
+            out[k] = v["used"] / v["available"]
+    return out
+
+
+def plot_resources(builds: dict[str, dict], path: Path) -> Path:
+    plt = _plt()
+    import numpy as np
+
+    kinds = sorted({k for b in builds.values() for k in _utilization(b)})
+    x = np.arange(len(kinds))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(kinds) + 2), 3.4))
+    w = 0.8 / max(1, len(builds))
+    for i, (name, b) in enumerate(builds.items()):
+        u = _utilization(b)
+        ax.bar(x + (i - (len(builds) - 1) / 2) * w, [100 * u.get(k, 0) for k in kinds], w, label=name)
+    ax.set_xticks(x, kinds)
+    ax.set_ylabel("% of the part")
+    ax.axhline(100, color="grey", lw=1, ls=":")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(root, out, title: str | None = None, boards: dict[str, dict] | None = None) -> dict:
+    """Render ``out/summary.md``, ``out/summary.json`` and ``out/plots/*.png`` from the run in ``root``."""
+    root, out = Path(root), Path(out)
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    train, export, gen, sim, cycles, build = (_load(root, s) for s in ("train", "export", "gen", "sim", "cycles",
+                                                                       "build"))
+    if not any((train, export, gen, sim, cycles, build)):
+        raise WinnowError(f"{root}: no step reports found (expected train/, export/, gen/, sim/, cycles/ …)")
+    builds = dict(boards or {})
+    if build is not None:
+        builds[build.get("board", "board")] = build
+    md = [f"# {title or 'Winnow run'}", "", f"Run directory: `{root}`.", ""]
+    summary: dict = {"root": str(root)}
+    if train:
+        c = train["config"]
+        md += ["## Training and pruning", "",
+               f"{c['method']} on {c['dataset']}, F({c['m']},3), target density {c['density']}; integer accuracy "
+               f"{train['integer_accuracy']:.2%} at Winograd-domain density {train['winograd_density']:.3f}.", "",
+               "| density | dense | float | fake-quant | integer |", "|---|---|---|---|---|"]
+        for r in sorted(train["sweep"], key=lambda r: -r["density"]):
+            md.append(f"| {r['winograd_density']:.3f} | {r['dense_accuracy']:.2%} | {r['float_accuracy']:.2%} | "
+                      f"{r.get('fake_quant_accuracy', float('nan')):.2%} | {r.get('integer_accuracy', float('nan')):.2%} |")
+        md += ["", f"![accuracy against density](plots/{plot_accuracy(train, plots / 'accuracy_density.png').name})", ""]
+        summary["integer_accuracy"] = train["integer_accuracy"]
+        summary["winograd_density"] = train["winograd_density"]
+        summary["sweep"] = train["sweep"]
+    if export:
+        md += ["## Sparse layer files", "", export["how"] + ".", "",
+               "| layer | C→K | input | tile | density |", "|---|---|---|---|---|"]
+        for l in export["layers"]:
+            md.append(f"| {l['name']} | {l['C']}→{l['K']} | {'×'.join(map(str, l['size']))} | {l['tile']} | "
+                      f"{l['density']:.3f} |")
+        md += ["", "Winograd-domain density per position (rows: tile row, columns: tile column):", "",
+               f"![position density](plots/{plot_position_density(export['layers'], plots / 'position_density.png').name})",
+               ""]
+    if gen:
+        a = gen["array"]
+        md += ["## Generated array", "",
+               f"{gen['tile']}, P = {a['pes']} PEs × L = {a['lanes']} lanes ({a['multipliers']} multipliers), "
+               f"{a['clusters']} cluster(s), OTU {a['otu_lanes']} lane(s), k_block = {a['k_block']}; "
+               f"limits C ≤ {a['c_max']}, K ≤ {a['k_max']}, {a['h_max']}×{a['w_max']}; "
+               f"{gen['memory_bits'] / 1e3:.1f} kbit of memories. Verilog: `gen/{gen['verilog']}`, "
+               f"`gen/{gen['axis_wrapper']}` (AXI-Stream names), `gen/params.json`.", ""]
+        summary["array"] = a
+    if sim:
+        md += ["## RTL simulation", "",
+               f"{sim['simulator']}, test image {sim['image']} (label {sim['label']}): every output compared with the "
+               "integer reference and the network's own activation, every cycle count with the model.", "",
+               "| layer | outputs | bit-exact | RTL cycles | model cycles |", "|---|---|---|---|---|"]
+        for r in sim["layers"]:
+            md.append(f"| {r['name']} | {r['outputs']:,} | {'yes' if r['bit_exact'] else 'NO'} | {r['rtl_cycles']:,} | "
+                      f"{r['model_cycles']:,} |")
+        md.append("")
+        summary["bit_exact"] = sim["all_bit_exact"]
+    if cycles:
+        from .steps import cycles_markdown
+
+        t = cycles["network"]
+        md += ["## Cycles: sparse vs dense Winograd vs floor", "", cycles_markdown(cycles),
+               f"![cycles per layer](plots/{plot_cycles(cycles, plots / 'cycles.png').name})", "",
+               f"Network: {t['sparse']:,} cycles sparse, {t['dense']:,} dense on the same array: "
+               f"**{t['speedup']:.2f}× faster**, {t['efficiency']:.1%} of the physical floor.", ""]
+        summary["cycles"] = t
+    if builds:
+        md += ["## Boards", "", "| board | part | Fmax (MHz) | " + " | ".join(
+            sorted({k for b in builds.values() for k in _utilization(b)})) + " |"]
+        kinds = sorted({k for b in builds.values() for k in _utilization(b)})
+        md.append("|---|---|---|" + "---|" * len(kinds))
+        for name, b in builds.items():
+            u = _utilization(b)
+            md.append(f"| {name} | {b.get('device', '')} | {b.get('fmax_mhz', float('nan')):.1f} | "
+                      + " | ".join(f"{100 * u[k]:.1f} %" if k in u else "" for k in kinds) + " |")
+        md += ["", f"![resources](plots/{plot_resources(builds, plots / 'resources.png').name})", ""]
+        summary["boards"] = {k: {"fmax_mhz": b.get("fmax_mhz"), "utilization": _utilization(b)} for k, b in builds.items()}
+    atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
+    atomic_write_json(out / "summary.json", summary)
+    return {"summary": "summary.md", "plots": sorted(p.name for p in plots.glob("*.png")), **summary}

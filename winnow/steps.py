@@ -1,0 +1,260 @@
+"""The work behind each ``winnow`` subcommand and flow step.
+
+Each function writes its artifacts into an output directory and returns a JSON-ready
+summary (the step's FINN-style ``report.json``). They are shared by the subcommands
+(``winnow train`` …) and by :func:`winnow.pipeline.build_flow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from model.atomic import atomic_write_json, atomic_write_text
+from model.errors import ConfigError, WinnowError
+
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------- train / export
+def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -> dict:
+    """Train, prune, fine-tune with fake quantization, measure; save the checkpoint; run the density sweep."""
+    from model.checkpoint import save_checkpoint
+    from model.data import load_dataset
+    from model.experiment import run_experiment, train_dense
+
+    cfg = flow_cfg.experiment()
+    data = load_dataset(cfg.dataset)
+    progress(f"      {cfg.method} on {cfg.dataset} ({len(data.x_train)} train / {len(data.x_test)} test), "
+             f"F({cfg.m},3), density {cfg.density}")
+    t0 = time.time()
+    dense = train_dense(cfg, data, progress=bars)
+    runs = []
+    main = None
+    for d in sorted({cfg.density, *flow_cfg.sweep}, reverse=True):
+        c = dataclasses.replace(cfg, density=d)
+        progress(f"      density {d}: prune, retrain, QAT, measure")
+        r = run_experiment(c, data, dense, progress=bars)
+        model = r.pop("model")
+        runs.append({k: r[k] for k in ("dense_accuracy", "float_accuracy", "fake_quant_accuracy", "integer_accuracy",
+                                       "winograd_density") if k in r} | {"density": d})
+        if d == cfg.density:
+            main = r
+            save_checkpoint(model, out / "checkpoint.pt",
+                            meta={"config": dataclasses.asdict(cfg), "scales": r["scales"],
+                                  "input_shape": list(data.input_shape), "classes": data.classes})
+            _export(model, data.input_shape, out / "network")
+    atomic_write_json(out / "experiment.json", main)
+    from model.accounting import accounting_markdown
+
+    keys = ("dense_accuracy", "float_accuracy", "fake_quant_accuracy", "integer_accuracy")
+    md = "\n".join([f"# {cfg.method}, {cfg.dataset}, F({cfg.m},3), density {cfg.density}", "",
+                    "| measure | value |", "|---|---|"]
+                   + [f"| {k.replace('_', ' ')} | {main[k]:.2%} |" for k in keys if k in main]
+                   + [f"| Winograd-domain density | {main['winograd_density']:.3f} |", "",
+                      accounting_markdown(main["accounting"]), ""])
+    atomic_write_text(out / "experiment.md", md)
+    return {"config": dataclasses.asdict(cfg), "sweep": runs, "integer_accuracy": main.get("integer_accuracy"),
+            "winograd_density": main["winograd_density"], "seconds": round(time.time() - t0, 1),
+            "checkpoint": "checkpoint.pt", "network": "network/network.json"}
+
+
+def _export(model, input_shape, out: Path) -> Path:
+    from model.export import export_network
+    from model.integer_net import build_integer_network
+
+    return export_network(build_integer_network(model.double()), input_shape, out)
+
+
+def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
+    """The integer network (sparse layer files + manifest) from a training run's checkpoint.
+
+    Rebuilds the model from the checkpoint's configuration and scales; a method that
+    removes filters cannot be rebuilt, and its training-time export is checked and
+    copied instead.
+    """
+    from model.checkpoint import load_checkpoint, read_meta
+    from model.experiment import STRUCTURE_PRESERVING, ExperimentConfig, trained_skeleton
+    from model.export import load_network
+
+    train_dir = Path(train_dir)
+    ckpt = train_dir / "checkpoint.pt"
+    meta = read_meta(ckpt)
+    cfg = ExperimentConfig(**meta["config"])
+    if cfg.method in STRUCTURE_PRESERVING:
+        model = trained_skeleton(cfg, meta["input_shape"], meta["classes"], meta["scales"])
+        load_checkpoint(model, ckpt)
+        manifest = _export(model, meta["input_shape"], out / "network")
+        how = "Rebuilt from the checkpoint"
+    else:
+        load_network(train_dir / "network")  # every file and checksum checked
+        shutil.copytree(train_dir / "network", out / "network")
+        manifest = out / "network" / "network.json"
+        how = f"The training run's export, checked and copied ({cfg.method} removes filters: no rebuild)"
+    progress(f"      {how}")
+    return {"network": "network/network.json", "how": how, "layers": network_summary(manifest.parent)}
+
+
+def network_layers(network_dir: Path):
+    """[(name, SparseLayer)] of the convolutions of an exported network, in order."""
+    from model.export import load_network
+    from model.layer_file import read_layer
+
+    network_dir = Path(network_dir)
+    load_network(network_dir)  # validates the manifest and checksums
+    doc = json.loads((network_dir / "network.json").read_text(encoding="utf-8"))
+    return [(op["name"], read_layer(network_dir / op["file"])) for op in doc["ops"] if op["op"] == "conv"]
+
+
+def network_summary(network_dir: Path) -> list[dict]:
+    """Per conv layer: shape, density and the Winograd-domain density of every position (n×n)."""
+    out = []
+    for name, layer in network_layers(network_dir):
+        n = layer.config.n
+        per_pos = layer.nnz_per_position() / (layer.in_channels * layer.out_channels)
+        out.append({"name": name, "C": layer.in_channels, "K": layer.out_channels, "size": list(layer.size),
+                    "tile": layer.config.alg.name, "density": layer.density,
+                    "position_density": per_pos.reshape(n, n).round(4).tolist()})
+    return out
+
+
+# ---------------------------------------------------------------------------- array
+def array_config(datapath, fields: dict, mode: str = "sparse"):
+    """An :class:`hw.config.AccelConfig` for ``datapath`` with the [array] fields, errors naming the key.
+
+    Without ``otu_lanes`` the output unit gets gcd(L, 4) lanes: enough that layers with
+    few input channels stay PE-bound at the densities of interest (docs/hardware.md).
+    """
+    import math
+
+    from hw.config import AccelConfig
+
+    fields = dict(fields)
+    if fields.get("otu_lanes") is None and isinstance(fields.get("lanes", 4), int):
+        fields["otu_lanes"] = math.gcd(fields.get("lanes", 4), 4)
+    try:
+        return AccelConfig(datapath=datapath, mode=mode, **fields)
+    except ConfigError as exc:
+        raise ConfigError(f"[array]: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"[array]: {exc}") from None
+
+
+def network_array(network_dir: Path, fields: dict):
+    """The array for an exported network: its datapath, the [array] fields; every layer must fit."""
+    from hw.packer import check_layer
+
+    layers = network_layers(network_dir)
+    if not layers:
+        raise WinnowError(f"{network_dir}: the network has no convolution to run on the array")
+    dps = {json.dumps(l.config.to_dict(), sort_keys=True) for _, l in layers}
+    if len(dps) != 1:
+        raise WinnowError(f"{network_dir}: the convolutions use different datapaths; one array runs one datapath")
+    cfg = array_config(layers[0][1].config, fields)
+    for _name, layer in layers:
+        check_layer(layer, cfg)
+    return cfg, layers
+
+
+def gen(cfg, out: Path, progress: Progress = print) -> dict:
+    """Verilog of the array (and its AXI-Stream named wrapper) with params.json."""
+    from hw.generate import generate
+
+    t0 = time.time()
+    path = generate(cfg, out, axis=True)
+    progress(f"      {path.name}: {path.stat().st_size / 1e6:.2f} MB of Verilog, "
+             f"{cfg.memory_bits / 1e3:.1f} kbit of memories, {cfg.multipliers} multipliers")
+    return {"verilog": path.name, "axis_wrapper": "winnow_array_axis.v", "params": "params.json",
+            "array": {k: v for k, v in cfg.to_dict().items() if k not in ("derived", "datapath")},
+            "tile": cfg.datapath.alg.name, "memory_bits": cfg.memory_bits, "memories": cfg.memories(),
+            "widths": cfg.widths.summary(), "seconds": round(time.time() - t0, 1)}
+
+
+# ---------------------------------------------------------------------------- cycles
+def cycles(cfg, layers, out: Path | None = None, tiles_note: str = "") -> dict:
+    """Sparse, dense (same array) and floor cycles per layer and for the network."""
+    from hw.cycle_model import packed_cycles
+    from hw.packer import pack_layer
+
+    dense_cfg = dataclasses.replace(cfg, mode="dense", stream_depth=max(cfg.stream_depth, cfg.dense_stream_length))
+    rows = []
+    for name, layer in layers:
+        sp = pack_layer(layer, cfg)
+        s = packed_cycles(sp)
+        d = packed_cycles(pack_layer(layer, dense_cfg))
+        rows.append({"name": name, "C": layer.in_channels, "K": layer.out_channels, "size": list(layer.size),
+                     "density": layer.density, "imbalance": sp.imbalance, "sparse": s.to_dict(),
+                     "dense_cycles": d.cycles, "speedup": d.cycles / s.cycles, "efficiency": s.efficiency})
+    tot = {"sparse": sum(r["sparse"]["cycles"] for r in rows), "dense": sum(r["dense_cycles"] for r in rows),
+           "floor": sum(r["sparse"]["floor"] for r in rows)}
+    tot["speedup"] = tot["dense"] / tot["sparse"]
+    tot["efficiency"] = tot["floor"] / tot["sparse"]
+    doc = {"array": f"P={cfg.pes}×L={cfg.lanes}, S={cfg.clusters}, OTU {cfg.otu_lanes}, k_block={cfg.k_block}",
+           "multipliers": cfg.multipliers, "layers": rows, "network": tot}
+    if out is not None:
+        atomic_write_text(out / "cycles.md", cycles_markdown(doc))
+    return doc
+
+
+def cycles_markdown(doc: dict) -> str:
+    lines = [f"Array {doc['array']} ({doc['multipliers']} multipliers); dense = dense Winograd on the same array; "
+             "floor = ⌈T·nnz/(P·L)⌉.", "",
+             "| layer | C→K | size | density | sparse cycles | dense cycles | floor | speedup | efficiency | bound |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["layers"]:
+        s = r["sparse"]
+        lines.append(f"| {r['name']} | {r['C']}→{r['K']} | {'×'.join(map(str, r['size']))} | {r['density']:.3f} | "
+                     f"{s['cycles']:,} | {r['dense_cycles']:,} | {s['floor']:,} | {r['speedup']:.2f} | "
+                     f"{r['efficiency']:.3f} | {s['bottleneck']} |")
+    t = doc["network"]
+    lines.append(f"| **network** | | | | {t['sparse']:,} | {t['dense']:,} | {t['floor']:,} | {t['speedup']:.2f} | "
+                 f"{t['efficiency']:.3f} | |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- simulation
+def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, progress: Progress = print,
+             expected=None, cxx_opt: str = "-O0") -> dict:
+    """Run ``items`` = [(name, SparseLayer, xq)] on the generated RTL; every output and cycle count is checked.
+
+    Raises :class:`WinnowError` naming the first layer whose outputs or cycles differ
+    from the reference and the model.
+    """
+    from hw.cycle_model import packed_cycles
+    from hw.packer import pack_layer
+    from sim.cocotb_run import run_layers, simulator_available
+    from sim.layers import reference_output
+
+    reason = simulator_available(simulator)
+    if reason:
+        raise WinnowError(f"cannot simulate under {simulator}: {reason}")
+    packed = [(pack_layer(layer, cfg), xq, name) for name, layer, xq in items]
+    t0 = time.time()
+    progress(f"      {simulator}: building and running {len(packed)} layer(s) (build cached in {build_dir})")
+    res = run_layers(cfg, packed, simulator, build_dir=build_dir, waves=waves, cxx_opt=cxx_opt)
+    rows = []
+    for i, ((p, xq, name), r) in enumerate(zip(packed, res)):
+        want = reference_output(p.layer, xq)
+        model = packed_cycles(p).cycles
+        exact = bool(np.array_equal(r.out, want))
+        if expected is not None and expected[i] is not None:
+            exact = exact and bool(np.array_equal(r.out, expected[i]))
+        rows.append({"name": name, "bit_exact": exact, "outputs": int(want.size), "rtl_cycles": r.cycles,
+                     "model_cycles": model, "cycles_equal": r.cycles == model,
+                     "run_wall_s": round(r.run_wall_s, 4), "cycles_per_s": r.cycles / max(r.run_wall_s, 1e-9)})
+        if not exact:
+            diff = np.argwhere(r.out != want)
+            where = tuple(int(v) for v in diff[0]) if diff.size else "(differs from the network's activation)"
+            raise WinnowError(f"layer {name}: the RTL output differs from the reference at (k, h, w) = {where}")
+        if r.cycles != model:
+            raise WinnowError(f"layer {name}: the RTL took {r.cycles} cycles, the cycle model says {model}")
+        progress(f"      layer {name}: {want.size:,} outputs bit-exact, {r.cycles:,} cycles = model")
+    waves_files = sorted(str(p) for ext in ("*.fst", "*.vcd") for p in Path(build_dir).glob(ext)) if waves else []
+    return {"simulator": simulator, "layers": rows, "all_bit_exact": all(r["bit_exact"] for r in rows),
+            "seconds": round(time.time() - t0, 1), "build_dir": str(build_dir), "waves": waves_files}
