@@ -355,6 +355,7 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
         ("h0", coord, True),       # first tile row origin: −pad_h
         ("h0_q", coord, True),     # ⌊h0 / n⌋
         ("h0_r", ubits(cfg.n - 1), False),  # h0 mod n
+        ("h0_qc", ubits(cfg.x_cols * (cfg.x_rows + 1)) + 1, True),  # ⌊h0 / n⌋ · x_cols: the row's bank address
         ("w0", coord, True),
         ("w0_q", coord, True),
         ("w0_r", ubits(cfg.n - 1), False),

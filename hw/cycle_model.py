@@ -30,9 +30,9 @@ from .schedule import phases
 
 # The latencies are properties of the RTL pipeline stages (hw/input_unit.py, hw/pe.py,
 # hw/output_unit.py); tests/test_hw_array.py checks that they agree.
-ITU_LATENCY = 2
-PE_LATENCY = 2
-OTU_LATENCY = 4
+ITU_LATENCY = 4
+PE_LATENCY = 4
+OTU_LATENCY = 6
 
 
 @dataclass(frozen=True)

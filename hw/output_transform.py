@@ -1,11 +1,11 @@
 """Output transform unit (OTU) core: per-position shift, Y = A'ᵀ M A', bias, requantize, saturate, ReLU.
 
-Three pipeline stages, one tile (one output channel, one lane) per cycle:
+Four pipeline stages, one tile (one output channel, one lane) per cycle:
 
-1. shifted_p = M_p · 2^(E−e_p) (constant shifts); Y = A'ᵀ (shifted) A'; z = Y + bias
-   (``biased_bits``);
-2. q = z · mult (``requant_bits``);
-3. out = sat((q + 2^(s−1)) >> s), computed as ((q >> (s−1)) + 1) >> 1 for s ≥ 1 (the
+1. shifted_p = M_p · 2^(E−e_p) (constant shifts); A'ᵀ (shifted) (the column pass);
+2. Y = (·) A' (the row pass); z = Y + bias (``biased_bits``);
+3. q = z · mult (``requant_bits``);
+4. out = sat((q + 2^(s−1)) >> s), computed as ((q >> (s−1)) + 1) >> 1 for s ≥ 1 (the
    same round-half-up, without a variable left shift); saturation to ``act_bits``;
    optional ReLU.
 """
@@ -21,7 +21,7 @@ from model.datapath import DatapathConfig, signed_range
 from model.quant import round_shift, saturate
 
 from .config import ubits
-from .linear import separable_2d
+from .linear import left, right
 
 
 def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, relu: bool,
@@ -35,7 +35,7 @@ def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, re
 
 
 class OutputTransform(wiring.Component):
-    """Output transform and requantization of one tile per cycle (three register stages).
+    """Output transform and requantization of one tile per cycle (four register stages).
 
     Parameters
     ----------
@@ -51,7 +51,7 @@ class OutputTransform(wiring.Component):
         ``y``: m² signed ``act_bits`` outputs, row-major.
     """
 
-    latency = 3
+    latency = 4
 
     def __init__(self, config: DatapathConfig):
         self._cfg = config
@@ -75,23 +75,33 @@ class OutputTransform(wiring.Component):
         p = self.i.payload
         shifts = [int(s) for s in cfg.shifts.reshape(-1)]
         sh = [[p.m[i * n + j] << shifts[i * n + j] for j in range(n)] for i in range(n)]
-        y = separable_2d(cfg.transforms.AT, sh)
 
-        # stage 1: z = Y + bias
+        # stage 1: A'ᵀ (M · 2^(E−e_p)) (columns), registered at its exact width
+        cols = left(cfg.transforms.AT, sh)
+        a1 = [[Signal(cols[i][j].shape(), name=f"am_{i}_{j}") for j in range(n)] for i in range(mm)]
+        v0 = Signal()
+        bias0 = Signal(signed(cfg.bias_bits))
+        mult0 = Signal(unsigned(cfg.mult_bits))
+        shift0 = Signal(unsigned(self._shift_bits))
+        relu0 = Signal()
+        # stage 2: z = (·) A' + bias
+        y = right(a1, cfg.transforms.AT)
         v1 = Signal()
         z = [Signal(signed(w.biased_bits), name=f"z_{q}") for q in range(mm * mm)]
         mult1 = Signal(unsigned(cfg.mult_bits))
         shift1 = Signal(unsigned(self._shift_bits))
         relu1 = Signal()
-        # stage 2: q = z · mult
+        # stage 3: q = z · mult
         v2 = Signal()
         q = [Signal(signed(w.requant_bits), name=f"q_{i}") for i in range(mm * mm)]
         shift2 = Signal(unsigned(self._shift_bits))
         relu2 = Signal()
         lo, hi = signed_range(cfg.act_bits)
         with m.If(en):
-            m.d.sync += [v1.eq(self.i.valid), mult1.eq(p.mult), shift1.eq(p.shift), relu1.eq(p.relu)]
-            m.d.sync += [z[i * mm + j].eq(y[i][j] + p.bias) for i in range(mm) for j in range(mm)]
+            m.d.sync += [v0.eq(self.i.valid), bias0.eq(p.bias), mult0.eq(p.mult), shift0.eq(p.shift), relu0.eq(p.relu)]
+            m.d.sync += [a1[i][j].eq(cols[i][j]) for i in range(mm) for j in range(n)]
+            m.d.sync += [v1.eq(v0), mult1.eq(mult0), shift1.eq(shift0), relu1.eq(relu0)]
+            m.d.sync += [z[i * mm + j].eq(y[i][j] + bias0) for i in range(mm) for j in range(mm)]
             m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1)]
             m.d.sync += [q[i].eq(z[i] * mult1) for i in range(mm * mm)]
             m.d.sync += self.o.valid.eq(v2)

@@ -107,7 +107,9 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
         ctx.set(dut.go, 1)
         await ctx.tick()
         ctx.set(dut.go, 0)
-        ctx.set(dut.step, {"group": group, "block": block, "acc_half": half, "valid": 1})
+        ctx.set(dut.step, {"group": group, "block": block, "acc_half": half, "valid": 1,
+                           "k_base": block * cfg.k_block, "slot_k": block * cfg.k_block * cfg.out_tiles,
+                           "tile0": group * cfg.lanes, "slot_t": group * cfg.lanes // cfg.otu_lanes})
         n_busy, pending = 0, None
         while ctx.get(dut.busy):
             n_busy += 1
