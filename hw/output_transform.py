@@ -13,7 +13,7 @@ Four pipeline stages, one tile (one output channel, one lane) per cycle:
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,34 +35,47 @@ def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, re
 
 
 class OutputTransform(wiring.Component):
-    """Output transform and requantization of one tile per cycle (four register stages).
+    """Output transform and requantization (four register stages), R requantizers.
+
+    With ``requant`` = R < m² the m² outputs of a tile share R multipliers: the tile is
+    held at the input for Q = m²/R consecutive cycles with ``sub`` = 0 … Q−1, and each
+    cycle requantizes outputs sub·R … sub·R + R − 1 (the cheaper core for a part with
+    few DSP blocks: the requantizer is a ``biased_bits`` × ``mult_bits`` multiply).
 
     Parameters
     ----------
     config : DatapathConfig
+    requant : int or None
+        R, requantizers (divides m²; ``None``: m², one tile per cycle).
 
     Attributes
     ----------
     i : In(stream)
         ``m``: n² signed ``acc_bits`` accumulated values (row-major positions);
         ``bias`` (signed ``bias_bits``), ``mult`` (unsigned ``mult_bits``), ``shift``;
-        ``relu``.
+        ``relu``; ``sub``: which R outputs to requantize.
     o : Out(stream)
-        ``y``: m² signed ``act_bits`` outputs, row-major.
+        ``y``: R signed ``act_bits`` outputs (row-major indices sub·R …); ``sub``.
     """
 
     latency = 4
 
-    def __init__(self, config: DatapathConfig):
+    def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config
         w = config.widths
+        mm2 = config.m ** 2
+        self._R = mm2 if requant is None else requant
+        if not 1 <= self._R <= mm2 or mm2 % self._R:
+            raise ValueError(f"requant = {self._R} must divide m² = {mm2}")
         self._shift_bits = ubits(w.requant_bits - 1)
+        sub = ubits(mm2 // self._R - 1)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "m": data.ArrayLayout(signed(w.acc_bits), config.n ** 2),
                 "bias": signed(config.bias_bits), "mult": unsigned(config.mult_bits),
-                "shift": unsigned(self._shift_bits), "relu": 1}))),
-            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), config.m ** 2)}))),
+                "shift": unsigned(self._shift_bits), "relu": 1, "sub": sub}))),
+            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), self._R),
+                                                         "sub": sub}))),
         })  # fmt: skip
 
     def elaborate(self, platform):
@@ -93,19 +106,24 @@ class OutputTransform(wiring.Component):
         relu1 = Signal()
         # stage 3: q = z · mult
         v2 = Signal()
-        q = [Signal(signed(w.requant_bits), name=f"q_{i}") for i in range(mm * mm)]
+        R = self._R
+        q = [Signal(signed(w.requant_bits), name=f"q_{i}") for i in range(R)]
         shift2 = Signal(unsigned(self._shift_bits))
         relu2 = Signal()
+        sub0, sub1, sub2 = (Signal.like(p.sub, name=f"sub{d}") for d in range(3))
         lo, hi = signed_range(cfg.act_bits)
+        # stage 3 requantizes R of the m² values: z[sub·R + r] (a Q-way multiplexer when R < m²)
+        zsel = [z[r] if R == mm * mm else Array(z[k * R + r] for k in range(mm * mm // R))[sub1] for r in range(R)]
         with m.If(en):
-            m.d.sync += [v0.eq(self.i.valid), bias0.eq(p.bias), mult0.eq(p.mult), shift0.eq(p.shift), relu0.eq(p.relu)]
+            m.d.sync += [v0.eq(self.i.valid), bias0.eq(p.bias), mult0.eq(p.mult), shift0.eq(p.shift), relu0.eq(p.relu),
+                         sub0.eq(p.sub)]
             m.d.sync += [a1[i][j].eq(cols[i][j]) for i in range(mm) for j in range(n)]
-            m.d.sync += [v1.eq(v0), mult1.eq(mult0), shift1.eq(shift0), relu1.eq(relu0)]
+            m.d.sync += [v1.eq(v0), mult1.eq(mult0), shift1.eq(shift0), relu1.eq(relu0), sub1.eq(sub0)]
             m.d.sync += [z[i * mm + j].eq(y[i][j] + bias0) for i in range(mm) for j in range(mm)]
-            m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1)]
-            m.d.sync += [q[i].eq(z[i] * mult1) for i in range(mm * mm)]
-            m.d.sync += self.o.valid.eq(v2)
-        for i in range(mm * mm):
+            m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1), sub2.eq(sub1)]
+            m.d.sync += [q[r].eq(zsel[r] * mult1) for r in range(R)]
+            m.d.sync += [self.o.valid.eq(v2), self.o.payload.sub.eq(sub2)]
+        for i in range(R):
             half = Signal(signed(w.requant_bits), name=f"half_{i}")
             rnd = Signal(signed(w.requant_bits), name=f"rnd_{i}")
             m.d.comb += half.eq(q[i] >> (shift2 - 1)[: self._shift_bits])
