@@ -50,6 +50,10 @@ class AccelConfig:
         Output channels per block (``None``: ``k_max``, no blocking). The accumulator
         holds one block; the sequencer runs ⌈K/k_block⌉ blocks per tile group,
         reusing the group's V'. A multiple of S.
+    requant : int or None
+        R, requantizers per OTU lane (divides m²; ``None``: m², a tile per cycle). Each
+        is a ``biased_bits`` × ``mult_bits`` multiply (two DSP blocks on ECP5); with
+        R < m² an OTU lane takes m²/R cycles per tile.
     otu_lanes : int
         Tiles the output unit finishes per cycle (divides L); its throughput is
         K·L/otu_lanes cycles per group, sized so that layers with few input
@@ -81,6 +85,7 @@ class AccelConfig:
     clusters: int = 1
     k_block: int | None = None
     otu_lanes: int = 1
+    requant: int | None = None
     k_max: int = 32
     h_max: int = 32
     w_max: int = 32
@@ -107,6 +112,12 @@ class AccelConfig:
                               f"of {dp.alg.name}: a PE would never have work (raise clusters)")
         if self.lanes % self.otu_lanes:
             raise ConfigError(f"otu_lanes = {self.otu_lanes} must divide lanes = {self.lanes}")
+        if self.requant is None:
+            object.__setattr__(self, "requant", dp.m * dp.m)
+        if isinstance(self.requant, bool) or not isinstance(self.requant, int) or self.requant < 1 \
+                or (dp.m * dp.m) % self.requant:
+            raise ConfigError(f"requant = {self.requant!r} must be a positive divisor of m² = {dp.m * dp.m} "
+                              f"(the outputs of a tile)")
         if self.k_block is None:
             kb = -(-self.k_max // self.clusters) * self.clusters
             object.__setattr__(self, "k_block", kb)
@@ -214,6 +225,11 @@ class AccelConfig:
         return self.c_max * self.x_rows * self.x_cols
 
     @property
+    def requant_cycles(self) -> int:
+        """Q = m²/R: cycles an OTU lane spends on one tile."""
+        return self.m * self.m // self.requant
+
+    @property
     def out_banks(self) -> int:
         """Output banks: one per (tile mod otu_lanes, ho mod m, wo mod m)."""
         return self.otu_lanes * self.m * self.m
@@ -287,7 +303,7 @@ class AccelConfig:
             "schema": PARAMS_SCHEMA,
             "datapath": self.datapath.to_dict(),
             "pes": self.pes, "lanes": self.lanes, "clusters": self.clusters, "k_block": self.k_block,
-            "otu_lanes": self.otu_lanes, "multipliers": self.multipliers,
+            "otu_lanes": self.otu_lanes, "requant": self.requant, "multipliers": self.multipliers,
             "k_max": self.k_max, "c_max": self.c_max, "h_max": self.h_max, "w_max": self.w_max,
             "pad_max": self.pad_max, "stream_depth": self.stream_depth, "mode": self.mode,
             "derived": {
@@ -313,7 +329,7 @@ class AccelConfig:
         if not isinstance(d, dict) or d.get("schema") != PARAMS_SCHEMA:
             raise ConfigError(f"not a {PARAMS_SCHEMA} document (schema {d.get('schema') if isinstance(d, dict) else None!r})")
         dp = DatapathConfig.from_dict(d["datapath"])
-        keys = ("pes", "lanes", "clusters", "k_block", "otu_lanes", "k_max", "h_max", "w_max", "pad_max",
+        keys = ("pes", "lanes", "clusters", "k_block", "otu_lanes", "requant", "k_max", "h_max", "w_max", "pad_max",
                 "stream_depth", "mode")
         missing = [k for k in keys if k not in d]
         if missing:
@@ -355,6 +371,7 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
         ("h0", coord, True),       # first tile row origin: −pad_h
         ("h0_q", coord, True),     # ⌊h0 / n⌋
         ("h0_r", ubits(cfg.n - 1), False),  # h0 mod n
+        ("h0_qc", ubits(cfg.x_cols * (cfg.x_rows + 1)) + 1, True),  # ⌊h0 / n⌋ · x_cols: the row's bank address
         ("w0", coord, True),
         ("w0_q", coord, True),
         ("w0_r", ubits(cfg.n - 1), False),

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from model.datapath import DatapathConfig
 
-from .linear import separable_2d
+from .linear import left, right
 
 
 def input_transform_ref(tile: np.ndarray, config: DatapathConfig, winograd_relu: bool = False) -> np.ndarray:
@@ -25,7 +25,7 @@ def input_transform_ref(tile: np.ndarray, config: DatapathConfig, winograd_relu:
 
 
 class InputTransform(wiring.Component):
-    """V' = B'ᵀ x B' per tile, with a one-cycle pipeline register.
+    """V' = B'ᵀ x B' per tile in two pipeline stages (B'ᵀ x, then · B' with the ReLU).
 
     Parameters
     ----------
@@ -40,7 +40,7 @@ class InputTransform(wiring.Component):
         ``v``: n² signed ``v_bits`` values V', row-major (position p = i·n + j).
     """
 
-    latency = 1
+    latency = 2
 
     def __init__(self, config: DatapathConfig):
         self._cfg = config
@@ -57,15 +57,21 @@ class InputTransform(wiring.Component):
         n = cfg.n
         bt = cfg.transforms.BT
         tile = [[self.i.payload.tile[i * n + j] for j in range(n)] for i in range(n)]
-        v = separable_2d(bt, tile)
         en = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(en)
+        # stage 1: B'ᵀ x (columns), registered at its exact width
+        cols = left(bt, tile)
+        half = [[Signal(cols[i][j].shape(), name=f"bx_{i}_{j}") for j in range(n)] for i in range(n)]
+        v1 = Signal()
+        relu1 = Signal()
+        # stage 2: (B'ᵀ x) B', optional ReLU
+        v = right(half, bt)
         with m.If(en):
-            m.d.sync += self.o.valid.eq(self.i.valid)
+            m.d.sync += [v1.eq(self.i.valid), relu1.eq(self.i.payload.relu), self.o.valid.eq(v1)]
+            m.d.sync += [half[i][j].eq(cols[i][j]) for i in range(n) for j in range(n)]
             for i in range(n):
                 for j in range(n):
                     vij = Signal(signed(cfg.widths.v_bits), name=f"v_{i}_{j}")
                     m.d.comb += vij.eq(v[i][j])
-                    relu = self.i.payload.relu & vij[-1]
-                    m.d.sync += self.o.payload.v[i * n + j].eq(Mux(relu, 0, vij))
+                    m.d.sync += self.o.payload.v[i * n + j].eq(Mux(relu1 & vij[-1], 0, vij))
         return m

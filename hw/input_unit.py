@@ -6,12 +6,13 @@ so one whole tile is read per cycle. For a launched tile group the unit walks th
 channels c and, per channel, the group's L lanes (tile t = g·L + l in raster order),
 one (c, lane) tile per cycle:
 
-    s0  bank addresses of the tile (padding and the image edge read as zero)
-    s1  rotate the n² bank words into tile order → :class:`InputTransform` (V' = B'ᵀ x B',
-        optional Winograd-ReLU; one register stage)
-    s2  V'[c, ·, lane] written to the V buffer half of the group
+    s0  bank addresses of the tile (padding and the image edge read as zero), from
+        running sums (no multiplier)
+    s1  rotate the n² bank words into tile order → registered
+    s2  :class:`InputTransform` (V' = B'ᵀ x B', optional Winograd-ReLU; two stages)
+    s4  V'[c, ·, lane] written to the V buffer half of the group
 
-so it is busy C·L + 2 cycles per group (:data:`latency` = 2).
+so it is busy C·L + 4 cycles per group (:data:`latency` = 4).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class InputUnit(wiring.Component):
         V-buffer write: address half·c_max + c, lane, n² signed ``v_bits`` values.
     """
 
-    latency = 1 + InputTransform.latency
+    latency = 2 + InputTransform.latency
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
@@ -109,10 +110,12 @@ class InputUnit(wiring.Component):
         c_i = Signal(ubits(cfg.c_max))
         l_i = Signal(ubits(L))
         issue = Signal()
-        # running tile state and the state at the start of the group
-        st = {nm: Signal(signed(coord) if nm in ("h0", "hq", "w0", "wq") else unsigned(max(coord, 8)), name=f"t_{nm}")
-              for nm in ("h0", "hq", "hr", "w0", "wq", "wr", "tx")}  # fmt: skip
-        gs = {nm: Signal.like(s, name=f"gs_{nm}") for nm, s in st.items()}
+        base = Signal(ubits(cfg.x_depth))  # c_i · x_rows · x_cols, as a running sum
+        # running tile state and the state at the start of the group; hqc = ⌊h0/n⌋ · x_cols
+        kinds = {"h0": signed(coord), "hqc": regs.h0_qc.shape(), "hr": unsigned(ubits(n)), "w0": signed(coord),
+                 "wq": signed(coord), "wr": unsigned(ubits(n)), "tx": unsigned(regs.tiles_w.shape().width)}
+        st = {nm: Signal(shape, name=f"t_{nm}") for nm, shape in kinds.items()}
+        gs = {nm: Signal(shape, name=f"gs_{nm}") for nm, shape in kinds.items()}
 
         def advance(state, dst):
             """Next tile in raster order: ``dst`` ← state + one tile (statements)."""
@@ -125,38 +128,36 @@ class InputUnit(wiring.Component):
                 dst["wq"].eq(Mux(wrap, regs.w0_q, Mux(wr2 >= n, state["wq"] + 1, state["wq"]))),
                 dst["wr"].eq(Mux(wrap, regs.w0_r, Mux(wr2 >= n, wr2 - n, wr2))),
                 dst["h0"].eq(Mux(wrap, state["h0"] + mt, state["h0"])),
-                dst["hq"].eq(Mux(wrap & (hr2 >= n), state["hq"] + 1, state["hq"])),
+                dst["hqc"].eq(Mux(wrap & (hr2 >= n), state["hqc"] + cfg.x_cols, state["hqc"])),
                 dst["hr"].eq(Mux(wrap, Mux(hr2 >= n, hr2 - n, hr2), state["hr"])),
             ]
 
         def reset_state(dst):
             return [dst["tx"].eq(0), dst["w0"].eq(regs.w0), dst["wq"].eq(regs.w0_q), dst["wr"].eq(regs.w0_r),
-                    dst["h0"].eq(regs.h0), dst["hq"].eq(regs.h0_q), dst["hr"].eq(regs.h0_r)]
+                    dst["h0"].eq(regs.h0), dst["hqc"].eq(regs.h0_qc), dst["hr"].eq(regs.h0_r)]
 
         with m.If(self.start):
             m.d.sync += reset_state(st) + reset_state(gs)
-        nxt = {nm: Signal.like(s, name=f"nx_{nm}") for nm, s in st.items()}
+        nxt = {nm: Signal(kinds[nm], name=f"nx_{nm}") for nm in st}
         m.d.comb += advance(st, nxt)
         with m.If(self.go):
-            m.d.sync += [issue.eq(regs.c != 0), c_i.eq(0), l_i.eq(0)]
+            m.d.sync += [issue.eq(regs.c != 0), c_i.eq(0), l_i.eq(0), base.eq(0)]
         with m.Elif(issue):
             with m.If(l_i + 1 == L):
                 m.d.sync += l_i.eq(0)
                 with m.If(c_i + 1 == regs.c):
                     m.d.sync += [issue.eq(0)] + [gs[k].eq(v) for k, v in nxt.items()] + [st[k].eq(v) for k, v in nxt.items()]
                 with m.Else():
-                    m.d.sync += c_i.eq(c_i + 1)
+                    m.d.sync += [c_i.eq(c_i + 1), base.eq(base + cfg.x_rows * cfg.x_cols)]
                     m.d.sync += [st[k].eq(v) for k, v in gs.items()]
             with m.Else():
                 m.d.sync += l_i.eq(l_i + 1)
                 m.d.sync += [st[k].eq(v) for k, v in nxt.items()]
         # s0: bank addresses for the tile of (c_i, l_i). Bank (a, b) holds tile row (a − hr) mod n,
         # column (b − wr) mod n, in bank row hq (+1 when a < hr) and bank column wq (+1 when b < wr).
-        base = Signal(ubits(cfg.x_depth))
-        m.d.comb += base.eq(c_i * (cfg.x_rows * cfg.x_cols))
-        row_off = [Signal(ubits(cfg.x_depth), name=f"row_off{d}") for d in range(2)]
+        row_off = [Signal(signed(len(base) + 2), name=f"row_off{d}") for d in range(2)]
         col = [Signal(signed(coord + 1), name=f"col{d}") for d in range(2)]
-        m.d.comb += [row_off[d].eq((st["hq"] + d) * cfg.x_cols) for d in range(2)]
+        m.d.comb += [row_off[d].eq(base + st["hqc"] + d * cfg.x_cols) for d in range(2)]
         m.d.comb += [col[d].eq(st["wq"] + d) for d in range(2)]
         ok_row, ok_col = [], []
         for a in range(n):
@@ -170,7 +171,7 @@ class InputUnit(wiring.Component):
         for a in range(n):
             for b in range(n):
                 okv = ok_row[a] & ok_col[b]
-                addr = base + Mux(a < st["hr"], row_off[1], row_off[0]) + Mux(b < st["wr"], col[1], col[0])
+                addr = Mux(a < st["hr"], row_off[1], row_off[0]) + Mux(b < st["wr"], col[1], col[0])
                 m.d.comb += x_rd[a * n + b].addr.eq(Mux(okv, addr, 0))
                 ok1 = Signal(name=f"x_ok1_{a}_{b}")
                 m.d.sync += ok1.eq(okv)
@@ -182,21 +183,31 @@ class InputUnit(wiring.Component):
         l1 = Signal.like(l_i)
         m.d.sync += [s1.eq(issue & ~self.go), hr1.eq(st["hr"]), wr1.eq(st["wr"]), c1.eq(c_i), l1.eq(l_i)]
         # s1: rotate the banks into tile order (tile[i][j] = bank[(hr+i) mod n][(wr+j) mod n]),
-        # rows first, then columns: 2·n³ multiplexer inputs instead of n⁴
+        # rows first, then columns (2·n³ multiplexer inputs instead of n⁴), and register the tile
         masked = [Mux(valid_b[q], x_rd[q].data.as_signed(), 0) for q in range(n * n)]
         rot = [[Signal(signed(dp.act_bits), name=f"rot_{i}_{b}") for b in range(n)] for i in range(n)]
         for i in range(n):
             for b in range(n):
                 m.d.comb += rot[i][b].eq(Array([masked[((r + i) % n) * n + b] for r in range(n)])[hr1])
+        s2 = Signal()
+        m.d.sync += s2.eq(s1)
         for i in range(n):
             for j in range(n):
-                m.d.comb += itu.i.payload.tile[i * n + j].eq(Array([rot[i][(r + j) % n] for r in range(n)])[wr1])
-        m.d.comb += [itu.i.valid.eq(s1), itu.i.payload.relu.eq(regs.winograd_relu), itu.o.ready.eq(1)]
-        c2 = Signal.like(c_i)
-        l2 = Signal.like(l_i)
-        m.d.sync += [c2.eq(c1), l2.eq(l1)]
-        # s2: the V-buffer write
-        m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c2), self.v_lane.eq(l2),
-                     self.v_data.eq(itu.o.payload.v)]
-        m.d.comb += self.busy.eq(issue | s1 | itu.o.valid)
+                m.d.sync += itu.i.payload.tile[i * n + j].eq(Array([rot[i][(r + j) % n] for r in range(n)])[wr1])
+        m.d.comb += [itu.i.valid.eq(s2), itu.i.payload.relu.eq(regs.winograd_relu), itu.o.ready.eq(1)]
+        # (c, lane) travel beside the transform
+        tags = [(c1, l1)]
+        for d in range(1 + InputTransform.latency):
+            c_d = Signal.like(c_i, name=f"c_d{d}")
+            l_d = Signal.like(l_i, name=f"l_d{d}")
+            m.d.sync += [c_d.eq(tags[-1][0]), l_d.eq(tags[-1][1])]
+            tags.append((c_d, l_d))
+        c_out, l_out = tags[-1]
+        # the V-buffer write
+        m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c_out),
+                     self.v_lane.eq(l_out), self.v_data.eq(itu.o.payload.v)]
+        # the transform's inner stage valid is not a port: track it here
+        t1 = Signal()
+        m.d.sync += t1.eq(s2)
+        m.d.comb += self.busy.eq(issue | s1 | s2 | t1 | itu.o.valid)
         return m

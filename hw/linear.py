@@ -21,8 +21,17 @@ def const_dot(row, xs) -> Value:
     return acc
 
 
+def left(mat, tile):
+    """mat · tile for an integer (a×b) ``mat`` and a b×c nested list of Values → a×c nested list."""
+    b = len(tile)
+    return [[const_dot(row, [tile[q][j] for q in range(b)]) for j in range(len(tile[0]))] for row in mat]
+
+
+def right(tile, mat):
+    """tile · matᵀ for an a×b nested list of Values and an integer (c×b) ``mat`` → a×c nested list."""
+    return [[const_dot(row, tile[i]) for row in mat] for i in range(len(tile))]
+
+
 def separable_2d(mat, tile):
     """mat · tile · matᵀ for an integer (a×b) ``mat`` and a b×b nested list of Values → a×a nested list."""
-    b = len(tile)
-    cols = [[const_dot(row, [tile[q][j] for q in range(b)]) for j in range(b)] for row in mat]  # mat · tile
-    return [[const_dot(row, cols[i]) for row in mat] for i in range(len(mat))]  # (·) · matᵀ
+    return right(left(mat, tile), mat)

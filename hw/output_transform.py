@@ -1,11 +1,11 @@
 """Output transform unit (OTU) core: per-position shift, Y = A'ᵀ M A', bias, requantize, saturate, ReLU.
 
-Three pipeline stages, one tile (one output channel, one lane) per cycle:
+Four pipeline stages, one tile (one output channel, one lane) per cycle:
 
-1. shifted_p = M_p · 2^(E−e_p) (constant shifts); Y = A'ᵀ (shifted) A'; z = Y + bias
-   (``biased_bits``);
-2. q = z · mult (``requant_bits``);
-3. out = sat((q + 2^(s−1)) >> s), computed as ((q >> (s−1)) + 1) >> 1 for s ≥ 1 (the
+1. shifted_p = M_p · 2^(E−e_p) (constant shifts); A'ᵀ (shifted) (the column pass);
+2. Y = (·) A' (the row pass); z = Y + bias (``biased_bits``);
+3. q = z · mult (``requant_bits``);
+4. out = sat((q + 2^(s−1)) >> s), computed as ((q >> (s−1)) + 1) >> 1 for s ≥ 1 (the
    same round-half-up, without a variable left shift); saturation to ``act_bits``;
    optional ReLU.
 """
@@ -13,7 +13,7 @@ Three pipeline stages, one tile (one output channel, one lane) per cycle:
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,7 +21,7 @@ from model.datapath import DatapathConfig, signed_range
 from model.quant import round_shift, saturate
 
 from .config import ubits
-from .linear import separable_2d
+from .linear import left, right
 
 
 def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, relu: bool,
@@ -35,34 +35,47 @@ def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, re
 
 
 class OutputTransform(wiring.Component):
-    """Output transform and requantization of one tile per cycle (three register stages).
+    """Output transform and requantization (four register stages), R requantizers.
+
+    With ``requant`` = R < m² the m² outputs of a tile share R multipliers: the tile is
+    held at the input for Q = m²/R consecutive cycles with ``sub`` = 0 … Q−1, and each
+    cycle requantizes outputs sub·R … sub·R + R − 1 (the cheaper core for a part with
+    few DSP blocks: the requantizer is a ``biased_bits`` × ``mult_bits`` multiply).
 
     Parameters
     ----------
     config : DatapathConfig
+    requant : int or None
+        R, requantizers (divides m²; ``None``: m², one tile per cycle).
 
     Attributes
     ----------
     i : In(stream)
         ``m``: n² signed ``acc_bits`` accumulated values (row-major positions);
         ``bias`` (signed ``bias_bits``), ``mult`` (unsigned ``mult_bits``), ``shift``;
-        ``relu``.
+        ``relu``; ``sub``: which R outputs to requantize.
     o : Out(stream)
-        ``y``: m² signed ``act_bits`` outputs, row-major.
+        ``y``: R signed ``act_bits`` outputs (row-major indices sub·R …); ``sub``.
     """
 
-    latency = 3
+    latency = 4
 
-    def __init__(self, config: DatapathConfig):
+    def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config
         w = config.widths
+        mm2 = config.m ** 2
+        self._R = mm2 if requant is None else requant
+        if not 1 <= self._R <= mm2 or mm2 % self._R:
+            raise ValueError(f"requant = {self._R} must divide m² = {mm2}")
         self._shift_bits = ubits(w.requant_bits - 1)
+        sub = ubits(mm2 // self._R - 1)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "m": data.ArrayLayout(signed(w.acc_bits), config.n ** 2),
                 "bias": signed(config.bias_bits), "mult": unsigned(config.mult_bits),
-                "shift": unsigned(self._shift_bits), "relu": 1}))),
-            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), config.m ** 2)}))),
+                "shift": unsigned(self._shift_bits), "relu": 1, "sub": sub}))),
+            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), self._R),
+                                                         "sub": sub}))),
         })  # fmt: skip
 
     def elaborate(self, platform):
@@ -75,27 +88,42 @@ class OutputTransform(wiring.Component):
         p = self.i.payload
         shifts = [int(s) for s in cfg.shifts.reshape(-1)]
         sh = [[p.m[i * n + j] << shifts[i * n + j] for j in range(n)] for i in range(n)]
-        y = separable_2d(cfg.transforms.AT, sh)
 
-        # stage 1: z = Y + bias
+        # stage 1: A'ᵀ (M · 2^(E−e_p)) (columns), registered at its exact width
+        cols = left(cfg.transforms.AT, sh)
+        a1 = [[Signal(cols[i][j].shape(), name=f"am_{i}_{j}") for j in range(n)] for i in range(mm)]
+        v0 = Signal()
+        bias0 = Signal(signed(cfg.bias_bits))
+        mult0 = Signal(unsigned(cfg.mult_bits))
+        shift0 = Signal(unsigned(self._shift_bits))
+        relu0 = Signal()
+        # stage 2: z = (·) A' + bias
+        y = right(a1, cfg.transforms.AT)
         v1 = Signal()
         z = [Signal(signed(w.biased_bits), name=f"z_{q}") for q in range(mm * mm)]
         mult1 = Signal(unsigned(cfg.mult_bits))
         shift1 = Signal(unsigned(self._shift_bits))
         relu1 = Signal()
-        # stage 2: q = z · mult
+        # stage 3: q = z · mult
         v2 = Signal()
-        q = [Signal(signed(w.requant_bits), name=f"q_{i}") for i in range(mm * mm)]
+        R = self._R
+        q = [Signal(signed(w.requant_bits), name=f"q_{i}") for i in range(R)]
         shift2 = Signal(unsigned(self._shift_bits))
         relu2 = Signal()
+        sub0, sub1, sub2 = (Signal.like(p.sub, name=f"sub{d}") for d in range(3))
         lo, hi = signed_range(cfg.act_bits)
+        # stage 3 requantizes R of the m² values: z[sub·R + r] (a Q-way multiplexer when R < m²)
+        zsel = [z[r] if R == mm * mm else Array(z[k * R + r] for k in range(mm * mm // R))[sub1] for r in range(R)]
         with m.If(en):
-            m.d.sync += [v1.eq(self.i.valid), mult1.eq(p.mult), shift1.eq(p.shift), relu1.eq(p.relu)]
-            m.d.sync += [z[i * mm + j].eq(y[i][j] + p.bias) for i in range(mm) for j in range(mm)]
-            m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1)]
-            m.d.sync += [q[i].eq(z[i] * mult1) for i in range(mm * mm)]
-            m.d.sync += self.o.valid.eq(v2)
-        for i in range(mm * mm):
+            m.d.sync += [v0.eq(self.i.valid), bias0.eq(p.bias), mult0.eq(p.mult), shift0.eq(p.shift), relu0.eq(p.relu),
+                         sub0.eq(p.sub)]
+            m.d.sync += [a1[i][j].eq(cols[i][j]) for i in range(mm) for j in range(n)]
+            m.d.sync += [v1.eq(v0), mult1.eq(mult0), shift1.eq(shift0), relu1.eq(relu0), sub1.eq(sub0)]
+            m.d.sync += [z[i * mm + j].eq(y[i][j] + bias0) for i in range(mm) for j in range(mm)]
+            m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1), sub2.eq(sub1)]
+            m.d.sync += [q[r].eq(zsel[r] * mult1) for r in range(R)]
+            m.d.sync += [self.o.valid.eq(v2), self.o.payload.sub.eq(sub2)]
+        for i in range(R):
             half = Signal(signed(w.requant_bits), name=f"half_{i}")
             rnd = Signal(signed(w.requant_bits), name=f"rnd_{i}")
             m.d.comb += half.eq(q[i] >> (shift2 - 1)[: self._shift_bits])

@@ -5,12 +5,18 @@ k and, per row, the group's lanes in ``otu_lanes``-wide slices, one slice per cy
 
     s0  read row k of every position from the accumulators (cleared after the last
         slice) and channel k's bias/mult/shift from the quantization memory
-    s1  select the slice's lanes → ``otu_lanes`` :class:`OutputTransform` cores
-        (three stages: A'ᵀ M A' + bias, × mult, round/shift/saturate/ReLU)
-    s4  write the m² outputs of each valid tile t = g·L + l to output bank
+    s1  select the slice's lanes → registered
+    s2  ``otu_lanes`` :class:`OutputTransform` cores (four stages: A'ᵀ M, · A' + bias,
+        × mult, round/shift/saturate/ReLU)
+    s6  write the m² outputs of each valid tile t = g·L + l to output bank
         (t mod otu_lanes, ho mod m, wo mod m) at k·out_tiles + ⌊t/otu_lanes⌋
 
-so it is busy K_b·L/otu_lanes + 4 cycles per step (:data:`latency` = 4). Outputs are
+so it is busy K_b·L/otu_lanes + 6 cycles per step (:data:`latency` = 6). With
+``requant`` = R < m² requantizers per core, each slice stays at s0 for Q = m²/R cycles
+(``sub`` = 0 … Q−1; the cores requantize outputs sub·R … sub·R + R − 1 of it), so the
+unit is busy K_b·L/otu_lanes·Q + 6 cycles. Addresses are
+running sums (the sequencer's step carries block·k_block and its slot offsets): no
+multiplier outside the requantization. Outputs are
 read back through ``rd_bank``/``rd_addr`` → ``rd_data`` (one cycle).
 """
 
@@ -74,7 +80,7 @@ class OutputUnit(wiring.Component):
         The output word (two's complement ``act_bits``), one cycle after the address.
     """
 
-    latency = 1 + OutputTransform.latency
+    latency = 2 + OutputTransform.latency
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
@@ -111,9 +117,16 @@ class OutputUnit(wiring.Component):
         rows = Signal(ubits(cfg.k_block))
         m.d.comb += rows.eq(Mux(step.block + 1 == regs.k_blocks, regs.k_last, cfg.k_block))
         last_slice = lg == slices - 1
+        Q = cfg.requant_cycles
+        sub = Signal(ubits(Q - 1))             # which R of the tile's m² outputs the cores requantize
+        adv = Signal()                         # the walk moves on (every Q cycles)
+        m.d.comb += adv.eq(issue & (sub == Q - 1))
         with m.If(self.go):
-            m.d.sync += [issue.eq(1), k_in.eq(0), s_o.eq(0), kl.eq(0), lg.eq(0)]
-        with m.Elif(issue):
+            m.d.sync += [issue.eq(1), k_in.eq(0), s_o.eq(0), kl.eq(0), lg.eq(0), sub.eq(0)]
+        with m.Elif(issue & ~adv):
+            m.d.sync += sub.eq(sub + 1)
+        with m.Elif(adv):
+            m.d.sync += sub.eq(0)
             with m.If(last_slice):
                 m.d.sync += lg.eq(0)
                 with m.If(k_in + 1 == rows):
@@ -129,35 +142,48 @@ class OutputUnit(wiring.Component):
             with m.Else():
                 m.d.sync += lg.eq(lg + 1)
         k_glob = Signal(ubits(cfg.k_max))
-        m.d.comb += [k_glob.eq(step.block * cfg.k_block + k_in), qrp.addr.eq(k_glob),
-                     self.acc_cluster.eq(s_o), self.acc_k.eq(kl), self.acc_clear.eq(issue & last_slice)]
+        slot_k = Signal(ubits(cfg.out_depth))  # k_glob · out_tiles, a running sum
+        with m.If(self.go):
+            m.d.sync += slot_k.eq(0)
+        with m.Elif(adv & last_slice):
+            m.d.sync += slot_k.eq(slot_k + cfg.out_tiles)
+        m.d.comb += [k_glob.eq(step.k_base + k_in), qrp.addr.eq(k_glob),
+                     self.acc_cluster.eq(s_o), self.acc_k.eq(kl), self.acc_clear.eq(adv & last_slice)]
         # output address and tile validity of each core travel beside the pipeline
         slot = Signal(ubits(cfg.out_depth - 1))
-        m.d.comb += slot.eq(k_glob * cfg.out_tiles + step.group * slices + lg)
+        m.d.comb += slot.eq(step.slot_k + slot_k + step.slot_t + lg)
+        lgU = Signal(ubits(L))  # lg · otu_lanes, a running sum
+        with m.If(self.go | (adv & last_slice)):
+            m.d.sync += lgU.eq(0)
+        with m.Elif(adv):
+            m.d.sync += lgU.eq(lgU + U)
         t0 = Signal(ubits(cfg.groups_max * L))
-        m.d.comb += t0.eq(step.group * L + lg * U)
+        m.d.comb += t0.eq(step.tile0 + lgU)
         ok = [Signal(name=f"tile_ok{u}") for u in range(U)]
         m.d.comb += [ok[u].eq(issue & (t0 + u < regs.tiles)) for u in range(U)]
 
-        # s1: lane select into the cores
+        # s1: lane select, registered into the cores
         o1 = Signal()
         lg1 = Signal.like(lg)
-        m.d.sync += [o1.eq(issue), lg1.eq(lg)]
+        sub1 = Signal.like(sub)
+        m.d.sync += [o1.eq(issue), lg1.eq(lg), sub1.eq(sub)]
+        o2 = Signal()
+        m.d.sync += o2.eq(o1)
         qf = cfg.quant_fields
         qd = qrp.data
         cores = []
         for u in range(U):
-            core = OutputTransform(dp)
+            core = OutputTransform(dp, requant=cfg.requant)
             m.submodules[f"otu{u}"] = core
             cores.append(core)
             for p in range(n2):
                 lanes = Array([self.acc_data[p][(i * U + u) * w.acc_bits:(i * U + u + 1) * w.acc_bits]
                                for i in range(slices)])
-                m.d.comb += core.i.payload.m[p].eq(lanes[lg1].as_signed())
-            m.d.comb += [core.i.payload.bias.eq(qd[:qf["bias"]].as_signed()),
+                m.d.sync += core.i.payload.m[p].eq(lanes[lg1].as_signed())
+            m.d.sync += [core.i.payload.bias.eq(qd[:qf["bias"]].as_signed()),
                          core.i.payload.mult.eq(qd[qf["bias"]:qf["bias"] + qf["mult"]]),
-                         core.i.payload.shift.eq(qd[qf["bias"] + qf["mult"]:]),
-                         core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o1), core.o.ready.eq(1)]
+                         core.i.payload.shift.eq(qd[qf["bias"] + qf["mult"]:]), core.i.payload.sub.eq(sub1)]
+            m.d.comb += [core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o2), core.o.ready.eq(1)]
         pipe_a, pipe_v = slot, Cat(*ok)
         for d in range(self.latency):
             na = Signal.like(slot, name=f"slot_d{d}")
@@ -170,8 +196,10 @@ class OutputUnit(wiring.Component):
                 mem = Memory(shape=unsigned(dp.act_bits), depth=cfg.out_depth, init=[])
                 m.submodules[f"out{u}_{q}"] = mem
                 wp = mem.write_port()
-                m.d.comb += [wp.en.eq(cores[u].o.valid & pipe_v[u]), wp.addr.eq(pipe_a),
-                             wp.data.eq(cores[u].o.payload.y[q])]
+                R = cfg.requant
+                mine = cores[u].o.payload.sub == q // R if R < mt * mt else 1
+                m.d.comb += [wp.en.eq(cores[u].o.valid & pipe_v[u] & mine), wp.addr.eq(pipe_a),
+                             wp.data.eq(cores[u].o.payload.y[q % R])]
                 rp = mem.read_port()
                 m.d.comb += rp.addr.eq(self.rd_addr)
                 out_rd.append(rp.data)
@@ -179,7 +207,7 @@ class OutputUnit(wiring.Component):
         m.d.sync += rdb.eq(self.rd_bank)
         m.d.comb += self.rd_data.eq(Array(out_rd)[rdb])
         # the cores' inner stages: valid bits are not ports; track them here
-        vs = [o1]
+        vs = [o1, o2]
         for _ in range(OutputTransform.latency - 1):
             v = Signal()
             m.d.sync += v.eq(vs[-1])

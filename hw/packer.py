@@ -311,7 +311,7 @@ def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
     ph, pw = geom.padding
     regs = {"c": C, "k": K, "h": layer.size[0], "w": layer.size[1], "tiles_w": tw, "tiles": th * tw,
             "groups": -(-(th * tw) // cfg.lanes), "k_blocks": len(rows), "k_last": rows[-1],
-            "h0": -ph, "h0_q": (-ph) // n, "h0_r": (-ph) % n, "w0": -pw, "w0_q": (-pw) // n, "w0_r": (-pw) % n,
+            "h0": -ph, "h0_q": (-ph) // n, "h0_r": (-ph) % n, "h0_qc": ((-ph) // n) * cfg.x_cols, "w0": -pw, "w0_q": (-pw) // n, "w0_r": (-pw) % n,
             "relu": int(layer.relu), "winograd_relu": int(layer.winograd_relu)}  # fmt: skip
     regs.update({f"owner{s}_{p}": int(owner[s, p]) for s in range(S) for p in range(NP)})
     quant = np.stack([layer.bias, layer.mult, layer.shift], axis=1).astype(np.int64)

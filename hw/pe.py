@@ -6,19 +6,23 @@ Pipeline (one entry per cycle, no bubbles)::
     s1  entry out of the stream memory; V' read address (c) and position p to the V buffer;
         an entry with ``eob`` (end of block) ends the walk: the next index is kept for
         the next block's segment, and the entry read behind it is dropped
-    s2  V'[c, p, 0..L−1] back; acc += value · V' in L lanes; on ``last`` the row sum goes
-        to the accumulator memory at (p, k) and the accumulator restarts from zero
+    s2  V'[c, p, 0..L−1] back from the V buffer's bank multiplexer → registered
+    s3  L products value · V' → registered (the multiplier's output register)
+    s4  acc += product in L lanes; on ``last`` the row sum goes to the accumulator memory
+        at (p, k) and the accumulator restarts from zero
 
-A launch walks one segment; with ``restart`` (a new tile group) from entry 0, else
-from where the previous segment ended. A segment of ``len`` entries keeps ``busy``
-high for ``len + 2`` cycles. Zero weights are simply absent from a sparse stream: they
+The registers between the multiplexer, the multiplier and the adder keep each of them
+on its own clock cycle (the ECP5 critical path was all three in one, 33 ns). A launch
+walks one segment; with ``restart`` (a new tile group) from entry 0, else from where the
+previous segment ended. A segment of ``len`` entries keeps ``busy`` high for
+``len + 4`` cycles. Zero weights are simply absent from a sparse stream: they
 cost nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -68,7 +72,7 @@ class SparsePE(wiring.Component):
         Row write to the accumulator memory: L lanes of signed ``acc_bits``.
     """
 
-    latency = 2
+    latency = 4
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
@@ -95,9 +99,8 @@ class SparsePE(wiring.Component):
 
         idx = Signal(ubits(cfg.stream_depth))
         issuing = Signal()
-        v1 = Signal()
-        v2 = Signal()
-        m.d.comb += self.busy.eq(issuing | v1 | v2)
+        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += self.busy.eq(issuing | v1 | v2 | v3 | v4)
         m.d.comb += rp.addr.eq(idx)
 
         # s1: unpack the entry
@@ -119,28 +122,38 @@ class SparsePE(wiring.Component):
                 m.d.sync += idx.eq(idx + 1)
         m.d.sync += v1.eq(issuing & ~eob)
         m.d.comb += [self.v_addr.eq(off["c"]), self.v_pos.eq(off["p"])]
-        k2 = Signal(f["k"])
-        p2 = Signal(f["p"])
-        val2 = Signal(signed(cfg.datapath.weight_bits))
-        last2 = Signal()
-        m.d.sync += [v2.eq(v1), k2.eq(off["k"]), p2.eq(off["p"]), val2.eq(off["value"].as_signed()),
-                     last2.eq(off["last"])]
 
-        # s2: L multiply-accumulates
+        def stage(name, src: dict) -> dict:
+            """Register the entry fields that travel with the pipeline."""
+            out = {}
+            for k, v in src.items():
+                r = Signal.like(v, name=f"{k}_{name}")
+                m.d.sync += r.eq(v)
+                out[k] = r
+            return out
+
+        e2 = stage("s2", {"k": off["k"], "p": off["p"], "value": off["value"].as_signed(), "last": off["last"]})
+        # s2: the V buffer's word arrives; register it with the entry
+        m.d.sync += [v2.eq(v1), v3.eq(v2), v4.eq(v3)]
+        vreg = Signal(L * w.v_bits)
+        m.d.sync += vreg.eq(self.v_data)
+        e3 = stage("s3", e2)
+        # s3: the products
+        prod = [Signal(signed(w.prod_bits), name=f"prod{l}") for l in range(L)]
+        for l in range(L):
+            m.d.sync += prod[l].eq(e3["value"] * vreg[l * w.v_bits:(l + 1) * w.v_bits].as_signed())
+        e4 = stage("s4", e3)
+        # s4: accumulate; on 'last' the row goes out and the accumulator restarts
         acc = [Signal(signed(w.acc_bits), name=f"acc{l}") for l in range(L)]
         nxt = []
         for l in range(L):
-            vl = self.v_data[l * w.v_bits:(l + 1) * w.v_bits].as_signed()
-            prod = Signal(signed(w.prod_bits), name=f"prod{l}")
-            s = Signal(signed(w.acc_bits), name=f"sum{l}")
-            m.d.comb += [prod.eq(val2 * vl), s.eq(acc[l] + prod)]
-            nxt.append(s)
-        with m.If(v2):
+            sm = Signal(signed(w.acc_bits), name=f"sum{l}")
+            m.d.comb += sm.eq(acc[l] + prod[l])
+            nxt.append(sm)
+        with m.If(v4):
             for l in range(L):
-                m.d.sync += acc[l].eq(nxt[l])
-                with m.If(last2):
-                    m.d.sync += acc[l].eq(0)
-        m.d.comb += [self.acc_en.eq(v2 & last2), self.acc_pos.eq(p2), self.acc_k.eq(k2)]
-        for l, s in enumerate(nxt):
-            m.d.comb += self.acc_data[l * w.acc_bits:(l + 1) * w.acc_bits].eq(s)
+                m.d.sync += acc[l].eq(Mux(e4["last"], 0, nxt[l]))
+        m.d.comb += [self.acc_en.eq(v4 & e4["last"]), self.acc_pos.eq(e4["p"]), self.acc_k.eq(e4["k"])]
+        for l, sm in enumerate(nxt):
+            m.d.comb += self.acc_data[l * w.acc_bits:(l + 1) * w.acc_bits].eq(sm)
         return m

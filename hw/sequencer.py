@@ -21,9 +21,15 @@ from .config import AccelConfig, ubits
 
 
 def step_layout(cfg: AccelConfig) -> data.StructLayout:
-    """A pipeline stage's step: group, block, accumulator half (step parity), valid."""
-    return data.StructLayout({"group": ubits(cfg.groups_max), "block": ubits(cfg.k_blocks_max),
-                              "acc_half": 1, "valid": 1})  # fmt: skip
+    """A pipeline stage's step: group, block, accumulator half (step parity), valid, and the
+    products the output unit addresses with, kept as running sums so that no unit multiplies:
+    ``k_base`` = block·k_block, ``slot_k`` = block·k_block·out_tiles, ``tile0`` = group·L,
+    ``slot_t`` = group·L/otu_lanes."""
+    return data.StructLayout({
+        "group": ubits(cfg.groups_max), "block": ubits(cfg.k_blocks_max), "acc_half": 1, "valid": 1,
+        "k_base": ubits(cfg.k_blocks_max * cfg.k_block), "slot_k": ubits(cfg.k_blocks_max * cfg.k_block * cfg.out_tiles),
+        "tile0": ubits(cfg.groups_max * cfg.lanes), "slot_t": ubits(cfg.groups_max * cfg.lanes // cfg.otu_lanes),
+    })  # fmt: skip
 
 
 class Sequencer(wiring.Component):
@@ -67,28 +73,31 @@ class Sequencer(wiring.Component):
         m = Module()
         cfg = self._cfg
         run = Signal()
-        g = Signal(ubits(cfg.groups_max))  # next step to generate
-        b = Signal(ubits(cfg.k_blocks_max))
-        parity = Signal()
-        gen = Signal(step_layout(cfg))
-        m.d.comb += [gen.group.eq(g), gen.block.eq(b), gen.acc_half.eq(parity), gen.valid.eq(g < self.groups)]
+        gen = Signal(step_layout(cfg))  # the next step to generate (its valid field unused)
+        g, b = gen.group, gen.block
+        gen_valid = Signal()
+        m.d.comb += gen_valid.eq(g < self.groups)
         m.d.comb += self.busy.eq(run)
         with m.If(run):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(~self.units_busy):
-                with m.If(~(gen.valid | self.itu.valid | self.pe.valid)):
+                with m.If(~(gen_valid | self.itu.valid | self.pe.valid)):
                     m.d.sync += [run.eq(0), self.done.eq(1), self.itu.valid.eq(0), self.pe.valid.eq(0),
                                  self.otu.valid.eq(0)]  # fmt: skip
                 with m.Else():
-                    m.d.comb += [self.itu_go.eq(gen.valid & (b == 0)), self.pe_go.eq(self.itu.valid),
+                    m.d.comb += [self.itu_go.eq(gen_valid & (b == 0)), self.pe_go.eq(self.itu.valid),
                                  self.pe_restart.eq(self.itu.block == 0), self.otu_go.eq(self.pe.valid)]
-                    m.d.sync += [self.itu.eq(gen), self.pe.eq(self.itu), self.otu.eq(self.pe), parity.eq(~parity)]
-                    with m.If(gen.valid):
+                    m.d.sync += [self.itu.eq(gen), self.itu.valid.eq(gen_valid), self.pe.eq(self.itu),
+                                 self.otu.eq(self.pe), gen.acc_half.eq(~gen.acc_half)]
+                    with m.If(gen_valid):
                         with m.If(b + 1 == self.blocks):
-                            m.d.sync += [b.eq(0), g.eq(g + 1)]
+                            m.d.sync += [b.eq(0), gen.k_base.eq(0), gen.slot_k.eq(0), g.eq(g + 1),
+                                         gen.tile0.eq(gen.tile0 + cfg.lanes),
+                                         gen.slot_t.eq(gen.slot_t + cfg.lanes // cfg.otu_lanes)]
                         with m.Else():
-                            m.d.sync += b.eq(b + 1)
+                            m.d.sync += [b.eq(b + 1), gen.k_base.eq(gen.k_base + cfg.k_block),
+                                         gen.slot_k.eq(gen.slot_k + cfg.k_block * cfg.out_tiles)]
         with m.Elif(self.start):
-            m.d.sync += [run.eq(1), self.done.eq(0), self.cycles.eq(0), g.eq(0), b.eq(0), parity.eq(0),
+            m.d.sync += [run.eq(1), self.done.eq(0), self.cycles.eq(0), gen.eq(0),
                          self.itu.valid.eq(0), self.pe.valid.eq(0), self.otu.valid.eq(0)]  # fmt: skip
         return m

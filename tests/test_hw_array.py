@@ -27,6 +27,8 @@ def test_latencies_of_the_model_are_the_rtl_pipeline_depths():
      dict(pes=4, clusters=2, lanes=2, k_max=6, k_block=2, otu_lanes=2)),
     (4, dict(C=2, K=4, H=10, W=9, density=1.0, padding=1, relu=True), "dense",
      dict(pes=2, clusters=2, lanes=4, k_max=4, k_block=2, otu_lanes=4)),
+    # four requantizers for F(4,3)'s 16 outputs: four cycles per tile in the output unit
+    (4, dict(C=3, K=3, H=8, W=7, density=0.5, padding=1), "sparse", dict(lanes=2, otu_lanes=2, requant=4)),
 ])
 def test_array_bit_exact_and_cycle_exact(m, layer_kw, mode, arr):
     dp = DatapathConfig(m=m, r=3, c_max=4)

@@ -35,6 +35,7 @@ def test_defaults_derive_from_the_datapath():
     ({"clusters": 2, "k_block": 3}, "multiple of clusters"),
     ({"k_max": 8, "k_block": 16}, "exceeds k_max"),
     ({"k_block": 0}, "k_block"),
+    ({"requant": 3}, "divisor of m² = 16"),
 ])
 def test_bad_configurations_name_the_rule(kw, words):
     with pytest.raises(ConfigError, match=words):

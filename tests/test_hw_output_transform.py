@@ -70,3 +70,49 @@ def test_rtl_matches_twin(m):
     assert len(got) == len(cases)
     for g, (mv, bias, mult, shift, relu) in zip(got, cases):
         assert np.array_equal(g, output_transform_ref(mv, bias, mult, shift, relu, cfg)), (bias, mult, shift)
+
+
+@pytest.mark.parametrize("m, R", [(2, 1), (2, 2), (4, 4), (4, 1), (6, 6)])
+def test_shared_requantizers_give_the_same_outputs(m, R):
+    """R requantizers: each tile is held for m²/R cycles, sub = 0 … m²/R − 1 picks the outputs."""
+    cfg = DatapathConfig(m=m, r=3)
+    Q = m * m // R
+    cases = _cases(cfg, np.random.default_rng(100 + m), 6)
+    dut = OutputTransform(cfg, requant=R)
+    got = {}
+
+    async def producer(ctx):
+        ctx.set(dut.o.ready, 1)
+        for mv, bias, mult, shift, relu in cases:
+            for sub in range(Q):
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, {"m": [int(v) for v in mv.reshape(-1)], "bias": bias, "mult": mult,
+                                        "shift": shift, "relu": int(relu), "sub": sub})
+                await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+
+    async def monitor(ctx):
+        k = 0
+        async for clk, rst, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
+            if valid:
+                tile, sub = divmod(k, Q)
+                assert payload.sub == sub
+                got.setdefault(tile, {})[sub] = [int(v) for v in payload.y]
+                k += 1
+            if k == len(cases) * Q:
+                return
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(monitor)
+    sim.run_until(1e-8 * (len(cases) * Q + 20))
+    assert len(got) == len(cases)
+    for t, (mv, bias, mult, shift, relu) in enumerate(cases):
+        y = np.concatenate([got[t][s] for s in range(Q)]).reshape(m, m)
+        assert np.array_equal(y, output_transform_ref(mv, bias, mult, shift, relu, cfg))
+
+
+def test_requantizers_must_divide_the_outputs():
+    with pytest.raises(ValueError, match="must divide"):
+        OutputTransform(DatapathConfig(m=4, r=3), requant=3)

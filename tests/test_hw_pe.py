@@ -30,7 +30,7 @@ def _signed(x, bits):
 
 @pytest.mark.parametrize("density, k_block", [(0.0, 4), (0.3, 4), (1.0, 4), (0.3, 2), (0.05, 1)])
 def test_rtl_matches_twin_segment_by_segment(density, k_block):
-    """Every block's segment is one launch (restart at block 0 only); busy = segment length + 2."""
+    """Every block's segment is one launch (restart at block 0 only); busy = segment length + latency."""
     cfg = AccelConfig(datapath=DP, pes=2, lanes=2, k_max=4, k_block=k_block, h_max=8, w_max=8)
     layer = random_layer(DP, C=4, K=3, H=6, W=6, density=density, seed=4, extreme=True)
     packed = pack_layer(layer, cfg)
@@ -76,7 +76,7 @@ def test_rtl_matches_twin_segment_by_segment(density, k_block):
         sim.add_clock(1e-8)
         sim.add_testbench(tb)
         sim.run()
-        assert busy == [s + 2 for s in segs] * 2
+        assert busy == [s + SparsePE.latency for s in segs] * 2
         stream = packed.streams[j]
         bounds = np.cumsum([0] + segs)
         for b in range(len(segs)):

@@ -12,12 +12,13 @@ from model.datapath import DatapathConfig
 
 @pytest.mark.parametrize("groups, blocks, seed", [(1, 1, 0), (3, 1, 1), (2, 3, 2), (4, 2, 3)])
 def test_launches_follow_the_schedule(groups, blocks, seed):
-    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=4), pes=2, lanes=2, k_max=8, k_block=2,
+    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=4), pes=2, lanes=4, otu_lanes=2, k_max=8, k_block=2,
                       h_max=16, w_max=16)
     rng = np.random.default_rng(seed)
     dur = {u: rng.integers(0, 6, size=groups * blocks + 2) for u in ("itu", "pe", "otu")}
     dut = Sequencer(cfg)
     seen = []
+    sums = {}
     result = {}
 
     async def tb(ctx):
@@ -45,6 +46,8 @@ def test_launches_follow_the_schedule(groups, blocks, seed):
                     if go[u]:
                         rem[u] = int(dur[u][phase])
                         rec[u] = (ctx.get(st.group), ctx.get(st.block), ctx.get(st.acc_half))
+                        sums[(u, phase)] = (ctx.get(st.k_base), ctx.get(st.slot_k), ctx.get(st.tile0),
+                                            ctx.get(st.slot_t))
                 seen.append((rec, restart if go["pe"] else None))
         result["cycles"] = ctx.get(dut.cycles)
         result["done"] = ctx.get(dut.done)
@@ -63,6 +66,9 @@ def test_launches_follow_the_schedule(groups, blocks, seed):
             assert (u in rec) == (st is not None), (ph.index, u)
             if st is not None:
                 assert rec[u] == (st.group, st.block, st.acc_half)
+                # the running sums the output unit addresses with, instead of multipliers
+                assert sums[(u, ph.index)] == (st.block * cfg.k_block, st.block * cfg.k_block * cfg.out_tiles,
+                                               st.group * cfg.lanes, st.group * cfg.lanes // cfg.otu_lanes)
         if ph.pe is not None:
             assert restart == (ph.pe.block == 0)
         total += 1 + max([int(dur[u][ph.index]) for u in ("itu", "pe", "otu") if getattr(ph, u) is not None])

@@ -78,6 +78,8 @@ def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu):
     ({}, 3, 0),
     (dict(clusters=2, pes=2, k_block=2, otu_lanes=2), 5, 1),
     (dict(clusters=2, pes=2, k_block=2, otu_lanes=4), 5, 2),
+    (dict(requant=1), 3, 0),  # one requantizer per core: four cycles per tile
+    (dict(clusters=2, pes=2, k_block=2, otu_lanes=2, requant=2), 5, 1),
 ])
 def test_output_unit_writes_the_twins_outputs(arr, K, block):
     dp = DatapathConfig(m=2, r=3, c_max=4)
@@ -107,7 +109,9 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
         ctx.set(dut.go, 1)
         await ctx.tick()
         ctx.set(dut.go, 0)
-        ctx.set(dut.step, {"group": group, "block": block, "acc_half": half, "valid": 1})
+        ctx.set(dut.step, {"group": group, "block": block, "acc_half": half, "valid": 1,
+                           "k_base": block * cfg.k_block, "slot_k": block * cfg.k_block * cfg.out_tiles,
+                           "tile0": group * cfg.lanes, "slot_t": group * cfg.lanes // cfg.otu_lanes})
         n_busy, pending = 0, None
         while ctx.get(dut.busy):
             n_busy += 1
@@ -130,5 +134,5 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes + OutputUnit.latency
+    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes * cfg.requant_cycles + OutputUnit.latency
     assert want and got == want

@@ -38,11 +38,12 @@ LAYERS = [
 
 
 #: One generated array per tile; F(4,3) also splits rows over two PE clusters, blocks K by 16
-#: and finishes two tiles per OTU cycle; F(6,3) blocks K by 8 and finishes two.
+#: and finishes two tiles per OTU cycle; F(6,3) blocks K by 8, finishes two tiles at once and
+#: shares 4 requantizers among each tile's 36 outputs (9 cycles per tile).
 ARRAYS = {
     2: dict(pes=4, lanes=4),
     4: dict(pes=4, lanes=4, clusters=2, k_block=16, otu_lanes=2),
-    6: dict(pes=4, lanes=4, k_block=8, otu_lanes=2),
+    6: dict(pes=4, lanes=4, k_block=8, otu_lanes=2, requant=4),
 }
 #: The tests' layers are short: a model compiled without optimisation builds several times faster.
 CXX_OPT = "-O0"
@@ -115,9 +116,9 @@ def test_icarus_random_layers(tmp_path):
     if reason:
         pytest.skip(reason)
     # Icarus runs this array at a few hundred cycles/s: a small configuration and small layers,
-    # with two PE clusters, two output-channel blocks and a two-lane OTU
+    # with two PE clusters, two output-channel blocks, a two-lane OTU and two requantizers per lane
     cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=4, clusters=2, lanes=2, otu_lanes=2,
-                      k_max=8, k_block=4, h_max=9, w_max=9)
+                      requant=2, k_max=8, k_block=4, h_max=9, w_max=9)
     layers = [(3, 6, 7, 9, 0.3, 1, False, False, False), (8, 8, 9, 9, 1.0, 0, True, True, False),
               (1, 1, 1, 1, 0.05, 1, False, False, True), (5, 2, 5, 3, 0.0, 1, False, False, False)]
     items = _batch(cfg, layers, seed=3, tmp_path=tmp_path)
