@@ -32,10 +32,6 @@ from .registers import register_layout
 from .sequencer import Sequencer
 from .vbuffer import VBuffer
 
-#: Cycles a unit stays busy beyond its item count (the cycle model's constants).
-ITU_LATENCY = InputUnit.latency
-PE_LATENCY = SparsePE.latency
-OTU_LATENCY = OutputUnit.latency
 
 
 def load_layout(cfg: AccelConfig) -> data.StructLayout:

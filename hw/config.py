@@ -9,6 +9,7 @@ so the packer, the cycle model and the testbench read the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +53,11 @@ class AccelConfig:
         reusing the group's V'. A multiple of S.
     requant : int or None
         R, requantizers per OTU lane (divides m²; ``None``: m², a tile per cycle). Each
-        is a ``biased_bits`` × ``mult_bits`` multiply (two DSP blocks on ECP5); with
-        R < m² an OTU lane takes m²/R cycles per tile.
+        is a ``biased_bits`` × ``mult_bits`` multiply (about 44 × 15 bits: two DSP
+        blocks on ECP5); with R < m² an OTU lane takes Q = m²/R cycles per tile.
     otu_lanes : int
-        Tiles the output unit finishes per cycle (divides L); its throughput is
-        K·L/otu_lanes cycles per group, sized so that layers with few input
+        Tiles the output unit starts per cycle (divides L); it needs K·L/otu_lanes·Q
+        cycles per group (Q above), sized so that layers with few input
         channels (VGG's conv1_1) stay PE-bound.
     k_max : int
         Largest number of output channels K (sizes the output and quantization memories).
@@ -328,16 +329,24 @@ class AccelConfig:
         """Rebuild from :meth:`to_dict` (``params.json``); derived numbers are recomputed and checked."""
         if not isinstance(d, dict) or d.get("schema") != PARAMS_SCHEMA:
             raise ConfigError(f"not a {PARAMS_SCHEMA} document (schema {d.get('schema') if isinstance(d, dict) else None!r})")
+        if not isinstance(d.get("datapath"), dict):
+            raise ConfigError("params.json lacks its datapath")
         dp = DatapathConfig.from_dict(d["datapath"])
-        keys = ("pes", "lanes", "clusters", "k_block", "otu_lanes", "requant", "k_max", "h_max", "w_max", "pad_max",
-                "stream_depth", "mode")
+        keys = ARRAY_FIELDS + ("mode",)
         missing = [k for k in keys if k not in d]
         if missing:
             raise ConfigError(f"params.json lacks {', '.join(missing)}")
-        cfg = cls(datapath=dp, **{k: d[k] for k in keys})
+        try:
+            cfg = cls(datapath=dp, **{k: d[k] for k in keys})
+        except TypeError as exc:
+            raise ConfigError(f"params.json: {exc}") from None
         if cfg.to_dict() != d:
             raise ConfigError("params.json does not match the configuration it names (derived numbers differ)")
         return cfg
+
+
+#: The array's own integer fields (everything but the datapath and the mode), in declaration order.
+ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("datapath", "mode"))
 
 
 def load_fields(cfg: AccelConfig) -> dict[str, int]:

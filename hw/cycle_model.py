@@ -5,7 +5,7 @@ units that have work in it and ends when all are idle; their busy times are::
 
     input unit   C·L + ITU_LATENCY                  (steps that start a group)
     PEs          max_j (seg_j(b) + PE_LATENCY)      seg_j(b): PE j's entries for block b
-    output unit  K_b·L/otu_lanes·Q + OTU_LATENCY    K_b: rows of block b; Q = m²/requant
+    output unit  K_b·L/otu_lanes·Q + otu_latency    K_b: rows of block b; Q = m²/requant
 
     cycles = Σ_t (1 + max over the units active in phase t) + 1   (the final idle check)
 
@@ -31,8 +31,12 @@ from .schedule import phases
 # The latencies are properties of the RTL pipeline stages (hw/input_unit.py, hw/pe.py,
 # hw/output_unit.py); tests/test_hw_array.py checks that they agree.
 ITU_LATENCY = 4
-PE_LATENCY = 4
-OTU_LATENCY = 6
+PE_LATENCY = 5
+
+
+def otu_latency(cfg: AccelConfig) -> int:
+    """The output unit's cycles beyond its items: 6, or 7 with shared requantizers (R < m²)."""
+    return 6 if cfg.requant == cfg.m * cfg.m else 7
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
     seg = np.asarray(segments, dtype=np.int64).reshape(cfg.pes, len(rows))
     itu = in_channels * L + ITU_LATENCY
     pe = [int(seg[:, b].max()) + PE_LATENCY for b in range(len(rows))]
-    otu = [kb * L // cfg.otu_lanes * cfg.requant_cycles + OTU_LATENCY for kb in rows]
+    otu = [kb * L // cfg.otu_lanes * cfg.requant_cycles + otu_latency(cfg) for kb in rows]
     total = 1
     busy = {"itu": 0, "pe": 0, "otu": 0}
     for ph in phases(G, len(rows)):

@@ -1,6 +1,6 @@
 """Input transform unit (ITU) core: V' = B'ᵀ x B' on one n×n tile, optional Winograd-ReLU.
 
-One tile per cycle, one register stage. The integer B'ᵀ comes from the datapath
+One tile per cycle, two register stages (B'ᵀ x, then · B'). The integer B'ᵀ comes from the datapath
 configuration; V' has exactly the configuration's ``v_bits`` (the worst case, so the
 adder tree cannot overflow).
 """

@@ -18,7 +18,7 @@ so it is busy C·L + 4 cycles per group (:data:`latency` = 4).
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from model.datapath import DatapathConfig
 
 from .config import AccelConfig, ubits
+from .delay import delay
 from .input_transform import InputTransform, input_transform_ref
 from .registers import register_layout
 
@@ -196,18 +197,12 @@ class InputUnit(wiring.Component):
                 m.d.sync += itu.i.payload.tile[i * n + j].eq(Array([rot[i][(r + j) % n] for r in range(n)])[wr1])
         m.d.comb += [itu.i.valid.eq(s2), itu.i.payload.relu.eq(regs.winograd_relu), itu.o.ready.eq(1)]
         # (c, lane) travel beside the transform
-        tags = [(c1, l1)]
-        for d in range(1 + InputTransform.latency):
-            c_d = Signal.like(c_i, name=f"c_d{d}")
-            l_d = Signal.like(l_i, name=f"l_d{d}")
-            m.d.sync += [c_d.eq(tags[-1][0]), l_d.eq(tags[-1][1])]
-            tags.append((c_d, l_d))
-        c_out, l_out = tags[-1]
+        c_out = delay(m, c1, 1 + InputTransform.latency, "c")[-1]
+        l_out = delay(m, l1, 1 + InputTransform.latency, "lane")[-1]
         # the V-buffer write
         m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c_out),
                      self.v_lane.eq(l_out), self.v_data.eq(itu.o.payload.v)]
-        # the transform's inner stage valid is not a port: track it here
-        t1 = Signal()
-        m.d.sync += t1.eq(s2)
-        m.d.comb += self.busy.eq(issue | s1 | s2 | t1 | itu.o.valid)
+        # the transform's inner stage valids are not ports: track them here
+        inner = delay(m, s2, InputTransform.latency - 1, "itu_v")
+        m.d.comb += self.busy.eq(issue | s1 | s2 | Cat(*inner).any() | itu.o.valid)
         return m

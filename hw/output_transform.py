@@ -58,7 +58,10 @@ class OutputTransform(wiring.Component):
         ``y``: R signed ``act_bits`` outputs (row-major indices sub·R …); ``sub``.
     """
 
-    latency = 4
+    @staticmethod
+    def latency_of(m: int, requant: int | None = None) -> int:
+        """Register stages: 4, plus one that registers the R selected sums when R < m²."""
+        return 4 if requant is None or requant == m * m else 5
 
     def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config
@@ -68,6 +71,7 @@ class OutputTransform(wiring.Component):
         if not 1 <= self._R <= mm2 or mm2 % self._R:
             raise ValueError(f"requant = {self._R} must divide m² = {mm2}")
         self._shift_bits = ubits(w.requant_bits - 1)
+        self.latency = self.latency_of(config.m, self._R)
         sub = ubits(mm2 // self._R - 1)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
@@ -112,16 +116,27 @@ class OutputTransform(wiring.Component):
         relu2 = Signal()
         sub0, sub1, sub2 = (Signal.like(p.sub, name=f"sub{d}") for d in range(3))
         lo, hi = signed_range(cfg.act_bits)
-        # stage 3 requantizes R of the m² values: z[sub·R + r] (a Q-way multiplexer when R < m²)
-        zsel = [z[r] if R == mm * mm else Array(z[k * R + r] for k in range(mm * mm // R))[sub1] for r in range(R)]
+        # stage 3 requantizes R of the m² values z[sub·R + r]; with R < m² a Q-way multiplexer picks
+        # them and an extra register keeps it off the multiplier's cycle
+        shared = R < mm * mm
+        if shared:
+            zsel = [Signal(signed(w.biased_bits), name=f"zs_{r}") for r in range(R)]
+            vs, mults, shifts_s, relus = Signal(), Signal(unsigned(cfg.mult_bits)), Signal(unsigned(self._shift_bits)), Signal()
+            subs = Signal.like(p.sub)
         with m.If(en):
             m.d.sync += [v0.eq(self.i.valid), bias0.eq(p.bias), mult0.eq(p.mult), shift0.eq(p.shift), relu0.eq(p.relu),
                          sub0.eq(p.sub)]
             m.d.sync += [a1[i][j].eq(cols[i][j]) for i in range(mm) for j in range(n)]
             m.d.sync += [v1.eq(v0), mult1.eq(mult0), shift1.eq(shift0), relu1.eq(relu0), sub1.eq(sub0)]
             m.d.sync += [z[i * mm + j].eq(y[i][j] + bias0) for i in range(mm) for j in range(mm)]
-            m.d.sync += [v2.eq(v1), shift2.eq(shift1), relu2.eq(relu1), sub2.eq(sub1)]
-            m.d.sync += [q[r].eq(zsel[r] * mult1) for r in range(R)]
+            if shared:
+                m.d.sync += [zsel[r].eq(Array(z[k * R + r] for k in range(mm * mm // R))[sub1]) for r in range(R)]
+                m.d.sync += [vs.eq(v1), mults.eq(mult1), shifts_s.eq(shift1), relus.eq(relu1), subs.eq(sub1)]
+                src, vsrc, msrc, ssrc, rsrc, subsrc = zsel, vs, mults, shifts_s, relus, subs
+            else:
+                src, vsrc, msrc, ssrc, rsrc, subsrc = z, v1, mult1, shift1, relu1, sub1
+            m.d.sync += [v2.eq(vsrc), shift2.eq(ssrc), relu2.eq(rsrc), sub2.eq(subsrc)]
+            m.d.sync += [q[r].eq(src[r] * msrc) for r in range(R)]
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.sub.eq(sub2)]
         for i in range(R):
             half = Signal(signed(w.requant_bits), name=f"half_{i}")

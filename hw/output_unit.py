@@ -11,10 +11,10 @@ k and, per row, the group's lanes in ``otu_lanes``-wide slices, one slice per cy
     s6  write the m² outputs of each valid tile t = g·L + l to output bank
         (t mod otu_lanes, ho mod m, wo mod m) at k·out_tiles + ⌊t/otu_lanes⌋
 
-so it is busy K_b·L/otu_lanes + 6 cycles per step (:data:`latency` = 6). With
+so it is busy K_b·L/otu_lanes + 6 cycles per step (``latency`` = 6). With
 ``requant`` = R < m² requantizers per core, each slice stays at s0 for Q = m²/R cycles
-(``sub`` = 0 … Q−1; the cores requantize outputs sub·R … sub·R + R − 1 of it), so the
-unit is busy K_b·L/otu_lanes·Q + 6 cycles. Addresses are
+(``sub`` = 0 … Q−1; the cores requantize outputs sub·R … sub·R + R − 1 of it, one stage
+more), so the unit is busy K_b·L/otu_lanes·Q + 7 cycles. Addresses are
 running sums (the sequencer's step carries block·k_block and its slot offsets): no
 multiplier outside the requantization. Outputs are
 read back through ``rd_bank``/``rd_addr`` → ``rd_data`` (one cycle).
@@ -29,6 +29,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig, ubits
+from .delay import delay
 from .output_transform import OutputTransform, output_transform_ref
 from .registers import register_layout
 from .sequencer import step_layout
@@ -80,10 +81,14 @@ class OutputUnit(wiring.Component):
         The output word (two's complement ``act_bits``), one cycle after the address.
     """
 
-    latency = 2 + OutputTransform.latency
+    @staticmethod
+    def latency_of(cfg: AccelConfig) -> int:
+        """Busy cycles beyond K_b·L/otu_lanes·Q: accumulator read, input register, the core."""
+        return 2 + OutputTransform.latency_of(cfg.m, cfg.requant)
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
+        self.latency = self.latency_of(config)
         word = config.lanes * config.widths.acc_bits
         super().__init__({
             "regs": In(register_layout(config)), "go": In(1), "step": In(step_layout(config)), "busy": Out(1),
@@ -184,12 +189,8 @@ class OutputUnit(wiring.Component):
                          core.i.payload.mult.eq(qd[qf["bias"]:qf["bias"] + qf["mult"]]),
                          core.i.payload.shift.eq(qd[qf["bias"] + qf["mult"]:]), core.i.payload.sub.eq(sub1)]
             m.d.comb += [core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o2), core.o.ready.eq(1)]
-        pipe_a, pipe_v = slot, Cat(*ok)
-        for d in range(self.latency):
-            na = Signal.like(slot, name=f"slot_d{d}")
-            nv = Signal(U, name=f"ok_d{d}")
-            m.d.sync += [na.eq(pipe_a), nv.eq(pipe_v)]
-            pipe_a, pipe_v = na, nv
+        pipe_a = delay(m, slot, self.latency, "slot")[-1]
+        pipe_v = delay(m, Cat(*ok), self.latency, "tile_ok")[-1]
         out_rd = []
         for u in range(U):
             for q in range(mt * mt):
@@ -207,10 +208,6 @@ class OutputUnit(wiring.Component):
         m.d.sync += rdb.eq(self.rd_bank)
         m.d.comb += self.rd_data.eq(Array(out_rd)[rdb])
         # the cores' inner stages: valid bits are not ports; track them here
-        vs = [o1, o2]
-        for _ in range(OutputTransform.latency - 1):
-            v = Signal()
-            m.d.sync += v.eq(vs[-1])
-            vs.append(v)
-        m.d.comb += self.busy.eq(issue | Cat(*vs).any() | cores[0].o.valid)
+        inner = delay(m, o2, cores[0].latency - 1, "otu_v")
+        m.d.comb += self.busy.eq(issue | o1 | o2 | Cat(*inner).any() | cores[0].o.valid)
         return m

@@ -3,19 +3,20 @@
 Pipeline (one entry per cycle, no bubbles)::
 
     s0  stream memory address = entry index
-    s1  entry out of the stream memory; V' read address (c) and position p to the V buffer;
-        an entry with ``eob`` (end of block) ends the walk: the next index is kept for
-        the next block's segment, and the entry read behind it is dropped
-    s2  V'[c, p, 0..L−1] back from the V buffer's bank multiplexer → registered
-    s3  L products value · V' → registered (the multiplier's output register)
-    s4  acc += product in L lanes; on ``last`` the row sum goes to the accumulator memory
+    s1  entry out of the stream memory; an entry with ``eob`` (end of block) ends the walk:
+        the next index is kept for the next block's segment, and the entry read behind it
+        is dropped
+    s2  V' read address (c) and position p to the V buffer, registered
+    s3  V'[c, p, 0..L−1] back from the V buffer's bank multiplexer → registered
+    s4  L products value · V' → registered (the multiplier's output register)
+    s5  acc += product in L lanes; on ``last`` the row sum goes to the accumulator memory
         at (p, k) and the accumulator restarts from zero
 
 The registers between the multiplexer, the multiplier and the adder keep each of them
 on its own clock cycle (the ECP5 critical path was all three in one, 33 ns). A launch
 walks one segment; with ``restart`` (a new tile group) from entry 0, else from where the
 previous segment ended. A segment of ``len`` entries keeps ``busy`` high for
-``len + 4`` cycles. Zero weights are simply absent from a sparse stream: they
+``len + 5`` cycles. Zero weights are simply absent from a sparse stream: they
 cost nothing.
 """
 
@@ -28,6 +29,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig, ubits
+from .delay import delay
 
 
 def pe_ref(stream: np.ndarray, v: np.ndarray, k_max: int) -> np.ndarray:
@@ -63,16 +65,16 @@ class SparsePE(wiring.Component):
     load_en, load_addr, load_data : In
         Write port of the stream memory (packed entries, :attr:`AccelConfig.entry_fields`).
     v_addr : Out
-        Channel c of the entry at s1.
+        Channel c of the entry at s2 (registered).
     v_pos : Out
-        Position p of the entry at s1.
+        Position p of the entry at s2 (registered).
     v_data : In
         L lanes of signed ``v_bits`` of (c, p) (one cycle after ``v_addr``).
     acc_en, acc_pos, acc_k, acc_data : Out
         Row write to the accumulator memory: L lanes of signed ``acc_bits``.
     """
 
-    latency = 4
+    latency = 5
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
@@ -99,8 +101,7 @@ class SparsePE(wiring.Component):
 
         idx = Signal(ubits(cfg.stream_depth))
         issuing = Signal()
-        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += self.busy.eq(issuing | v1 | v2 | v3 | v4)
+        v1 = Signal()
         m.d.comb += rp.addr.eq(idx)
 
         # s1: unpack the entry
@@ -121,39 +122,34 @@ class SparsePE(wiring.Component):
             with m.Else():
                 m.d.sync += idx.eq(idx + 1)
         m.d.sync += v1.eq(issuing & ~eob)
-        m.d.comb += [self.v_addr.eq(off["c"]), self.v_pos.eq(off["p"])]
+        # s2: the V-buffer address, registered (the stream memory's output would otherwise run
+        # through the buffer's owner multiplexer into its RAM address in the same cycle)
+        m.d.sync += [self.v_addr.eq(off["c"]), self.v_pos.eq(off["p"])]
 
-        def stage(name, src: dict) -> dict:
-            """Register the entry fields that travel with the pipeline."""
-            out = {}
-            for k, v in src.items():
-                r = Signal.like(v, name=f"{k}_{name}")
-                m.d.sync += r.eq(v)
-                out[k] = r
-            return out
-
-        e2 = stage("s2", {"k": off["k"], "p": off["p"], "value": off["value"].as_signed(), "last": off["last"]})
-        # s2: the V buffer's word arrives; register it with the entry
-        m.d.sync += [v2.eq(v1), v3.eq(v2), v4.eq(v3)]
+        # the entry's fields travel beside the pipeline (registered at s2 … s5)
+        fields = {"k": off["k"], "p": off["p"], "value": off["value"].as_signed(), "last": off["last"]}
+        lines = {k: delay(m, v, 4, k) for k, v in fields.items()}
+        e4, e5 = ({k: lines[k][d] for k in fields} for d in (2, 3))
+        v2, v3, v4, v5 = delay(m, v1, 4, "valid")
+        # s3: the V buffer's word arrives; register it with the entry
         vreg = Signal(L * w.v_bits)
         m.d.sync += vreg.eq(self.v_data)
-        e3 = stage("s3", e2)
-        # s3: the products
+        # s4: the products
         prod = [Signal(signed(w.prod_bits), name=f"prod{l}") for l in range(L)]
         for l in range(L):
-            m.d.sync += prod[l].eq(e3["value"] * vreg[l * w.v_bits:(l + 1) * w.v_bits].as_signed())
-        e4 = stage("s4", e3)
-        # s4: accumulate; on 'last' the row goes out and the accumulator restarts
+            m.d.sync += prod[l].eq(e4["value"] * vreg[l * w.v_bits:(l + 1) * w.v_bits].as_signed())
+        # s5: accumulate; on 'last' the row goes out and the accumulator restarts
         acc = [Signal(signed(w.acc_bits), name=f"acc{l}") for l in range(L)]
         nxt = []
         for l in range(L):
             sm = Signal(signed(w.acc_bits), name=f"sum{l}")
             m.d.comb += sm.eq(acc[l] + prod[l])
             nxt.append(sm)
-        with m.If(v4):
+        with m.If(v5):
             for l in range(L):
-                m.d.sync += acc[l].eq(Mux(e4["last"], 0, nxt[l]))
-        m.d.comb += [self.acc_en.eq(v4 & e4["last"]), self.acc_pos.eq(e4["p"]), self.acc_k.eq(e4["k"])]
+                m.d.sync += acc[l].eq(Mux(e5["last"], 0, nxt[l]))
+        m.d.comb += [self.acc_en.eq(v5 & e5["last"]), self.acc_pos.eq(e5["p"]), self.acc_k.eq(e5["k"])]
+        m.d.comb += self.busy.eq(issuing | v1 | v2 | v3 | v4 | v5)
         for l, sm in enumerate(nxt):
             m.d.comb += self.acc_data[l * w.acc_bits:(l + 1) * w.acc_bits].eq(sm)
         return m

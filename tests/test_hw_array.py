@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hw import array, cycle_model
+from hw import cycle_model
 from hw.config import AccelConfig
 from hw.packer import pack_layer
 from model.datapath import DatapathConfig
@@ -11,10 +11,17 @@ from sim.layers import random_input, random_layer, reference_output
 from sim.pysim_run import run_pysim
 
 
-def test_latencies_of_the_model_are_the_rtl_pipeline_depths():
-    assert cycle_model.ITU_LATENCY == array.ITU_LATENCY
-    assert cycle_model.PE_LATENCY == array.PE_LATENCY
-    assert cycle_model.OTU_LATENCY == array.OTU_LATENCY
+@pytest.mark.parametrize("m, requant", [(2, None), (2, 1), (4, 16), (4, 4), (6, 36), (6, 6)])
+def test_latencies_of_the_model_are_the_rtl_pipeline_depths(m, requant):
+    from hw.input_unit import InputUnit
+    from hw.output_unit import OutputUnit
+    from hw.pe import SparsePE
+
+    cfg = AccelConfig(datapath=DatapathConfig(m=m, r=3, c_max=4), pes=1, lanes=1, k_max=4, h_max=8, w_max=8,
+                      requant=requant)
+    assert cycle_model.ITU_LATENCY == InputUnit.latency
+    assert cycle_model.PE_LATENCY == SparsePE.latency
+    assert cycle_model.otu_latency(cfg) == OutputUnit(cfg).latency
 
 
 @pytest.mark.parametrize("m, layer_kw, mode, arr", [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hw.config import AccelConfig
-from hw.cycle_model import ITU_LATENCY, OTU_LATENCY, PE_LATENCY, cycles, packed_cycles, shape_cycles
+from hw.cycle_model import ITU_LATENCY, PE_LATENCY, cycles, otu_latency, packed_cycles, shape_cycles
 from hw.packer import pack_layer
 from hw.schedule import phases
 from model.datapath import DatapathConfig
@@ -54,7 +54,7 @@ def test_hand_computed_single_step():
     """One group, one block: phases ITU | PE | OTU, each 1 + its busy time, plus the final check."""
     cfg = AccelConfig(datapath=DP, pes=2, lanes=4, k_max=8, h_max=8, w_max=8)
     rep = cycles(cfg, in_channels=3, out_channels=5, tiles=4, segments=[[7], [9]], nnz=16)
-    itu, pe, otu = 3 * 4 + ITU_LATENCY, 9 + PE_LATENCY, 5 * 4 + OTU_LATENCY
+    itu, pe, otu = 3 * 4 + ITU_LATENCY, 9 + PE_LATENCY, 5 * 4 + otu_latency(cfg)
     assert rep.cycles == (1 + itu) + (1 + pe) + (1 + otu) + 1
     assert rep.floor == math.ceil(4 * 16 / 8)
 

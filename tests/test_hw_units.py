@@ -134,5 +134,5 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes * cfg.requant_cycles + OutputUnit.latency
+    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes * cfg.requant_cycles + OutputUnit.latency_of(cfg)
     assert want and got == want
