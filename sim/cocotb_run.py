@@ -12,7 +12,6 @@ simulator cannot run, so tests skip with that reason.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from hw.config import AccelConfig
 from hw.generate import TOP, generate
 from model.atomic import atomic_write_text
 from model.errors import WinnowError
+from model.sources import source_digest
 from hw.packer import PackedLayer
 
 from .tb_array import PERIOD_NS
@@ -151,8 +151,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
     vfile = build_dir / f"{TOP}.v"
     # regenerate when the configuration or the generator's source changes
-    src = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "hw").glob("*.py")))
-                         + cxx_opt.encode() + b"ports-only-vpi").hexdigest()
+    src = f"{source_digest('hw')} {cxx_opt} ports-only-vpi"
     cfg_json = json.dumps({"config": cfg.to_dict(), "hw_sources": src}, sort_keys=True)
     stamp = build_dir / "config.stamp"
     if not vfile.exists() or not stamp.exists() or stamp.read_text() != cfg_json:
