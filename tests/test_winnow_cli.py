@@ -138,20 +138,39 @@ def test_flow_reruns_only_what_a_change_reaches(flow_run):
 
 
 @pytestmark_flow
-def test_interrupted_flow_keeps_finished_steps_and_resumes(flow_run, tmp_path):
+def test_failed_step_keeps_finished_steps_drops_its_stale_output_and_resumes(flow_run, tmp_path):
     d, _ = flow_run
     run = tmp_path / "run"
     shutil.copytree(d / "run", run)
     bad = tmp_path / "bad.toml"
     bad.write_text(FLOW.replace("image = 3", "image = 100000"))
     r = winnow("flow", bad, "--out", run)
-    assert r.returncode == 2 and "[sim].image = 100000" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "image 100000" in r.stderr and "Traceback" not in r.stderr
     state = json.loads((run / "flow.json").read_text())
-    assert "sim" not in state["steps"] and {"train", "export", "gen"} <= set(state["steps"])
+    assert "sim" not in state["steps"] and {"train", "export", "gen", "cycles", "report"} <= set(state["steps"])
     assert not list(run.glob(".*.tmp-*"))  # nothing half-written left behind
+    assert not (run / "sim").exists()  # the previous run's sim no longer matches the configuration
+    r = winnow("report", run, "--out", tmp_path / "rep", check=0)  # a report now shows no simulation
+    assert "RTL simulation" not in (tmp_path / "rep" / "summary.md").read_text()
     r = winnow("flow", d / "flow.toml", "--out", run, check=0)
     st = _steps(r.stdout)
     assert st["train and prune"] == "skipped" and st["simulate on the RTL"] == "ran"
+
+
+@pytestmark_flow
+def test_an_array_change_regenerates_and_resimulates_but_does_not_retrain(flow_run, tmp_path):
+    d, _ = flow_run
+    run = tmp_path / "run"
+    shutil.copytree(d / "run", run)
+    cfg = tmp_path / "array.toml"
+    cfg.write_text(FLOW.replace("otu_lanes = 2", "otu_lanes = 2\nrequant = 2").replace('layers = "all"', "layers = [3]"))
+    r = winnow("flow", cfg, "--out", run, check=0)
+    st = _steps(r.stdout)
+    assert st["train and prune"] == st["export the integer network"] == "skipped"
+    assert st["generate the PE array"] == st["simulate on the RTL"] == st["cycles: sparse vs dense vs floor"] == "ran"
+    assert json.loads((run / "gen" / "params.json").read_text())["requant"] == 2
+    sim = json.loads((run / "sim" / "report.json").read_text())
+    assert sim["all_bit_exact"] and sim["layers"][0]["rtl_cycles"] == sim["layers"][0]["model_cycles"]
 
 
 @pytestmark_flow
@@ -270,6 +289,7 @@ def _toml(tmp_path, text):
 @pytest.mark.parametrize("text, words", [
     ("[train]\ndensty = 0.3\n", ["[train]", "densty", "known keys", "density"]),
     ("[train]\ndensity = \"high\"\n", ["[train].density", "expected a number", "str"]),
+    ("[train]\nm = 0\n", ["[train]", "m must be >= 1"]),
     ("[train]\ndensity = 1.5\n", ["density"]),
     ("[train]\nmethod = \"lottery\"\n", ["method must be one of", "magnitude"]),
     ("[trian]\n", ["unknown section", "[trian]", "[train]"]),
@@ -278,6 +298,9 @@ def _toml(tmp_path, text):
     ("[array]\npes = 2.5\n", ["[array].pes", "an integer"]),
     ("[board]\nspeed = 1\n", ["[board]", "speed"]),
     ("[board]\n", ["[board].name", "missing"]),
+    ("[board]\nname = \"de10nano\"\n", ["[board].name", "de10nano", "ulx3s"]),
+    ("[array]\nrequant = 5\n", ["[array]", "requant = 5", "m² = 16"]),
+    ("[array]\nlanes = 4\notu_lanes = 3\n", ["[array]", "otu_lanes = 3 must divide lanes = 4"]),
     ("[train\n", ["not valid TOML"]),
     ("train = 3\n", ["'train' must be a table"]),
 ])
@@ -297,7 +320,10 @@ def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     (("gen", "--preset", "de10", "--out", "{tmp}/g"), ["unknown preset", "ulx3s"]),
     (("sim", "--random", "1,2,3"), ["C,K,H,W"]),
     (("sim",), ["give layer files"]),
-    (("sim", "--network", str(TRAINED), "--layer", "9", "--out", "{tmp}/s"), ["--layer 9", "4 convolutions"]),
+    (("sim", "--network", str(TRAINED), "--layer", "9", "--out", "{tmp}/s"), ["layer 9", "4 convolutions"]),
+    (("sim", "--network", str(TRAINED), "--image", "5000", "--out", "{tmp}/s"), ["image 5000", "test split"]),
+    (("gen", "--preset", "ulx3s", "--params", "{tmp}/p.json", "--out", "{tmp}/g"), ["--params or --preset"]),
+    (("report", str(TRAINED), "--board-report", str(TRAINED / "network.json")), ["not a board build report"]),
     (("cycles",), ["give layer files or --network"]),
     (("cycles", "--network", str(TRAINED), "--h-max", "20"), ["H = 28", "h_max = 20"]),
     (("cycles", "--network", "{tmp}"), ["no such network manifest"]),
@@ -313,7 +339,22 @@ def test_bad_arguments_are_one_clear_line(tmp_path, args, words):
 
 def test_layer_file_for_another_datapath_is_refused(tmp_path):
     r = winnow("cycles", *sorted(TRAINED.glob("*.wnl"))[:1], "--preset", "ulx3s")
-    assert r.returncode == 2 and "quantized for another datapath" in r.stderr
+    assert r.returncode == 2 and "the array is built for" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_preset_fields_can_be_changed_but_not_its_datapath(tmp_path):
+    from boards.presets import PRESETS
+    from hw.config import AccelConfig
+
+    winnow("gen", "--preset", "ulx3s", "--pes", 8, "--lanes", 2, "--out", tmp_path, check=0)
+    cfg = AccelConfig.from_dict(json.loads((tmp_path / "params.json").read_text()))
+    base = PRESETS["ulx3s"]
+    assert (cfg.pes, cfg.lanes, cfg.requant, cfg.k_max, cfg.datapath.to_dict()) == (
+        8, 2, base.requant, base.k_max, base.datapath.to_dict())
+    r = winnow("gen", "--preset", "ulx3s", "--m", 4, "--out", tmp_path)
+    assert r.returncode == 2 and "--m: the preset fixes the datapath" in r.stderr
+    r = winnow("gen", "--preset", "ulx3s", "--requant", 3, "--out", tmp_path)
+    assert r.returncode == 2 and "requant = 3 must be a positive divisor of m² = 4" in r.stderr
 
 
 def test_a_corrupt_layer_file_names_the_field(tmp_path):

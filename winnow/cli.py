@@ -9,8 +9,9 @@
     winnow report  RUN_DIR                      summary.md + plots from a flow's step reports
     winnow flow    CONFIG.toml --out DIR        all of it, resumable, skipping unchanged steps
 
-Every command that measures writes JSON (``report.json``) beside its Markdown. Errors
-are one line on stderr and exit status 2; ``--debug`` shows the traceback.
+Every command that measures writes JSON (``report.json``; ``cycles --json FILE``) beside
+its Markdown. Errors are one line on stderr and exit status 2; ``--debug`` shows the
+traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from model.errors import WinnowError
+from hw.config import ARRAY_FIELDS
+from model.errors import ConfigError, WinnowError
 
 EPILOG = "Configuration reference: docs/cli.md. Example: winnow flow configs/demo.toml --out out/demo"
 
@@ -31,83 +33,94 @@ def _progress(line: str) -> None:
 
 
 # ---------------------------------------------------------------------------- shared options
-def _array_options(p: argparse.ArgumentParser, datapath: bool) -> None:
-    g = p.add_argument_group("array", "the PE array: a board preset, a params.json, or fields (defaults: "
-                                      "P=4, L=4, S=1, OTU gcd(L, 4) lanes, C, K ≤ 32, 28×28)")
-    g.add_argument("--preset", help="a board preset (ulx3s, orangecrab, icebreaker)")
+#: Help of the array fields (hw.config.ARRAY_FIELDS; docs/hardware.md explains each).
+ARRAY_HELP = {
+    "pes": "P, zero-skipping PEs", "lanes": "L, tiles per PE cycle",
+    "clusters": "S, PE clusters (rows split by k mod S)", "k_block": "output channels per block",
+    "otu_lanes": "tiles the output unit starts per cycle (default gcd(L, 4))",
+    "requant": "requantizers per OTU lane, a divisor of m² (default m²: a tile per cycle)",
+    "k_max": "largest K", "h_max": "largest input height", "w_max": "largest input width",
+    "pad_max": "largest padding", "stream_depth": "entries per PE stream",
+}
+DATAPATH_DEFAULTS = {"m": 4, "act_bits": 8, "weight_bits": 8, "c_max": 32}
+
+
+def _array_options(p: argparse.ArgumentParser, datapath: bool, default: str) -> None:
+    g = p.add_argument_group("array", f"the PE array: {default}; a board preset or a params.json, whose fields "
+                                      "the field options below then change")
+    g.add_argument("--preset", help="a board preset (ulx3s, ulx3s-f43, orangecrab, icebreaker)")
     g.add_argument("--params", type=Path, help="params.json of a generated array")
-    for name, hlp in (("pes", "P, zero-skipping PEs"), ("lanes", "L, tiles per PE cycle"),
-                      ("clusters", "S, PE clusters (rows split by k mod S)"), ("k-block", "output channels per block"),
-                      ("otu-lanes", "tiles the output unit finishes per cycle (default gcd(L, 4))"), ("k-max", "largest K"),
-                      ("h-max", "largest input height"), ("w-max", "largest input width"),
-                      ("pad-max", "largest padding"), ("stream-depth", "entries per PE stream")):
-        g.add_argument(f"--{name}", type=int, help=hlp)
+    for name in ARRAY_FIELDS:
+        g.add_argument("--" + name.replace("_", "-"), type=int, help=ARRAY_HELP[name])
     if datapath:
-        d = p.add_argument_group("datapath", "for arrays not tied to a network (gen, --random)")
-        d.add_argument("--m", type=int, default=4, help="output tile m of F(m, 3) (default 4)")
-        d.add_argument("--act-bits", type=int, default=8, help="activation bits (default 8)")
-        d.add_argument("--weight-bits", type=int, default=8, help="Winograd weight bits (default 8)")
-        d.add_argument("--c-max", type=int, default=32, help="largest C (default 32)")
+        d = p.add_argument_group("datapath", "for arrays not tied to layers or a preset")
+        d.add_argument("--m", type=int, help="output tile m of F(m, 3) (default 4)")
+        d.add_argument("--act-bits", type=int, help="activation bits (default 8)")
+        d.add_argument("--weight-bits", type=int, help="Winograd weight bits (default 8)")
+        d.add_argument("--c-max", type=int, help="largest C (default 32)")
     p.add_argument("--mode", choices=("sparse", "dense"), default="sparse",
                    help="stream only the non-zeros, or every weight (the dense baseline)")
 
 
-def _array_fields(a) -> dict:
-    from .flowconfig import DEFAULT_ARRAY
+def _given_fields(a) -> dict:
+    return {k: getattr(a, k) for k in ARRAY_FIELDS if getattr(a, k, None) is not None}
 
-    fields = dict(DEFAULT_ARRAY)
-    for k in ("pes", "lanes", "clusters", "k_block", "otu_lanes", "k_max", "h_max", "w_max", "pad_max",
-              "stream_depth"):
-        v = getattr(a, k, None)
-        if v is not None:
-            fields[k] = v
-    return fields
+
+def _given_datapath(a) -> dict:
+    return {k: getattr(a, k) for k in DATAPATH_DEFAULTS if getattr(a, k, None) is not None}
 
 
 def _resolve_array(a, datapath=None):
-    """The AccelConfig of the options: --params, --preset, or fields (+ the given or optioned datapath)."""
+    """The AccelConfig of the options: a --params or --preset changed by any field option, or the default
+    fields with the given (layers') datapath or the datapath options."""
     import dataclasses
+    import math
 
     from hw.config import AccelConfig
     from model.datapath import DatapathConfig
 
+    from .flowconfig import DEFAULT_ARRAY
     from .steps import array_config
 
-    if a.params is not None:
-        try:
-            doc = json.loads(a.params.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WinnowError(f"{a.params}: no such params.json") from None
-        except json.JSONDecodeError as exc:
-            raise WinnowError(f"{a.params}: not valid JSON ({exc})") from None
-        cfg = AccelConfig.from_dict(doc)
-    elif a.preset is not None:
-        from boards.presets import preset
+    fields = _given_fields(a)
+    if a.params is not None or a.preset is not None:
+        if a.params is not None and a.preset is not None:
+            raise WinnowError("give --params or --preset, not both")
+        if _given_datapath(a):
+            raise WinnowError(f"--{'/--'.join(k.replace('_', '-') for k in _given_datapath(a))}: the "
+                              f"{'params.json' if a.params else 'preset'} fixes the datapath")
+        if a.params is not None:
+            try:
+                doc = json.loads(a.params.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise WinnowError(f"{a.params}: no such params.json") from None
+            except json.JSONDecodeError as exc:
+                raise WinnowError(f"{a.params}: not valid JSON ({exc})") from None
+            base = AccelConfig.from_dict(doc)
+        else:
+            from boards.presets import preset
 
-        cfg = preset(a.preset)
-    else:
-        dp = datapath or DatapathConfig(m=a.m, r=3, act_bits=a.act_bits, weight_bits=a.weight_bits, c_max=a.c_max)
-        return array_config(dp, _array_fields(a), mode=a.mode)
-    if datapath is not None and cfg.datapath.to_dict() != datapath.to_dict():
-        raise WinnowError(f"the array's datapath ({cfg.datapath.alg.name}, c_max = {cfg.c_max}, "
-                          f"{cfg.datapath.act_bits}/{cfg.datapath.weight_bits} bits) is not the layers' "
-                          f"({datapath.alg.name}, c_max = {datapath.c_max}, {datapath.act_bits}/"
-                          f"{datapath.weight_bits} bits): the layers were quantized for another datapath")
-    return dataclasses.replace(cfg, mode=a.mode) if cfg.mode != a.mode else cfg
+            base = preset(a.preset)
+        if "k_max" in fields:
+            fields.setdefault("k_block", None)  # re-derived unless given
+        if "lanes" in fields and "otu_lanes" not in fields and fields["lanes"] % base.otu_lanes:
+            fields["otu_lanes"] = math.gcd(fields["lanes"], 4)
+        if fields:
+            fields.setdefault("stream_depth", None)
+        try:
+            return dataclasses.replace(base, mode=a.mode, **fields)
+        except ConfigError as exc:
+            raise ConfigError(f"{'--params' if a.params else '--preset'} with the field options: {exc}") from None
+    dp = datapath
+    if dp is None:
+        dp = DatapathConfig(r=3, **{**DATAPATH_DEFAULTS, **_given_datapath(a)})
+    return array_config(dp, {**DEFAULT_ARRAY, **fields}, mode=a.mode, where="array options")
 
 
 def _layers_from_files(files) -> list:
     from model.layer_file import read_layer
 
     return [(Path(f).stem, read_layer(f)) for f in files]
-
-
-def _print_json(doc: dict, path: Path | None) -> None:
-    if path is not None:
-        from model.atomic import atomic_write_json
-
-        atomic_write_json(path, doc)
-        print(f"wrote {path}")
 
 
 # ---------------------------------------------------------------------------- subcommands
@@ -174,32 +187,23 @@ def cmd_sim(a) -> int:
     expected = None
     if a.network is not None:
         from model.export import load_network
-        from sim.network import traced_convolutions
 
         net = load_network(a.network)
-        shape = tuple(net.input_shape)
-        images = _images_for(shape)
-        traced = traced_convolutions(a.network, images[a.image % len(images)])
-        chosen = a.layer if a.layer else list(range(len(traced)))
-        for i in chosen:
-            if not 0 <= i < len(traced):
-                raise WinnowError(f"--layer {i}: the network has {len(traced)} convolutions (0 … {len(traced) - 1})")
-        items = [(traced[i][0].name, traced[i][0], traced[i][1]) for i in chosen]
-        expected = [traced[i][2] for i in chosen]
+        items, expected = steps.network_items(a.network, _images_for(tuple(net.input_shape)), a.image,
+                                              a.layer or "all")
     elif a.random is not None:
         from model.datapath import DatapathConfig
 
         C, K, H, W = _parse_random(a.random)
-        cfg0 = None if a.params or a.preset else DatapathConfig(m=a.m, r=3, act_bits=a.act_bits,
-                                                                weight_bits=a.weight_bits, c_max=a.c_max)
-        arr = _resolve_array(a, cfg0)
+        dp = None if a.params or a.preset else DatapathConfig(r=3, **{**DATAPATH_DEFAULTS, **_given_datapath(a)})
+        arr = _resolve_array(a, dp)
         layer = random_layer(arr.datapath, C=C, K=K, H=H, W=W, density=a.density, seed=a.seed, name="random")
         items = [("random", layer, random_input(layer, seed=a.seed + 1))]
     elif a.layers:
         items = [(n, l, random_input(l, seed=a.seed)) for n, l in _layers_from_files(a.layers)]
     else:
         raise WinnowError("give layer files, --network DIR or --random C,K,H,W")
-    arr = _resolve_array(a, items[0][1].config)
+    arr = _resolve_array(a, None if (a.params or a.preset) else items[0][1].config)
     a.out.mkdir(parents=True, exist_ok=True)
     build = a.build_dir or a.out / f"build-{a.sim}"
     rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
@@ -231,7 +235,7 @@ def cmd_cycles(a) -> int:
         layers = _layers_from_files(a.layers)
     else:
         raise WinnowError("give layer files or --network DIR")
-    arr = _resolve_array(a, layers[0][1].config)
+    arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)
     doc = steps.cycles(arr, layers)
     print(steps.cycles_markdown(doc))
     if a.json is not None:
@@ -243,8 +247,8 @@ def cmd_cycles(a) -> int:
 def cmd_build(a) -> int:
     from boards.build import build_board
 
-    cfg = _resolve_array(a) if (a.params is not None or any(
-        getattr(a, k) is not None for k in ("pes", "lanes", "k_max"))) else a.preset
+    custom = a.params is not None or _given_fields(a) or _given_datapath(a) or a.mode != "sparse"
+    cfg = _resolve_array(a) if custom else a.preset
     rep = build_board(a.board, cfg, a.out, progress=_progress)
     print(f"wrote {Path(a.out) / rep['bitstream']} and {Path(a.out) / 'report.json'}")
     return 0
@@ -255,7 +259,12 @@ def cmd_report(a) -> int:
 
     boards = {}
     for f in a.board_report or []:
-        doc = json.loads(Path(f).read_text(encoding="utf-8"))
+        try:
+            doc = json.loads(Path(f).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise WinnowError(f"{f}: not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or "resources" not in doc:
+            raise WinnowError(f"{f}: not a board build report (a JSON object with 'resources', from 'winnow build')")
         boards[doc.get("board", Path(f).parent.name)] = doc
     out = a.out or a.run_dir / "report"
     rep = write_report(a.run_dir, out, title=a.title, boards=boards)
@@ -322,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Generate the PE array's Verilog (winnow_array.v), an AXI-Stream named "
                                    "wrapper (winnow_array_axis.v) and params.json, from a preset, a params.json "
                                    "or explicit fields.")
-    _array_options(p, datapath=True)
+    _array_options(p, datapath=True, default="default fields P=4, L=4, S=1, C, K ≤ 32, 28×28")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=cmd_gen)
 
@@ -341,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of random layers and inputs")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     p.add_argument("--waves", action="store_true", help="write waveforms (FST under Icarus, VCD under Verilator)")
-    _array_options(p, datapath=True)
+    _array_options(p, datapath=True, default="default fields (P=4, L=4, S=1, C, K ≤ 32, 28×28) with the layers' datapath")
     p.add_argument("--out", type=Path, default=Path("out/sim"), help="output directory (default out/sim)")
     p.add_argument("--build-dir", type=Path, help="simulator build directory, reused while the array is unchanged "
                                                   "(default OUT/build-SIM; a flow's is RUN/cache/sim-SIM)")
@@ -353,7 +362,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("layers", nargs="*", type=Path, help="sparse layer files (.wnl)")
     p.add_argument("--network", type=Path, help="an exported network directory")
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
-    _array_options(p, datapath=False)
+    _array_options(p, datapath=False, default="default fields (P=4, L=4, S=1, C, K ≤ 32, 28×28) with the layers' datapath")
     p.set_defaults(func=cmd_cycles)
 
     p = sub.add_parser("build", help="bitstream and resource report for a board",
@@ -361,7 +370,7 @@ def parser() -> argparse.ArgumentParser:
                                    "(yosys, nextpnr, ecppack/icepack) and write the bitstream and report.json "
                                    "(LUT, FF, DSP, BRAM, Fmax from nextpnr --report).")
     p.add_argument("board", help="ulx3s, orangecrab or icebreaker")
-    _array_options(p, datapath=True)
+    _array_options(p, datapath=True, default="the board's preset unless options are given")
     p.add_argument("--out", type=Path, help="output directory (default build/boards/BOARD)")
     p.set_defaults(func=cmd_build)
 
@@ -393,14 +402,12 @@ def main(argv=None) -> int:
     if a.command is None:
         ap.print_help()
         return 2
-    for name in ("k_block", "otu_lanes", "k_max", "h_max", "w_max", "pad_max", "stream_depth"):
-        if not hasattr(a, name):
-            setattr(a, name, None)
     t0 = time.time()
     try:
         return a.func(a)
     except KeyboardInterrupt:
-        print("interrupted: finished steps are kept; run the same command again to resume", file=sys.stderr)
+        print("interrupted" + (": finished steps are kept; run the same command again to resume"
+                               if a.command == "flow" else ""), file=sys.stderr)
         return 130
     except (WinnowError, ValueError, OSError) as exc:
         if a.debug:

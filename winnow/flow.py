@@ -8,7 +8,13 @@ skipped; anything upstream that changes re-runs everything downstream of it.
 A step writes into a temporary directory that replaces ``OUT/<step>`` only when it
 succeeds, and ``OUT/flow.json`` (atomic) records each finished step's key, digest and
 timing, so an interrupted flow resumes at the step it was in and never leaves a
-half-written artifact in place.
+half-written artifact in place. A step that runs again first moves its previous output
+aside and drops it if it fails, so no output survives that its current inputs did not
+make; the directory of a step no longer in the flow (a removed ``[board]``) goes too.
+
+Timings (``seconds``, wall times, rates: :data:`VOLATILE`) go to ``timing.json``, not
+``report.json``, and logs are not part of a step's digest: a step that re-runs and
+makes the same artifacts does not re-run the steps after it.
 """
 
 from __future__ import annotations
@@ -40,10 +46,36 @@ _DIR_MODE = _dir_mode()
 STATE_SCHEMA = "winnow-flow/1"
 
 
+#: Report keys that measure time rather than results: they go to timing.json.
+VOLATILE = frozenset({"seconds", "run_wall_s", "cycles_per_s", "wall_s", "build_s", "tool_s", "build_dir",
+                      "finished", "load_wall_s", "steps"})
+
+
+def split_volatile(doc):
+    """(doc without the :data:`VOLATILE` keys, only those keys), recursively through dicts and lists."""
+    if isinstance(doc, dict):
+        stable, vol = {}, {}
+        for k, v in doc.items():
+            if k in VOLATILE:
+                vol[k] = v
+            else:
+                s, t = split_volatile(v)
+                stable[k] = s
+                if t not in (None, {}, []):
+                    vol[k] = t
+        return stable, vol
+    if isinstance(doc, list):
+        parts = [split_volatile(v) for v in doc]
+        vols = [t for _, t in parts]
+        return [s for s, _ in parts], (vols if any(t not in (None, {}, []) for t in vols) else [])
+    return doc, None
+
+
 def dir_digest(path: Path) -> str:
-    """SHA-256 over every file (relative name and contents) under ``path``."""
+    """SHA-256 over every file (relative name and contents) under ``path``, timings and logs excepted."""
     h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+    for f in sorted(p for p in Path(path).rglob("*")
+                    if p.is_file() and p.name != "timing.json" and p.suffix != ".log"):
         h.update(str(f.relative_to(path)).encode() + b"\0")
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
@@ -114,6 +146,10 @@ class Flow:
         for stale in self.root.glob(".*.tmp-*"):  # left by an interrupted run
             shutil.rmtree(stale, ignore_errors=True)
         state = self._state()
+        names = {s.name for s in self.steps}
+        for gone in [k for k in state["steps"] if k not in names]:  # e.g. a [board] section removed
+            shutil.rmtree(self.root / gone, ignore_errors=True)
+            del state["steps"][gone]
         n = len(self.steps)
         t_all = time.time()
         for i, step in enumerate(self.steps, 1):
@@ -127,20 +163,26 @@ class Flow:
                 continue
             self.progress(f"[{i}/{n}] {step.title} …")
             t0 = time.time()
-            tmp = Path(tempfile.mkdtemp(prefix=f".{step.name}.tmp-", dir=self.root))
-            tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the artifacts are the user's to share
-            try:
-                summary = step.run(StepContext(out=tmp, root=self.root, progress=self.progress))
-                atomic_write_json(tmp / "report.json", {"step": step.name, "title": step.title, **summary})
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                state["steps"].pop(step.name, None)
-                atomic_write_json(self.root / STATE, state)
-                raise
+            # the previous output no longer matches the inputs: aside now, gone unless this run succeeds
             old = None
             if final.exists():
                 old = self.root / f".{step.name}.tmp-old-{int(time.time() * 1000)}"
                 final.rename(old)
+            state["steps"].pop(step.name, None)
+            atomic_write_json(self.root / STATE, state)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{step.name}.tmp-", dir=self.root))
+            tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the artifacts are the user's to share
+            try:
+                summary = step.run(StepContext(out=tmp, root=self.root, progress=self.progress))
+                stable, vol = split_volatile(summary)
+                atomic_write_json(tmp / "report.json", {"step": step.name, "title": step.title, **stable})
+                atomic_write_json(tmp / "timing.json", {"step": step.name, "seconds": round(time.time() - t0, 2),
+                                                        **(vol or {})})
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+                raise
             tmp.rename(final)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)

@@ -4,8 +4,8 @@ Sections (every key optional unless said)::
 
     [train]     model.experiment.ExperimentConfig fields (dataset, m, method, density, epochs, …)
                 sweep = [0.5, 0.2]   extra densities for the accuracy-against-density plot
-    [array]     hw.config.AccelConfig fields (pes, lanes, clusters, k_block, otu_lanes, k_max,
-                h_max, w_max, pad_max, stream_depth); the datapath comes from the network
+    [array]     hw.config.AccelConfig fields (pes, lanes, clusters, k_block, otu_lanes, requant,
+                k_max, h_max, w_max, pad_max, stream_depth); the datapath comes from the network
     [sim]       simulator = "verilator" | "icarus", layers = "all" | [conv indices], image = 0,
                 waves = false
     [board]     name = "ulx3s" | "orangecrab" | "icebreaker" (no [board]: no build step)
@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw.config import ARRAY_FIELDS
 from model.errors import ConfigError, WinnowError
 
 
@@ -27,8 +28,7 @@ class FlowConfigError(WinnowError, ValueError):
 
 
 #: [array] keys and their types (the AccelConfig fields a user sets; the datapath comes from the network).
-ARRAY_KEYS = {"pes": int, "lanes": int, "clusters": int, "k_block": int, "otu_lanes": int, "k_max": int,
-              "h_max": int, "w_max": int, "pad_max": int, "stream_depth": int}
+ARRAY_KEYS = {name: int for name in ARRAY_FIELDS}
 SIM_KEYS = {"simulator": str, "layers": (str, list), "image": int, "waves": bool}
 BOARD_KEYS = {"name": str}
 REPORT_KEYS = {"title": str}
@@ -93,9 +93,10 @@ class FlowConfig:
         return {**DEFAULT_ARRAY, **self.array}
 
     def section(self, name: str) -> dict:
-        """A section as the step that uses it sees it (for change detection)."""
+        """A section as the step that uses it sees it (for change detection: defaults filled in, so that
+        spelling a default out, or 1 for 1.0, does not look like a change)."""
         if name == "train":
-            return {**self.train, "sweep": list(self.sweep)}
+            return {**dataclasses.asdict(self.experiment()), "sweep": sorted(set(self.sweep))}
         if name == "array":
             return self.array_fields()
         if name == "sim":
@@ -141,8 +142,31 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
     report = _check_types(f"{source}: [report]", doc.get("report", {}), REPORT_KEYS)
     cfg = FlowConfig(train=train, sweep=tuple(float(d) for d in sweep), array=array, sim=sim, board=board,
                      report=report, source=source)
-    cfg.experiment()  # validate [train] now, not hours later
+    _check_now(cfg)
     return cfg
+
+
+def _check_now(cfg: FlowConfig) -> None:
+    """Refuse, before any training, what a later step would refuse: [train], [array] rules, the board."""
+    from model.datapath import DatapathConfig
+
+    from .steps import array_config
+
+    exp = cfg.experiment()
+    try:  # the network's c_max is known only after training; the array's rules do not depend on it
+        dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=16)
+    except ConfigError as exc:
+        raise FlowConfigError(f"{cfg.source}: [train]: {exc}") from None
+    try:
+        array_config(dp, cfg.array_fields(), where=f"{cfg.source}: [array]")
+    except ConfigError as exc:
+        raise FlowConfigError(str(exc)) from None
+    if cfg.board is not None:
+        from boards.build import KNOWN_BOARDS
+
+        if cfg.board["name"] not in KNOWN_BOARDS:
+            raise FlowConfigError(f"{cfg.source}: [board].name: unknown board {cfg.board['name']!r}; known boards: "
+                                  f"{', '.join(sorted(KNOWN_BOARDS))}")
 
 
 def load_flow_config(path) -> FlowConfig:

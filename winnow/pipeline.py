@@ -8,23 +8,22 @@
     [6/7] board build          build/       bitstream and resource report (only with [board])
     [7/7] report               report/      summary.md, summary.json, plots
 
-Every step also writes ``report.json``. A step runs again only when its configuration
-section, an upstream step's output or the Winnow version changes.
+Every step also writes ``report.json`` (and ``timing.json``). A step runs again only
+when its configuration section, an upstream step's output or the source code it runs
+(:func:`model.sources.source_digest` of its packages) changes.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from model.errors import WinnowError
+from model.sources import source_digest
 
 from . import steps
 from .flow import Flow, Step
 from .flowconfig import FlowConfig
-
-VERSION = "0.1.0"
-
 
 def _network(ctx) -> Path:
     return ctx.upstream("export") / "network"
@@ -51,23 +50,12 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
 
     def sim(ctx):
         from model.data import load_dataset
-        from sim.network import traced_convolutions
 
         sc = cfg.section("sim")
-        arr = _array(ctx)
         data = load_dataset(cfg.experiment().dataset)
-        if not 0 <= sc["image"] < len(data.x_test):
-            raise WinnowError(f"[sim].image = {sc['image']}: the test split has {len(data.x_test)} images")
-        traced = traced_convolutions(_network(ctx), data.x_test[sc["image"]].numpy())
-        chosen = range(len(traced)) if sc["layers"] == "all" else sc["layers"]
-        bad = [i for i in chosen if i >= len(traced)]
-        if bad:
-            raise WinnowError(f"[sim].layers: conv index {bad[0]} out of range; the network has {len(traced)} "
-                              f"convolutions (0 … {len(traced) - 1})")
-        items = [(traced[i][0].name, traced[i][0], traced[i][1]) for i in chosen]
-        expected = [traced[i][2] for i in chosen]
-        rep = steps.simulate(arr, items, sc["simulator"], ctx.cache(f"sim-{sc['simulator']}"), waves=sc["waves"],
-                             progress=ctx.progress, expected=expected)
+        items, expected = steps.network_items(_network(ctx), data.x_test.numpy(), sc["image"], sc["layers"])
+        rep = steps.simulate(_array(ctx), items, sc["simulator"], ctx.cache(f"sim-{sc['simulator']}"),
+                             waves=sc["waves"], progress=ctx.progress, expected=expected)
         return {**rep, "image": sc["image"], "label": int(data.y_test[sc["image"]])}
 
     def cycles(ctx):
@@ -76,24 +64,36 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
     def build(ctx):
         from boards.build import build_board
 
-        return build_board(cfg.board["name"], _array(ctx), ctx.out, progress=ctx.progress)
+        # builds in the cache, so that unchanged yosys/nextpnr steps are reused; the results are copied
+        cache = ctx.cache(f"board-{cfg.board['name']}")
+        rep = build_board(cfg.board["name"], _array(ctx), cache, progress=ctx.progress)
+        for name in (rep["bitstream"], "params.json", "hostlink.json", rep["nextpnr_report"]):
+            shutil.copy2(cache / name, ctx.out / name)
+        return rep
 
     def report(ctx):
         from .report import write_report
 
         return write_report(ctx.root, ctx.out, title=cfg.report.get("title"))
 
-    ver = {"winnow": VERSION}
+    def code(*pkgs):
+        return {"sources": source_digest(*pkgs)}
+
+    st = "winnow/steps.py"  # every step's work lives there; the pipeline wiring in this file
     flow_steps = [
-        Step("train", "train and prune", train, inputs={**ver, "train": cfg.section("train")}),
-        Step("export", "export the integer network", export, inputs=ver, needs=("train",)),
-        Step("gen", "generate the PE array", gen, inputs={**ver, "array": cfg.section("array")}, needs=("export",)),
-        Step("sim", "simulate on the RTL", sim, inputs={**ver, "sim": cfg.section("sim")}, needs=("export", "gen")),
-        Step("cycles", "cycles: sparse vs dense vs floor", cycles, inputs=ver, needs=("export", "gen")),
+        Step("train", "train and prune", train, inputs={**code("model", st), "train": cfg.section("train")}),
+        Step("export", "export the integer network", export, inputs=code("model", st), needs=("train",)),
+        Step("gen", "generate the PE array", gen, inputs={**code("model", "hw", st), "array": cfg.section("array")},
+             needs=("export",)),
+        Step("sim", "simulate on the RTL", sim, inputs={**code("model", "hw", "sim", st), "sim": cfg.section("sim")},
+             needs=("export", "gen")),
+        Step("cycles", "cycles: sparse vs dense vs floor", cycles, inputs=code("model", "hw", st),
+             needs=("export", "gen")),
     ]
     if cfg.board is not None:
         flow_steps.append(Step("build", f"build for {cfg.board['name']}", build,
-                               inputs={**ver, "board": cfg.section("board")}, needs=("gen",)))
-    flow_steps.append(Step("report", "report", report, inputs={**ver, "report": cfg.section("report")},
+                               inputs={**code("hw", "boards"), "board": cfg.section("board")}, needs=("gen",)))
+    flow_steps.append(Step("report", "report", report,
+                           inputs={**code("winnow/report.py", st), "report": cfg.section("report")},
                            needs=tuple(s.name for s in flow_steps)))
     return Flow(out, flow_steps, progress=progress)

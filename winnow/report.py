@@ -20,6 +20,15 @@ from model.errors import WinnowError
 
 
 def _load(root: Path, step: str) -> dict | None:
+    """A step's report; in a flow directory only if ``flow.json`` records the step as finished."""
+    state = root / "flow.json"
+    if state.exists():
+        try:
+            finished = json.loads(state.read_text(encoding="utf-8")).get("steps", {})
+        except json.JSONDecodeError as exc:
+            raise WinnowError(f"{state}: not valid JSON ({exc})") from None
+        if step not in finished and step != "report":
+            return None
     p = root / step / "report.json"
     if not p.exists():
         return None
@@ -27,6 +36,10 @@ def _load(root: Path, step: str) -> dict | None:
         return json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise WinnowError(f"{p}: not valid JSON ({exc})") from None
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:.2%}"
 
 
 def _plt():
@@ -45,8 +58,8 @@ def plot_accuracy(train: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for key, label, style in (("float_accuracy", "float (before QAT)", "o--"),
                               ("fake_quant_accuracy", "fake-quant", "s-"),
-                              ("integer_accuracy", "integer reference", "^-")):
-        if all(key in r for r in runs):
+                              ("integer_accuracy", "integer reference (= fake-quant where they overlap)", "^:")):
+        if all(r.get(key) is not None for r in runs):
             ax.plot(d, [100 * r[key] for r in runs], style, label=label)
     ax.axhline(100 * runs[0]["dense_accuracy"], color="grey", lw=1, ls=":", label="dense spatial")
     ax.set_xlabel("Winograd-domain density")
@@ -144,15 +157,16 @@ def write_report(root, out, title: str | None = None, boards: dict[str, dict] | 
     summary: dict = {"root": str(root)}
     if train:
         c = train["config"]
+        acc = train.get("integer_accuracy")
         md += ["## Training and pruning", "",
                f"{c['method']} on {c['dataset']}, F({c['m']},3), target density {c['density']}; integer accuracy "
-               f"{train['integer_accuracy']:.2%} at Winograd-domain density {train['winograd_density']:.3f}.", "",
+               f"{_pct(acc)} at Winograd-domain density {train['winograd_density']:.3f}.", "",
                "| density | dense | float | fake-quant | integer |", "|---|---|---|---|---|"]
         for r in sorted(train["sweep"], key=lambda r: -r["density"]):
-            md.append(f"| {r['winograd_density']:.3f} | {r['dense_accuracy']:.2%} | {r['float_accuracy']:.2%} | "
-                      f"{r.get('fake_quant_accuracy', float('nan')):.2%} | {r.get('integer_accuracy', float('nan')):.2%} |")
+            md.append(f"| {r['winograd_density']:.3f} | {_pct(r.get('dense_accuracy'))} | {_pct(r.get('float_accuracy'))} | "
+                      f"{_pct(r.get('fake_quant_accuracy'))} | {_pct(r.get('integer_accuracy'))} |")
         md += ["", f"![accuracy against density](plots/{plot_accuracy(train, plots / 'accuracy_density.png').name})", ""]
-        summary["integer_accuracy"] = train["integer_accuracy"]
+        summary["integer_accuracy"] = acc
         summary["winograd_density"] = train["winograd_density"]
         summary["sweep"] = train["sweep"]
     if export:

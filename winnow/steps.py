@@ -86,7 +86,14 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
     train_dir = Path(train_dir)
     ckpt = train_dir / "checkpoint.pt"
     meta = read_meta(ckpt)
-    cfg = ExperimentConfig(**meta["config"])
+    missing = [k for k in ("config", "input_shape", "classes", "scales") if k not in meta]
+    if missing:
+        raise WinnowError(f"{ckpt}: the checkpoint does not say how it was trained (no {', '.join(missing)}); "
+                          f"export needs one written by 'winnow train'")
+    try:
+        cfg = ExperimentConfig(**meta["config"])
+    except TypeError as exc:
+        raise WinnowError(f"{ckpt}: its training configuration is not one this version knows ({exc})") from None
     if cfg.method in STRUCTURE_PRESERVING:
         model = trained_skeleton(cfg, meta["input_shape"], meta["classes"], meta["scales"])
         load_checkpoint(model, ckpt)
@@ -109,7 +116,28 @@ def network_layers(network_dir: Path):
     network_dir = Path(network_dir)
     load_network(network_dir)  # validates the manifest and checksums
     doc = json.loads((network_dir / "network.json").read_text(encoding="utf-8"))
-    return [(op["name"], read_layer(network_dir / op["file"])) for op in doc["ops"] if op["op"] == "conv"]
+    layers = [(op["name"], read_layer(network_dir / op["file"])) for op in doc["ops"] if op["op"] == "conv"]
+    if not layers:
+        raise WinnowError(f"{network_dir}: the network has no convolution to run on the array")
+    return layers
+
+
+def network_items(network_dir: Path, images, image: int, layers="all"):
+    """The chosen convolutions of an exported network with the activations test image ``image`` gives them.
+
+    Returns ([(name, SparseLayer, input)], [network's own output per item]); ``layers`` is
+    ``"all"`` or a list of conv indices. Out-of-range choices are errors naming the range.
+    """
+    from sim.network import traced_convolutions
+
+    if not 0 <= image < len(images):
+        raise WinnowError(f"image {image}: the test split has {len(images)} images (0 … {len(images) - 1})")
+    traced = traced_convolutions(network_dir, np.asarray(images[image]))
+    chosen = list(range(len(traced))) if layers == "all" else list(layers)
+    for i in chosen:
+        if not 0 <= i < len(traced):
+            raise WinnowError(f"layer {i}: the network has {len(traced)} convolutions (0 … {len(traced) - 1})")
+    return [(traced[i][0].name, traced[i][0], traced[i][1]) for i in chosen], [traced[i][2] for i in chosen]
 
 
 def network_summary(network_dir: Path) -> list[dict]:
@@ -125,8 +153,8 @@ def network_summary(network_dir: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- array
-def array_config(datapath, fields: dict, mode: str = "sparse"):
-    """An :class:`hw.config.AccelConfig` for ``datapath`` with the [array] fields, errors naming the key.
+def array_config(datapath, fields: dict, mode: str = "sparse", where: str = "[array]"):
+    """An :class:`hw.config.AccelConfig` for ``datapath`` with the given fields; errors start with ``where``.
 
     Without ``otu_lanes`` the output unit gets gcd(L, 4) lanes: enough that layers with
     few input channels stay PE-bound at the densities of interest (docs/hardware.md).
@@ -140,10 +168,8 @@ def array_config(datapath, fields: dict, mode: str = "sparse"):
         fields["otu_lanes"] = math.gcd(fields.get("lanes", 4), 4)
     try:
         return AccelConfig(datapath=datapath, mode=mode, **fields)
-    except ConfigError as exc:
-        raise ConfigError(f"[array]: {exc}") from None
-    except TypeError as exc:
-        raise ConfigError(f"[array]: {exc}") from None
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def network_array(network_dir: Path, fields: dict):
@@ -151,8 +177,6 @@ def network_array(network_dir: Path, fields: dict):
     from hw.packer import check_layer
 
     layers = network_layers(network_dir)
-    if not layers:
-        raise WinnowError(f"{network_dir}: the network has no convolution to run on the array")
     dps = {json.dumps(l.config.to_dict(), sort_keys=True) for _, l in layers}
     if len(dps) != 1:
         raise WinnowError(f"{network_dir}: the convolutions use different datapaths; one array runs one datapath")
@@ -177,7 +201,13 @@ def gen(cfg, out: Path, progress: Progress = print) -> dict:
 
 
 # ---------------------------------------------------------------------------- cycles
-def cycles(cfg, layers, out: Path | None = None, tiles_note: str = "") -> dict:
+def array_label(cfg) -> str:
+    """P, L, clusters, OTU lanes, requantizers and k_block of an array, in one line."""
+    return (f"P={cfg.pes}×L={cfg.lanes}, S={cfg.clusters}, OTU {cfg.otu_lanes}×{cfg.requant} requantizers, "
+            f"k_block={cfg.k_block}")
+
+
+def cycles(cfg, layers, out: Path | None = None) -> dict:
     """Sparse, dense (same array) and floor cycles per layer and for the network."""
     from hw.cycle_model import packed_cycles
     from hw.packer import pack_layer
@@ -195,7 +225,7 @@ def cycles(cfg, layers, out: Path | None = None, tiles_note: str = "") -> dict:
            "floor": sum(r["sparse"]["floor"] for r in rows)}
     tot["speedup"] = tot["dense"] / tot["sparse"]
     tot["efficiency"] = tot["floor"] / tot["sparse"]
-    doc = {"array": f"P={cfg.pes}×L={cfg.lanes}, S={cfg.clusters}, OTU {cfg.otu_lanes}, k_block={cfg.k_block}",
+    doc = {"array": array_label(cfg),
            "multipliers": cfg.multipliers, "layers": rows, "network": tot}
     if out is not None:
         atomic_write_text(out / "cycles.md", cycles_markdown(doc))
@@ -248,10 +278,13 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
         rows.append({"name": name, "bit_exact": exact, "outputs": int(want.size), "rtl_cycles": r.cycles,
                      "model_cycles": model, "cycles_equal": r.cycles == model,
                      "run_wall_s": round(r.run_wall_s, 4), "cycles_per_s": r.cycles / max(r.run_wall_s, 1e-9)})
-        if not exact:
-            diff = np.argwhere(r.out != want)
-            where = tuple(int(v) for v in diff[0]) if diff.size else "(differs from the network's activation)"
-            raise WinnowError(f"layer {name}: the RTL output differs from the reference at (k, h, w) = {where}")
+        if not np.array_equal(r.out, want):
+            where = tuple(int(v) for v in np.argwhere(r.out != want)[0])
+            raise WinnowError(f"layer {name}: the RTL output differs from the reference at (k, h, w) = {where}: "
+                              f"RTL {r.out[where]}, reference {want[where]}")
+        if not exact:  # the RTL equals the reference, but not the activation the exported network computes
+            raise WinnowError(f"layer {name}: the reference and the RTL agree, but differ from the exported "
+                              f"network's own activation: the layer file and the network disagree")
         if r.cycles != model:
             raise WinnowError(f"layer {name}: the RTL took {r.cycles} cycles, the cycle model says {model}")
         progress(f"      layer {name}: {want.size:,} outputs bit-exact, {r.cycles:,} cycles = model")
