@@ -8,11 +8,8 @@ layer the outputs, the cycle count read over the serial line, and timings.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickle
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from hw.config import AccelConfig
-from sim.cocotb_run import simulator_available, tool_env
+from model.sources import source_digest
+from sim.cocotb_run import build_args, cocotb_env, simulator_available, tool_env, tool_environ
 
 from .export import TOP, export_verilog
 
@@ -38,11 +36,6 @@ class LinkRun:
     bytes_from_board: int
 
 
-def _sources_hash() -> str:
-    files = sorted((ROOT / "hw").glob("*.py")) + sorted((ROOT / "boards").glob("*.py"))
-    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
-
-
 def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=None, *, divisor: int = 4,
                  timeout_bytes: int = 64, opt: str = "-O1") -> tuple[list[LinkRun], dict]:
     """Run ``layers`` = [(packed, xq, name)] through the UART; returns (runs, timings)."""
@@ -56,7 +49,7 @@ def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_d
     t0 = time.perf_counter()
     stamp = build_dir / "config.stamp"
     key = json.dumps({"config": cfg.to_dict(), "divisor": divisor, "timeout_bytes": timeout_bytes, "opt": opt,
-                      "sources": _sources_hash()}, sort_keys=True)
+                      "sources": source_digest("hw", "boards")}, sort_keys=True)
     sources = [build_dir / "winnow_array.v", build_dir / f"{TOP}.v"]
     if not stamp.exists() or stamp.read_text() != key or not all(s.exists() for s in sources):
         export_verilog(cfg, build_dir, divisor=divisor, timeout_bytes=timeout_bytes)
@@ -70,27 +63,15 @@ def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_d
     env = tool_env()
     # the model runs for seconds, not minutes: compile it quickly rather than well
     env["MAKEFLAGS"] = env["MAKEFLAGS"].replace("OPT_FAST=-O2", f"OPT_FAST={opt}") + f" OPT_SLOW={opt}"
-    saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
-    os.environ.update({k: env[k] for k in saved})
-    try:
+    with tool_environ(env):
         runner = get_runner(simulator)
-        args = ["-Wno-fatal", "--no-timing", "-O3", "--x-assign", "fast", "--x-initial", "fast"] \
-            if simulator == "verilator" else []
-        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
+        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
                      timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
         t1 = time.perf_counter()
         xml = runner.test(test_module="boards.tb_hostlink", hdl_toplevel=TOP, build_dir=build_dir,
                           test_dir=build_dir, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
-                          extra_env={"WINNOW_HL_CASES": str(case_file), "WINNOW_HL_RESULTS": str(res_file),
-                                     "WINNOW_HL_DIVISOR": str(divisor),
-                                     "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path[1:]),
-                                     "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py"})
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+                          extra_env=cocotb_env(WINNOW_HL_CASES=str(case_file), WINNOW_HL_RESULTS=str(res_file),
+                                               WINNOW_HL_DIVISOR=str(divisor)))
     t2 = time.perf_counter()
     n_tests, n_fail = get_results(Path(xml))
     if n_fail or not res_file.exists():

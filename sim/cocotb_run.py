@@ -12,6 +12,7 @@ simulator cannot run, so tests skip with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -62,6 +63,34 @@ def tool_env(cxx_opt: str = CXX_OPT) -> dict:
     flags = [f for f in env.get("MAKEFLAGS", "").split() if not f.startswith(("OPT_FAST=", "CFG_CXXFLAGS_PCH_I="))]
     env["MAKEFLAGS"] = " ".join(flags + [PCH_FIX, f"OPT_FAST={cxx_opt}"])
     return env
+
+
+@contextlib.contextmanager
+def tool_environ(env: dict):
+    """Set PATH and MAKEFLAGS from ``env`` (:func:`tool_env`) while the cocotb runner runs, then restore them."""
+    saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
+    os.environ.update({k: env[k] for k in saved})  # the runner finds the tools on PATH
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def build_args(simulator: str) -> list[str]:
+    """Simulator build arguments: Verilator without timing, X states resolved fast (the design resets them all)."""
+    if simulator != "verilator":
+        return []
+    return ["-Wno-fatal", "--no-timing", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+def cocotb_env(**extra: str) -> dict:
+    """``extra_env`` of a cocotb test run: the project on PYTHONPATH and assertion rewriting of tb_*.py."""
+    return {**extra, "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path[1:]),
+            "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py"}
 
 
 def simulator_available(simulator: str) -> str | None:
@@ -167,31 +196,19 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     res_file = build_dir / "results.json"
     if res_file.exists():
         res_file.unlink()
-    env = tool_env(cxx_opt)
-    saved = {k: os.environ.get(k) for k in ("PATH", "MAKEFLAGS")}
-    os.environ.update({k: env[k] for k in saved})  # the runner finds the tools on PATH
-    try:
+    with tool_environ(tool_env(cxx_opt)):
         runner = _runner(simulator)
-        build_args = ["-Wno-fatal", "--no-timing", "-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
         sources = [vfile]
         if simulator == "verilator":  # the runner takes the last source as the top's language
             sources.insert(0, atomic_write_text(build_dir / "ports.vlt", _public_ports(TOP)))
-        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args,
+        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
                      timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
         try:
             xml = runner.test(test_module="sim.tb_array", hdl_toplevel=TOP, build_dir=build_dir, test_dir=build_dir,
                               waves=waves, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
-                              extra_env={"WINNOW_CASES": str(case_file), "WINNOW_RESULTS": str(res_file),
-                                         "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path[1:]),
-                                         "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py"})
+                              extra_env=cocotb_env(WINNOW_CASES=str(case_file), WINNOW_RESULTS=str(res_file)))
         except SystemExit:  # the runner exits under pytest when a cocotb test fails
             xml = None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     n_tests, n_fail = get_results(Path(xml)) if xml is not None else (1, 1)
     if n_fail or not res_file.exists():
         log = (build_dir / "test.log").read_text()[-3000:] if (build_dir / "test.log").exists() else ""
