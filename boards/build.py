@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -219,6 +220,36 @@ def check_netlist(board: Board, usage: dict[str, int]) -> None:
             for res in ("BRAM", "DSP", "LUT", "FF") if usage[res] > board.capacity[res]]
     if over:
         raise ResourceError(f"configuration too big for {board.name} ({board.device}): " + "; ".join(over))
+
+
+#: "Info:     RAM LUTs:   9072/10455    86%" or "Info:   DP16KD:   60/  208   28%" in nextpnr's log.
+_UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z][\w ]*?):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def placement_overuse(log_text: str) -> list[str]:
+    """Resources nextpnr's log shows over (or, failing that, nearest) their limit, as readable lines.
+
+    nextpnr prints its utilisation before packing (LUT4s, distributed-RAM LUTs, DFFs) and
+    after it (cells per kind); a placement that fails "at the utilisation limit" is
+    explained by the entries above 100 %, or else by the three fullest (the placer also
+    fails below 100 % when one kind, such as ECP5's RAM-capable slices, is nearly full).
+    """
+    rows = {}
+    for name, used, avail in _UTIL_LINE.findall(log_text):
+        used, avail = int(used), int(avail)
+        if avail:
+            rows[name.strip()] = (used, avail)
+    full = sorted(rows.items(), key=lambda kv: kv[1][0] / kv[1][1], reverse=True)
+    over = [kv for kv in full if kv[1][0] > kv[1][1]] or full[:3]
+    return [f"{n} {u:,}/{a:,} ({u / a:.0%})" for n, (u, a) in over]
+
+
+def check_placement(board: Board, log_text: str) -> None:
+    """Raise :class:`ResourceError` if nextpnr's log says the design does not fit the part."""
+    over = any(int(u) > int(a) for _, u, a in _UTIL_LINE.findall(log_text))
+    if over or "Unable to find legal placement" in log_text or "utilisation limit" in log_text:
+        raise ResourceError(f"configuration too big for {board.name} ({board.device}): nextpnr found no legal "
+                            f"placement; fullest resources: {'; '.join(placement_overuse(log_text))}")
 
 
 def parse_report(board: Board, report: dict, usage: dict[str, int]) -> tuple[dict, dict]:
@@ -426,6 +457,9 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
             except ToolFailedError:
                 if tool.startswith("nextpnr") and usage is not None:
                     check_netlist(spec, usage)  # explains an overfull part by its resource
+                    log = out / f"{NAME}.tim"  # Amaranth's nextpnr --log
+                    if log.exists():
+                        check_placement(spec, log.read_text(errors="replace"))
                 raise
             secs = round(time.perf_counter() - t0, 2)
             stamp.write_text(key)

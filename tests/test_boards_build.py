@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from boards import build as B
-from boards.presets import PRESETS, preset
+from boards.presets import PRESET_BOARD, PRESETS, preset
 from boards.protocol import config_id
 from boards.uart import divisor_for
 from hw.config import AccelConfig
@@ -21,13 +21,16 @@ SMALLVGG = [(1, 16, 28, 28), (16, 16, 28, 28), (16, 32, 14, 14), (32, 32, 14, 14
 
 
 def test_every_board_has_a_preset_that_passes_the_precheck():
-    assert set(PRESETS) == set(B.KNOWN_BOARDS)
+    assert set(B.KNOWN_BOARDS) <= set(PRESETS) and set(PRESET_BOARD) == set(PRESETS)
     for name, board in B.KNOWN_BOARDS.items():
         cfg, pname = B.resolve_config(board, None)
         assert pname == name and cfg is PRESETS[name]
+        assert divisor_for(board.clock_hz, 115200) >= 4
+    for name, board_name in PRESET_BOARD.items():
+        board = B.KNOWN_BOARDS[board_name]
+        cfg = PRESETS[name]
         assert cfg.pes * cfg.lanes <= board.capacity["DSP"]
         B.precheck(board, cfg)
-        assert divisor_for(board.clock_hz, 115200) >= 4
 
 
 def test_ulx3s_preset_runs_every_smallvgg_layer():
@@ -91,6 +94,33 @@ def test_parse_nextpnr_report():
     assert res["FF"] == {"used": 4, "available": 5280, "source": "yosys netlist"}
 
 
+# the shape of nextpnr-ecp5's log (--log top.tim): utilisation before packing, then per cell kind
+PLACEMENT_LOG = """Info: Logic utilisation before packing:
+Info:     Total LUT4s:     81150/83640    97%
+Info:         logic LUTs:  61596/83640    73%
+Info:           RAM LUTs:  10072/10455    96%
+Info:      Total DFFs:      9233/83640    11%
+Info: Device utilisation:
+Info: 	          TRELLIS_IO:       7/    365     1%
+Info: 	              DP16KD:      60/    208    28%
+Info: 	          MULT18X18D:      18/    156    11%
+{tail}"""
+
+
+def test_failed_placement_is_a_resource_error_naming_the_fullest():
+    board = B.get_board("ulx3s")
+    text = PLACEMENT_LOG.format(tail="ERROR: Unable to find legal placement for all cells, design is probably at "
+                                     "utilisation limit.")
+    with pytest.raises(B.ResourceError, match=r"ulx3s .*no legal placement; fullest resources: "
+                                              r"Total LUT4s 81,150/83,640 \(97%\); RAM LUTs 10,072/10,455 \(96%\); "
+                                              r"logic LUTs 61,596/83,640 \(74%\)"):
+        B.check_placement(board, text)
+    over = PLACEMENT_LOG.replace("10072/10455    96%", "10600/10455   101%").format(tail="ERROR: failed")
+    with pytest.raises(B.ResourceError, match=r"fullest resources: RAM LUTs 10,600/10,455 \(101%\)$"):
+        B.check_placement(board, over)
+    B.check_placement(board, PLACEMENT_LOG.format(tail="ERROR: routing failed"))  # not a size problem
+
+
 RESULTS = ROOT / "bench" / "results" / "boards.json"
 
 
@@ -101,7 +131,7 @@ def test_measured_board_reports_are_consistent():
     assert built, "at least one board must have been built"
     for r in built:
         rep = r["report"]
-        assert rep["schema"] == B.REPORT_SCHEMA and rep["board"] == r["board"]
+        assert rep["schema"] == B.REPORT_SCHEMA and rep["board"] == r["board"] == PRESET_BOARD[r["preset"]]
         for name in ("LUT", "FF", "DSP", "BRAM"):
             u = rep["resources"][name]
             assert 0 < u["used"] <= u["available"], (r["board"], name)
@@ -111,9 +141,15 @@ def test_measured_board_reports_are_consistent():
     for r in res["boards"]:
         if r["status"] == "too big":
             assert "the part has" in r["error"]
-    t = res["throughput"]
-    assert t["gops_per_dsp_at_fmax"] > 0 and t["dsps"] == next(
-        r["report"]["resources"]["DSP"]["used"] for r in built if r["board"] == "ulx3s")
+    ulx = {r["preset"]: r for r in built if r["board"] == "ulx3s"}
+    assert ulx and sorted(t["preset"] for t in res["throughput"]) == sorted(ulx)
+    for t in res["throughput"]:
+        rep = ulx[t["preset"]]["report"]
+        assert t["gops_per_dsp_at_fmax"] > 0 and t["dsps"] == rep["resources"]["DSP"]["used"]
+        # GOPS/DSP = ops / (cycles / Fmax) / DSPs, recomputed from the per-layer figures
+        ops = sum(layer["ops"] for layer in t["layers"])
+        cyc = sum(layer["cycles"] for layer in t["layers"])
+        assert t["gops_per_dsp_at_fmax"] == pytest.approx(ops / (cyc / (rep["fmax_mhz"] * 1e6)) / t["dsps"] / 1e9)
 
 
 def test_ecp5_pll_matches_ecppll_and_refuses_the_impossible():
