@@ -371,3 +371,10 @@ def test_build_names_the_known_boards_and_presets(tmp_path):
     assert r.returncode == 2 and "de10nano" in r.stderr and "ulx3s" in r.stderr and "Traceback" not in r.stderr
     r = winnow("build", "ulx3s", "--preset", "huge", "--out", tmp_path)
     assert r.returncode == 2 and "unknown preset 'huge'" in r.stderr
+
+
+def test_build_refuses_a_configuration_too_big_for_the_part_naming_the_resource(tmp_path):
+    r = winnow("build", "icebreaker", "--pes", 4, "--lanes", 4, "--out", tmp_path / "ice")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "too big for icebreaker" in r.stderr and "DSP" in r.stderr and "the part has 8" in r.stderr
+    assert not (tmp_path / "ice" / "report.json").exists()
