@@ -44,31 +44,34 @@ WINOGEN_GOPS_PER_DSP = 3.80
 
 
 def build_boards(names, from_reports: bool) -> list[dict]:
+    """Build each preset in ``names`` on its board (``boards.presets.PRESET_BOARD``), one directory each."""
     from boards.build import BoardError, ResourceError, build_board
+    from boards.presets import PRESET_BOARD
 
     out = []
     for name in names:
         t0 = time.perf_counter()
         rep_path = BUILD / name / "report.json"
+        board = PRESET_BOARD[name]
         try:
             if from_reports:
                 if not rep_path.exists():
                     raise FileNotFoundError(rep_path)
                 rep = json.loads(rep_path.read_text())
             else:
-                rep = build_board(name, None, BUILD / name, progress=print)
-            out.append({"board": name, "status": "built", "report": rep})
+                rep = build_board(board, name, BUILD / name, progress=print)
+            out.append({"board": board, "preset": name, "status": "built", "report": rep})
         except ResourceError as e:
             print(f"{name}: too big: {e}")
-            out.append({"board": name, "status": "too big", "error": str(e),
-                        "seconds": round(time.perf_counter() - t0, 1), "netlist": _netlist(name)})
+            out.append({"board": board, "preset": name, "status": "too big", "error": str(e),
+                        "seconds": round(time.perf_counter() - t0, 1), "netlist": _netlist(name, board)})
         except (BoardError, FileNotFoundError) as e:
             print(f"{name}: failed: {e}")
-            out.append({"board": name, "status": "failed", "error": str(e)[-2000:]})
+            out.append({"board": board, "preset": name, "status": "failed", "error": str(e)[-2000:]})
     return out
 
 
-def _netlist(name: str) -> dict | None:
+def _netlist(name: str, board: str) -> dict | None:
     """Resource use of the synthesized netlist of a build that stopped after synthesis."""
     from boards.build import get_board, netlist_cells, netlist_usage
 
@@ -76,7 +79,7 @@ def _netlist(name: str) -> dict | None:
     if not path.exists():
         return None
     cells = netlist_cells(path)
-    return {"usage": netlist_usage(get_board(name), cells), "cells": {k: v for k, v in cells.items() if k[0] != "$"}}
+    return {"usage": netlist_usage(get_board(board), cells), "cells": {k: v for k, v in cells.items() if k[0] != "$"}}
 
 
 def uart_e2e() -> dict:
@@ -144,25 +147,27 @@ def throughput(report: dict, density: float = 0.3) -> dict:
 
 
 def render(res: dict) -> str:
-    lines = ["| board | part | preset (F(m,3), P×L, C/K max, H/W max) | LUT | FF | DSP | BRAM | Fmax (MHz) | build (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| board | part | preset: F(m,3), P×L, requantizers, C/K max, H/W max | LUT | FF | DSP | BRAM | Fmax (MHz) "
+             "| build (s) |", "|---|---|---|---|---|---|---|---|---|"]
     for b in res["boards"]:
         if b["status"] != "built":
             why = b["error"].splitlines()[0].split(": ", 1)[-1]
-            lines.append(f"| {b['board']} | | {b['status']} | {why} | | | | | |")
+            lines.append(f"| {b['board']} | | {b.get('preset', '')}: {b['status']} | {why} | | | | | |")
             continue
         r = b["report"]
         c = r["config"]
         dp = c["datapath"]
         u = r["resources"]
         cell = lambda k: f"{u[k]['used']:,} / {u[k]['available']:,}"  # noqa: E731
-        lines.append(f"| {r['board']} | {r['device']} | F({dp['m']},3), {c['pes']}×{c['lanes']}, {c['c_max']}/{c['k_max']}, "
+        lines.append(f"| {r['board']} | {r['device']} | {r['preset']}: F({dp['m']},3), {c['pes']}×{c['lanes']}, "
+                     f"{c.get('requant', dp['m'] ** 2)}, {c['c_max']}/{c['k_max']}, "
                      f"{c['h_max']}/{c['w_max']} | {cell('LUT')} | {cell('FF')} | {cell('DSP')} | {cell('BRAM')} | "
                      f"{r['fmax_mhz']:.1f} | {r['build_s']:.0f} |")
     out = "\n".join(lines)
-    t = res.get("throughput")
-    if t:
-        out += ("\n\n| layer | C→K | H×W | cycles | floor | GOPS/DSP at Fmax | at 25 MHz |\n|---|---|---|---|---|---|---|\n")
+    for t in res.get("throughput", []):
+        out += (f"\n\n{t['preset']} ({t['dsps']} DSPs, Fmax {t['fmax_mhz']:.1f} MHz), SmallVGG at density "
+                f"{t['density']}:\n\n| layer | C→K | H×W | cycles | floor | GOPS/DSP at Fmax | at 25 MHz |\n"
+                "|---|---|---|---|---|---|---|\n")
         for r in t["layers"]:
             out += (f"| {r['layer']} | {r['C']}→{r['K']} | {r['H']}×{r['W']} | {r['cycles']:,} | {r['floor']:,} | "
                     f"{r['gops_per_dsp_at_fmax']:.3f} | {r['gops_per_dsp_at_clock']:.3f} |\n")
@@ -179,19 +184,19 @@ def render(res: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--boards", nargs="*", default=["ulx3s", "orangecrab", "icebreaker"])
+    ap.add_argument("--boards", nargs="*", default=["ulx3s", "ulx3s-f43", "orangecrab", "icebreaker"],
+                    help="presets to build (each on its board)")
     ap.add_argument("--from-reports", action="store_true", help="read build/boards/*/report.json, build nothing")
     ap.add_argument("--no-uart", action="store_true", help="skip the UART end-to-end simulation")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
     prev = json.loads(a.out.read_text()) if a.out.exists() else {}
     boards = build_boards(a.boards, a.from_reports)
-    keep = [b for b in prev.get("boards", []) if b["board"] not in a.boards]  # boards not rebuilt this time
-    order = {"ulx3s": 0, "orangecrab": 1, "icebreaker": 2}
-    res = {"schema": SCHEMA, "boards": sorted(keep + boards, key=lambda b: order.get(b["board"], 9))}
-    ulx = next((b for b in res["boards"] if b["board"] == "ulx3s" and b["status"] == "built"), None)
-    if ulx:
-        res["throughput"] = throughput(ulx["report"])
+    keep = [b for b in prev.get("boards", []) if b.get("preset", b["board"]) not in a.boards]  # not rebuilt now
+    order = {"ulx3s": 0, "ulx3s-f43": 1, "orangecrab": 2, "icebreaker": 3}
+    res = {"schema": SCHEMA, "boards": sorted(keep + boards, key=lambda b: order.get(b.get("preset", b["board"]), 9))}
+    res["throughput"] = [throughput(b["report"]) for b in res["boards"]
+                         if b["board"] == "ulx3s" and b["status"] == "built"]
     res["uart_e2e"] = prev.get("uart_e2e") if a.no_uart else uart_e2e()
     atomic_write_json(a.out, res)
     print(render(res))
