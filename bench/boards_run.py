@@ -7,8 +7,8 @@ Usage::
     python -m bench.boards_run --boards icebreaker   # one board
     python -m bench.boards_run --from-reports        # no builds: re-read build/boards/*/report.json
 
-Writes ``bench/results/boards.json`` atomically and prints the Markdown tables that
-docs/boards.md quotes.
+Writes ``bench/results/boards.json`` atomically, replaces the marked tables of
+docs/boards.md and prints them.
 
 * ``boards``: per board, ``built`` with the report (LUT, FF, DSP, BRAM use/available and
   Fmax from ``nextpnr --report``, step timings), or ``too big`` with the resource the
@@ -182,6 +182,25 @@ def render(res: dict) -> str:
     return out
 
 
+DOCS = ROOT / "docs" / "boards.md"
+
+
+def update_docs(res: dict, path: Path = DOCS) -> None:
+    """Replace the ``<!-- results_table -->`` and ``<!-- throughput_tables -->`` blocks of ``path``."""
+    import re
+
+    from model.atomic import atomic_write_text
+
+    parts = render(res).split("\n\n")
+    blocks = {"results_table": parts[0],
+              "throughput_tables": "\n\n".join(p for p in parts[1:] if not p.startswith("UART end to end"))}
+    text = path.read_text(encoding="utf-8")
+    for tag, body in blocks.items():
+        text = re.sub(rf"<!-- {tag} -->.*?<!-- /{tag} -->", lambda _m: f"<!-- {tag} -->\n{body}\n<!-- /{tag} -->",
+                      text, flags=re.S)
+    atomic_write_text(path, text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boards", nargs="*", default=["ulx3s", "ulx3s-f43", "orangecrab", "icebreaker"],
@@ -199,6 +218,9 @@ def main(argv=None) -> int:
                          if b["board"] == "ulx3s" and b["status"] == "built"]
     res["uart_e2e"] = prev.get("uart_e2e") if a.no_uart else uart_e2e()
     atomic_write_json(a.out, res)
+    if a.out == DEFAULT_OUT and DOCS.exists():
+        update_docs(res)
+        print(f"updated the tables in {DOCS}")
     print(render(res))
     return 0
 
