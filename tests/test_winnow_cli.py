@@ -138,7 +138,7 @@ def test_flow_reruns_only_what_a_change_reaches(flow_run):
 
 
 @pytestmark_flow
-def test_failed_step_keeps_finished_steps_drops_its_stale_output_and_resumes(flow_run, tmp_path):
+def test_failed_step_keeps_every_output_records_only_current_ones_and_resumes(flow_run, tmp_path):
     d, _ = flow_run
     run = tmp_path / "run"
     shutil.copytree(d / "run", run)
@@ -149,12 +149,23 @@ def test_failed_step_keeps_finished_steps_drops_its_stale_output_and_resumes(flo
     state = json.loads((run / "flow.json").read_text())
     assert "sim" not in state["steps"] and {"train", "export", "gen", "cycles", "report"} <= set(state["steps"])
     assert not list(run.glob(".*.tmp-*"))  # nothing half-written left behind
-    assert not (run / "sim").exists()  # the previous run's sim no longer matches the configuration
+    # the previous run's sim no longer matches the configuration: kept on disk (nothing is lost), not recorded
+    assert json.loads((run / "sim" / "report.json").read_text())["all_bit_exact"]
     r = winnow("report", run, "--out", tmp_path / "rep", check=0)  # a report now shows no simulation
     assert "RTL simulation" not in (tmp_path / "rep" / "summary.md").read_text()
     r = winnow("flow", d / "flow.toml", "--out", run, check=0)
     st = _steps(r.stdout)
     assert st["train and prune"] == "skipped" and st["simulate on the RTL"] == "ran"
+
+
+def test_flow_refuses_a_non_empty_directory_it_does_not_own(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep")
+    cfg = tmp_path / "flow.toml"
+    cfg.write_text(FLOW)
+    r = winnow("flow", cfg, "--out", tmp_path / "mine")
+    assert r.returncode == 2 and "not empty" in r.stderr and "flow.json" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["precious.txt"]
 
 
 @pytestmark_flow

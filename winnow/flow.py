@@ -9,8 +9,11 @@ A step writes into a temporary directory that replaces ``OUT/<step>`` only when 
 succeeds, and ``OUT/flow.json`` (atomic) records each finished step's key, digest and
 timing, so an interrupted flow resumes at the step it was in and never leaves a
 half-written artifact in place. A step that runs again first moves its previous output
-aside and drops it if it fails, so no output survives that its current inputs did not
-make; the directory of a step no longer in the flow (a removed ``[board]``) goes too.
+aside: it is dropped when the step succeeds and put back when the step fails or is
+interrupted (nothing is lost to a typo in a configuration), but it is no longer recorded
+in ``flow.json``, so reports ignore it and the next run makes it again. The directory of
+a step no longer in the flow (a removed ``[board]``) goes. A non-empty output directory
+without ``flow.json`` is refused: the flow writes only where it owns the contents.
 
 Timings (``seconds``, wall times, rates: :data:`VOLATILE`) go to ``timing.json``, not
 ``report.json``, and logs are not part of a step's digest: a step that re-runs and
@@ -142,10 +145,21 @@ class Flow:
 
     def run(self, force: tuple = ()) -> dict:
         """Run (or skip) every step; ``force`` names steps to re-run regardless. Returns the state."""
+        if self.root.exists() and not self.root.is_dir():
+            raise WinnowError(f"{self.root}: not a directory")
+        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / STATE).exists():
+            raise WinnowError(f"{self.root} is not empty and holds no {STATE}: not a flow's output directory; "
+                              "choose a new or empty directory")
         self.root.mkdir(parents=True, exist_ok=True)
+        for old in self.root.glob(".*.tmp-old-*"):  # a run killed while a step ran: its previous output back
+            final = self.root / old.name[1:].split(".tmp-old-")[0]
+            if not final.exists():
+                old.rename(final)
         for stale in self.root.glob(".*.tmp-*"):  # left by an interrupted run
             shutil.rmtree(stale, ignore_errors=True)
         state = self._state()
+        if not (self.root / STATE).exists():
+            atomic_write_json(self.root / STATE, state)
         names = {s.name for s in self.steps}
         for gone in [k for k in state["steps"] if k not in names]:  # e.g. a [board] section removed
             shutil.rmtree(self.root / gone, ignore_errors=True)
@@ -163,7 +177,7 @@ class Flow:
                 continue
             self.progress(f"[{i}/{n}] {step.title} …")
             t0 = time.time()
-            # the previous output no longer matches the inputs: aside now, gone unless this run succeeds
+            # the previous output no longer matches the inputs: aside now, dropped if this run succeeds
             old = None
             if final.exists():
                 old = self.root / f".{step.name}.tmp-old-{int(time.time() * 1000)}"
@@ -180,8 +194,8 @@ class Flow:
                                                         **(vol or {})})
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
+                if old is not None:  # kept, but not recorded in the state: reports ignore it, the next run redoes it
+                    old.rename(final)
                 raise
             tmp.rename(final)
             if old is not None:
