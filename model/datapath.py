@@ -282,7 +282,13 @@ class DatapathConfig:
         if not isinstance(d, dict) or any(k not in d for k in keys + ("points",)):
             raise ConfigError(f"a datapath description needs the fields {', '.join(keys + ('points',))}")
         kw = {k: d[k] for k in keys}
-        cfg = cls(**kw)  # the default points unless the description names others
+        if not isinstance(d["points"], list) or not all(isinstance(p, str) for p in d["points"]):
+            raise ConfigError(f"a datapath description's points are a list of strings such as '1/2'; "
+                              f"got {d['points']!r}")
+        try:
+            cfg = cls(**kw)  # the default points unless the description names others
+        except TypeError as exc:
+            raise ConfigError(f"a datapath description field has the wrong type ({exc})") from None
         if [str(p) for p in cfg.alg.points] != list(d["points"]):
             cfg = cls(points=tuple(d["points"]), **kw)
         if cfg.to_dict() != d:

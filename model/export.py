@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,16 @@ def load_network(path) -> IntegerNetwork:
     def fail(field: str, why: str):
         raise ManifestError(f"{where}: field '{field}': {why}")
 
+    def integer(field: str, v, lo: int = 1, hi: int = 1 << 20) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            fail(field, f"expected an integer in [{lo}, {hi}], got {v!r}")
+        return v
+
+    def scale(field: str, v) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            fail(field, f"expected a positive finite number, got {v!r}")
+        return float(v)
+
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -110,8 +121,8 @@ def load_network(path) -> IntegerNetwork:
 
     def checked(i: int, entry: dict, key: str = "") -> Path:
         rec = entry if not key else entry.get(key)
-        if not isinstance(rec, dict) or "file" not in rec or "sha256" not in rec:
-            fail(f"ops[{i}]{'.' + key if key else ''}", "needs 'file' and 'sha256'")
+        if not isinstance(rec, dict) or not isinstance(rec.get("file"), str) or not isinstance(rec.get("sha256"), str):
+            fail(f"ops[{i}]{'.' + key if key else ''}", "needs 'file' and 'sha256' (strings)")
         f = path.parent / rec["file"]
         if Path(rec["file"]).name != rec["file"]:
             fail(f"ops[{i}].file", "must be a plain file name in the manifest's directory")
@@ -128,7 +139,7 @@ def load_network(path) -> IntegerNetwork:
             layer = read_layer(checked(i, e))
             ops.append(layer.to_quantized_conv())
         elif kind == "maxpool":
-            ops.append(MaxPool(int(e.get("size", 0)), e.get("name", "maxpool")))
+            ops.append(MaxPool(integer(f"ops[{i}].size", e.get("size"), 1, 64), str(e.get("name", "maxpool"))))
         elif kind == "relu":
             ops.append(IntReLU(e.get("name", "relu")))
         elif kind == "flatten":
@@ -143,8 +154,14 @@ def load_network(path) -> IntegerNetwork:
             w, b = arrs["weights"], arrs["bias"]
             if w.ndim != 2 or b.shape != (w.shape[0],) or w.dtype.kind != "i" or b.dtype.kind != "i":
                 fail(f"ops[{i}]", f"linear weights must be int (out, in) and bias int (out,); got {w.shape}, {b.shape}")
-            ops.append(QuantizedLinear(w, b, float(e["in_scale"]), float(e["w_scale"]), int(e["act_bits"]),
-                                       e.get("name", "linear")))
+            ops.append(QuantizedLinear(w, b, scale(f"ops[{i}].in_scale", e.get("in_scale")),
+                                       scale(f"ops[{i}].w_scale", e.get("w_scale")),
+                                       integer(f"ops[{i}].act_bits", e.get("act_bits"), 2, 32), str(e.get("name", "linear"))))
         else:
             fail(f"ops[{i}].op", f"unknown operation {kind!r}")
-    return IntegerNetwork(ops, float(doc["input_scale"]), int(doc["act_bits"]), tuple(doc["input_shape"]))
+    shape = doc["input_shape"]
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 4:
+        fail("input_shape", f"expected a list of 1 to 4 positive integers, got {shape!r}")
+    shape = tuple(integer(f"input_shape[{j}]", v) for j, v in enumerate(shape))
+    return IntegerNetwork(ops, scale("input_scale", doc["input_scale"]), integer("act_bits", doc["act_bits"], 2, 32),
+                          shape)

@@ -2,6 +2,8 @@
 
 import copy
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +112,28 @@ def test_contradictory_options_are_refused():
         ExperimentConfig(method="kep", winograd_relu=True)
     with pytest.raises(ConfigError, match=r"filter_ratio must be in \[0, 1\)"):
         ExperimentConfig(method="filter_l1", filter_ratio=1.0)
+
+
+TRAINED = Path(__file__).parent / "data" / "trained_f43"
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["ops"][0].update(file=5), r"ops\[0\]"),
+    (lambda d: d.update(input_scale=[1]), "input_scale"),
+    (lambda d: d.update(input_scale=-1), "input_scale"),
+    (lambda d: d.update(input_shape=28), "input_shape"),
+    (lambda d: d.update(input_shape=[1, -28, 28]), r"input_shape\[1\]"),
+    (lambda d: d.update(act_bits="eight"), "act_bits"),
+    (lambda d: d["ops"][2].update(size=[2]), r"ops\[2\].size"),
+    (lambda d: d["ops"][2].update(size="abc"), r"ops\[2\].size"),
+    (lambda d: d["ops"][-1].pop("in_scale"), r"ops\[\d+\].in_scale"),
+    (lambda d: d["ops"][-1].update(w_scale="x"), r"ops\[\d+\].w_scale"),
+])
+def test_a_malformed_manifest_names_the_field(tmp_path, edit, field):
+    for f in TRAINED.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    doc = json.loads((TRAINED / "network.json").read_text())
+    edit(doc)
+    (tmp_path / "network.json").write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match=rf"network.json: field '{field}'"):
+        load_network(tmp_path)

@@ -340,6 +340,11 @@ def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     (("cycles", "--network", "{tmp}"), ["no such network manifest"]),
     (("export", "{tmp}", "--out", "{tmp}/e"), ["no checkpoint.pt"]),
     (("report", "{tmp}"), ["no step reports"]),
+    (("sim", str(TRAINED / "00_0.wnl"), "--m", "2"), ["--m", "apply to --random only"]),
+    (("sim", "--random", "1,1,8,8", "--network", str(TRAINED)), ["one source of layers", "--network and --random"]),
+    (("sim", "--random", "1,1,8,8", "--density", "nan"), ["density in [0, 1]", "nan"]),
+    (("cycles", str(TRAINED / "00_0.wnl"), "--m", "2"), ["unrecognized arguments: --m"]),
+    (("gen", "--params", "{tmp}", "--out", "{tmp}/g"), ["a directory, not a params.json"]),
 ])
 def test_bad_arguments_are_one_clear_line(tmp_path, args, words):
     r = winnow(*[a.replace("{tmp}", str(tmp_path)) for a in args])

@@ -94,9 +94,14 @@ def _resolve_array(a, datapath=None):
                 doc = json.loads(a.params.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 raise WinnowError(f"{a.params}: no such params.json") from None
-            except json.JSONDecodeError as exc:
+            except IsADirectoryError:
+                raise WinnowError(f"{a.params}: a directory, not a params.json") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise WinnowError(f"{a.params}: not valid JSON ({exc})") from None
-            base = AccelConfig.from_dict(doc)
+            try:
+                base = AccelConfig.from_dict(doc)
+            except WinnowError as exc:
+                raise type(exc)(f"{a.params}: {exc}") from None
         else:
             from boards.presets import preset
 
@@ -178,6 +183,17 @@ def _parse_random(text: str) -> tuple[int, int, int, int]:
     return vals
 
 
+def _fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a density in [0, 1], got {text!r}")
+    return v
+
+
 def cmd_sim(a) -> int:
     from model.atomic import atomic_write_json
     from sim.layers import random_input, random_layer
@@ -185,6 +201,13 @@ def cmd_sim(a) -> int:
     from . import steps
 
     expected = None
+    sources = [name for name, given in (("layer files", bool(a.layers)), ("--network", a.network is not None),
+                                        ("--random", a.random is not None)) if given]
+    if len(sources) > 1:
+        raise WinnowError(f"give one source of layers, not {' and '.join(sources)}")
+    if a.random is None and _given_datapath(a):
+        raise WinnowError(f"{', '.join('--' + k.replace('_', '-') for k in _given_datapath(a))}: datapath options apply to --random only; layer files "
+                          "and networks carry their own datapath")
     if a.network is not None:
         from model.export import load_network
 
@@ -304,7 +327,7 @@ def _flow_epilogue(root: Path) -> None:
 
 # ---------------------------------------------------------------------------- parser
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="winnow", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="winnow", allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n")[1] + "\n\n" + EPILOG)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -346,7 +369,7 @@ def parser() -> argparse.ArgumentParser:
                                                                 "default: all)")
     p.add_argument("--image", type=int, default=0, help="test image for --network (default 0)")
     p.add_argument("--random", metavar="C,K,H,W", help="a random layer of this shape")
-    p.add_argument("--density", type=float, default=0.3, help="Winograd density of --random (default 0.3)")
+    p.add_argument("--density", type=_fraction, default=0.3, help="Winograd density of --random (default 0.3)")
     p.add_argument("--seed", type=int, default=0, help="seed of random layers and inputs")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     p.add_argument("--waves", action="store_true", help="write waveforms (FST under Icarus, VCD under Verilator)")
@@ -393,6 +416,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--force", action="append", default=[], help="re-run this step even if unchanged (repeatable)")
     p.set_defaults(func=cmd_flow)
+    for p in sub.choices.values():  # "--m" must never silently mean "--mode"
+        p.allow_abbrev = False
     return ap
 
 
