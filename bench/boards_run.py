@@ -210,8 +210,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = ap.parse_args(argv)
     prev = json.loads(a.out.read_text()) if a.out.exists() else {}
-    boards = build_boards(a.boards, a.from_reports)
-    keep = [b for b in prev.get("boards", []) if b.get("preset", b["board"]) not in a.boards]  # not rebuilt now
+    names = a.boards
+    if a.from_reports:  # a preset without report.json (too big, failed) keeps its recorded entry
+        names = [n for n in names if (BUILD / n / "report.json").exists()]
+    boards = build_boards(names, a.from_reports)
+    keep = [b for b in prev.get("boards", []) if b.get("preset", b["board"]) not in names]  # not rebuilt now
     order = {"ulx3s": 0, "ulx3s-f43": 1, "orangecrab": 2, "icebreaker": 3}
     res = {"schema": SCHEMA, "boards": sorted(keep + boards, key=lambda b: order.get(b.get("preset", b["board"]), 9))}
     res["throughput"] = [throughput(b["report"]) for b in res["boards"]

@@ -10,10 +10,9 @@ output banks, one stream memory per PE) and wide read multiplexers.
   MNIST runs on it unchanged. Measured: 45 % of the LUTs, 29 % of the BRAM, 18 DSPs,
   43.5 MHz (the board clock is 25 MHz).
 * ``ulx3s-f43``: the large-tile variant on the same part, F(4,3), 2 × 2, one requantizer,
-  same limits. The F(4,3) array at 4 × 4 with 4 requantizers did not place (nextpnr
-  stopped "at the utilisation limit"; the likely limit is distributed RAM for the V' and
-  accumulator banks: one ECP5 slice in eight can hold RAM, and the F(2,3) preset already
-  uses 87 % of those).
+  same limits. It places (57 % of the LUTs, 78 % of the RAM-capable LUTs, 70 % of the
+  BRAM) but does **not** route: nextpnr's router2 stalled at ~26,000 overused wires.
+  Kept so that the next attempt is one command; docs/boards.md has the figures.
 * ``orangecrab`` (ECP5-25F): F(2,3), 2 × 2, one requantizer, C, K ≤ 16, H, W ≤ 16.
   Measured: 52 % of the LUTs, 50 % of the BRAM, 6 DSPs, 71.9 MHz (board clock 48 MHz).
 * ``icebreaker`` (iCE40UP5K, 5,280 logic cells, 30 BRAMs, 8 DSPs): the smallest array,
