@@ -90,6 +90,20 @@ class ExperimentConfig:
             raise ConfigError(f"filter_ratio must be in [0, 1) (1 would remove every filter); got {self.filter_ratio}")
         if self.kep_lambda < 0:
             raise ConfigError(f"kep_lambda must be >= 0; got {self.kep_lambda}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        for nm in ("lr", "retrain_lr", "qat_lr"):
+            v = getattr(self, nm)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"{nm} must be a positive finite number; got {v!r}")
+        if self.width is not None and (isinstance(self.width, bool) or not isinstance(self.width, int)
+                                       or not 1 <= self.width <= 1024):
+            raise ConfigError(f"width must be an integer in [1, 1024] (or unset for the data set's default); "
+                              f"got {self.width!r}")
+        if isinstance(self.kep_keep, bool) or not isinstance(self.kep_keep, int) or not 1 <= self.kep_keep <= 9:
+            raise ConfigError(f"kep_keep must be an integer in [1, 9] (taps kept of a 3×3 kernel); got {self.kep_keep!r}")
+        if isinstance(self.kep_library, bool) or not isinstance(self.kep_library, int) or self.kep_library < 1:
+            raise ConfigError(f"kep_library must be an integer >= 1; got {self.kep_library!r}")
         for nm in ("dense_epochs", "retrain_epochs", "qat_epochs", "iterative_steps"):
             v = getattr(self, nm)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if nm == "iterative_steps" else 0):

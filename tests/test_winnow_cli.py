@@ -312,6 +312,13 @@ def _toml(tmp_path, text):
     ("[board]\nname = \"de10nano\"\n", ["[board].name", "de10nano", "ulx3s"]),
     ("[array]\nrequant = 5\n", ["[array]", "requant = 5", "m² = 16"]),
     ("[array]\nlanes = 4\notu_lanes = 3\n", ["[array]", "otu_lanes = 3 must divide lanes = 4"]),
+    ("[train]\ndataset = \"imagenet\"\n", ["[train].dataset", "imagenet", "mnist5k"]),
+    ("[train]\nbatch_size = 0\n", ["[train]", "batch_size must be an integer >= 1"]),
+    ("[train]\nlr = -1.0\n", ["[train]", "lr must be a positive finite number"]),
+    ("[train]\nwidth = -3\n", ["[train]", "width must be an integer in [1, 1024]"]),
+    ("[train]\nkep_keep = 0\n", ["[train]", "kep_keep must be an integer in [1, 9]"]),
+    ("[sim]\nimage = -1\n", ["[sim].image", ">= 0"]),
+    ("[sim]\nlayers = []\n", ["[sim].layers", "non-empty"]),
     ("[train\n", ["not valid TOML"]),
     ("train = 3\n", ["'train' must be a table"]),
 ])

@@ -131,10 +131,12 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
         raise FlowConfigError(f"{source}: [sim].simulator: expected one of {', '.join(SIMULATORS)}, "
                               f"got {sim['simulator']!r}")
     layers = sim.get("layers", "all")
-    if isinstance(layers, str) and layers != "all" or isinstance(layers, list) and not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers):
-        raise FlowConfigError(f"{source}: [sim].layers: expected \"all\" or a list of conv indices (0, 1, …), "
-                              f"got {layers!r}")
+    if isinstance(layers, str) and layers != "all" or isinstance(layers, list) and (not layers or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)):
+        raise FlowConfigError(f"{source}: [sim].layers: expected \"all\" or a non-empty list of conv indices "
+                              f"(0, 1, …), got {layers!r}")
+    if sim.get("image", 0) < 0:
+        raise FlowConfigError(f"{source}: [sim].image: expected a test-image index >= 0, got {sim['image']}")
     board = _check_types(f"{source}: [board]", doc["board"], BOARD_KEYS) if "board" in doc else None
     if board is not None and "name" not in board:
         raise FlowConfigError(f"{source}: [board].name: missing; expected a board name (ulx3s, orangecrab, "
@@ -152,7 +154,12 @@ def _check_now(cfg: FlowConfig) -> None:
 
     from .steps import array_config
 
+    from model.data import DATASETS
+
     exp = cfg.experiment()
+    if exp.dataset not in DATASETS:
+        raise FlowConfigError(f"{cfg.source}: [train].dataset: unknown or unsupported in a flow: {exp.dataset!r}; "
+                              f"choose from {', '.join(DATASETS)} (cifar10 needs local files: python -m model.prune)")
     try:  # the network's c_max is known only after training; the array's rules do not depend on it
         dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=16)
     except ConfigError as exc:
