@@ -23,7 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accumulators import Accumulators
-from .config import AccelConfig, load_fields, register_map, ubits
+from .config import AccelConfig, check_buildable, load_fields, register_map, ubits
 from .input_unit import InputUnit
 from .output_unit import OutputUnit
 from .packer import SEL_QUANT, SEL_REG, SEL_STREAM, SEL_X
@@ -64,6 +64,7 @@ class WinogradArray(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
+        check_buildable(config)
         self._cfg = config
         super().__init__({
             "load": In(stream.Signature(load_layout(config))),

@@ -345,6 +345,23 @@ class AccelConfig:
         return cfg
 
 
+#: Upper bound on the on-chip memory (bits) of an array that is elaborated (:func:`check_buildable`).
+MAX_MEMORY_BITS = 256 * 2**20
+
+def check_buildable(cfg: "AccelConfig") -> None:
+    """Refuse to elaborate an array whose memories exceed :data:`MAX_MEMORY_BITS`.
+
+    The cycle model takes any configuration (VGG-16 at 224×224 needs 410 Mibit of
+    buffers, which no FPGA holds); elaborating one would only exhaust the host's memory.
+    """
+    if cfg.memory_bits > MAX_MEMORY_BITS:
+        mems = cfg.memories()
+        big = max(mems, key=lambda k: mems[k]["bits"])
+        raise ConfigError(f"the array's memories would hold {cfg.memory_bits / 2**20:,.1f} Mibit, above the "
+                          f"generator's limit of {MAX_MEMORY_BITS // 2**20} Mibit; the largest is {big}: {mems[big]['count']} × {mems[big]['depth']:,} words × "
+                          f"{mems[big]['width']} bits; lower the limits (stream_depth, c_max, k_max, h_max, w_max)")
+
+
 #: The array's own integer fields (everything but the datapath and the mode), in declaration order.
 ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("datapath", "mode"))
 

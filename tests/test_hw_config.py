@@ -97,3 +97,13 @@ def test_hw_never_imports_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_configuration_too_large_to_elaborate_is_refused_by_the_generator_only():
+    from hw.array import WinogradArray
+    from hw.config import MAX_MEMORY_BITS
+
+    big = AccelConfig(datapath=DatapathConfig(m=4, r=3, c_max=512), pes=16, lanes=4, k_max=512, h_max=224, w_max=224)
+    assert big.memory_bits > MAX_MEMORY_BITS  # the cycle model still takes it (VGG-16 tables)
+    with pytest.raises(ConfigError, match=r"Mibit, above the generator's limit of 256 Mibit; the largest is"):
+        WinogradArray(big)

@@ -319,6 +319,7 @@ def _toml(tmp_path, text):
     ("[train]\nkep_keep = 0\n", ["[train]", "kep_keep must be an integer in [1, 9]"]),
     ("[sim]\nimage = -1\n", ["[sim].image", ">= 0"]),
     ("[sim]\nlayers = []\n", ["[sim].layers", "non-empty"]),
+    ("[array]\nstream_depth = 1000000000\n", ["limit of 256 Mibit", "streams"]),
     ("[train\n", ["not valid TOML"]),
     ("train = 3\n", ["'train' must be a table"]),
 ])
@@ -352,6 +353,7 @@ def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     (("sim", "--random", "1,1,8,8", "--density", "nan"), ["density in [0, 1]", "nan"]),
     (("cycles", str(TRAINED / "00_0.wnl"), "--m", "2"), ["unrecognized arguments: --m"]),
     (("gen", "--params", "{tmp}", "--out", "{tmp}/g"), ["a directory, not a params.json"]),
+    (("gen", "--k-max", "4096", "--h-max", "4096", "--w-max", "4096", "--out", "{tmp}/g"), ["limit of 256 Mibit"]),
 ])
 def test_bad_arguments_are_one_clear_line(tmp_path, args, words):
     r = winnow(*[a.replace("{tmp}", str(tmp_path)) for a in args])

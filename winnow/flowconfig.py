@@ -150,6 +150,7 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
 
 def _check_now(cfg: FlowConfig) -> None:
     """Refuse, before any training, what a later step would refuse: [train], [array] rules, the board."""
+    from hw.config import check_buildable
     from model.datapath import DatapathConfig
 
     from .steps import array_config
@@ -165,7 +166,7 @@ def _check_now(cfg: FlowConfig) -> None:
     except ConfigError as exc:
         raise FlowConfigError(f"{cfg.source}: [train]: {exc}") from None
     try:
-        array_config(dp, cfg.array_fields(), where=f"{cfg.source}: [array]")
+        check_buildable(array_config(dp, cfg.array_fields(), where=f"{cfg.source}: [array]"))
     except ConfigError as exc:
         raise FlowConfigError(str(exc)) from None
     if cfg.board is not None:
