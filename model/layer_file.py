@@ -283,7 +283,7 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
     wrelu = rd.get(act, "winograd_relu", bool, "activation.winograd_relu")
     scales = {}
     for key in ("in_scale", "out_scale"):
-        v = rd.get(act, key, (int, float), f"activation.{key}")
+        v = _as_float(rd, rd.get(act, key, (int, float), f"activation.{key}"), f"activation.{key}")
         if not (math.isfinite(v) and v > 0):
             rd.fail(f"activation.{key}", f"must be finite and > 0; got {v}")
         scales[key] = float(v)
@@ -364,10 +364,17 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
         layer.to_quantized_conv()  # validates bias, mult and shift ranges against the datapath
     except (DataError, ConfigError) as exc:
         rd.fail("quantization", str(exc))
-    density = rd.get(h, "density", (int, float), "density")
+    density = _as_float(rd, rd.get(h, "density", (int, float), "density"), "density")
     if not math.isclose(density, layer.density, rel_tol=1e-12, abs_tol=1e-15):
         rd.fail("density", f"header says {density}, the blobs give {layer.density}")
     return layer
+
+
+def _as_float(rd, v, field: str) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        rd.fail(field, "a number too large for a float")
 
 
 def read_layer(path) -> SparseLayer:

@@ -290,7 +290,11 @@ def cmd_report(a) -> int:
             raise WinnowError(f"{f}: not a board build report (a JSON object with 'resources', from 'winnow build')")
         boards[doc.get("board", Path(f).parent.name)] = doc
     out = a.out or a.run_dir / "report"
-    rep = write_report(a.run_dir, out, title=a.title, boards=boards)
+    try:
+        rep = write_report(a.run_dir, out, title=a.title, boards=boards)
+    except (TypeError, KeyError, AttributeError, IndexError) as exc:  # a step report of the wrong shape
+        raise WinnowError(f"{a.run_dir}: a step report (or --board-report) is malformed: {type(exc).__name__}: {exc}; "
+                          "re-run the step that wrote it") from None
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'} and {len(rep['plots'])} plot(s) in {out / 'plots'}")
     return 0
 
@@ -437,6 +441,8 @@ def main(argv=None) -> int:
     except (WinnowError, ValueError, OSError) as exc:
         if a.debug:
             raise
+        if isinstance(exc, OSError) and exc.strerror:  # name the user's path, not a temporary file's
+            exc = f"{exc.filename2 or exc.filename or ''}: {exc.strerror}".lstrip(": ")
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
