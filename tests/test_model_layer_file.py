@@ -168,6 +168,8 @@ def test_header_fields_are_checked(good):
         (lambda h: h["activation"].update(relu="yes"), "field 'activation.relu': expected bool"),
         (lambda h: h.update(nnz=1), "field 'nnz': header says 1"),
         (lambda h: h.update(density=0.5), "field 'density': header says 0.5"),
+        (lambda h: h.update(density=10**400), "field 'density': a number too large for a float"),
+        (lambda h: h["activation"].update(in_scale=10**400), "field 'activation.in_scale': a number too large"),
         (lambda h: h["blobs"]["values"].update(dtype="<U4"), "field 'blobs.values.dtype': unsupported dtype"),
         (lambda h: h["blobs"]["bias"].update(offset=10**9), "field 'blobs.bias': offset"),
     ]
