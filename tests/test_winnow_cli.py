@@ -403,3 +403,10 @@ def test_build_refuses_a_configuration_too_big_for_the_part_naming_the_resource(
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "too big for icebreaker" in r.stderr and "DSP" in r.stderr and "the part has 8" in r.stderr
     assert not (tmp_path / "ice" / "report.json").exists()
+
+
+def test_a_failed_export_leaves_no_output_directory(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    r = winnow("export", tmp_path, "--out", tmp_path / "e")
+    assert r.returncode == 2 and "checkpoint.pt" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "e").exists()

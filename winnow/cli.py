@@ -17,6 +17,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -129,6 +130,19 @@ def _layers_from_files(files) -> list:
 
 
 # ---------------------------------------------------------------------------- subcommands
+@contextlib.contextmanager
+def _out_dir(path: Path):
+    """Create ``path`` for a subcommand's output; remove it again if the command fails and it is still empty."""
+    new = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if new and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise
+
+
 def cmd_train(a) -> int:
     from model.atomic import atomic_write_json
 
@@ -136,8 +150,8 @@ def cmd_train(a) -> int:
     from .flowconfig import load_flow_config
 
     cfg = load_flow_config(a.config)
-    a.out.mkdir(parents=True, exist_ok=True)
-    rep = steps.train(cfg, a.out, _progress, bars=sys.stderr.isatty())
+    with _out_dir(a.out):
+        rep = steps.train(cfg, a.out, _progress, bars=sys.stderr.isatty())
     atomic_write_json(a.out / "report.json", {"step": "train", **rep})
     print((a.out / "experiment.md").read_text())
     print(f"wrote {a.out / 'checkpoint.pt'}, {a.out / 'network'}, {a.out / 'report.json'}")
@@ -151,8 +165,8 @@ def cmd_export(a) -> int:
 
     if not (a.train_dir / "checkpoint.pt").exists():
         raise WinnowError(f"{a.train_dir}: no checkpoint.pt (expected the output directory of 'winnow train')")
-    a.out.mkdir(parents=True, exist_ok=True)
-    rep = steps.export(a.train_dir, a.out, _progress)
+    with _out_dir(a.out):
+        rep = steps.export(a.train_dir, a.out, _progress)
     atomic_write_json(a.out / "report.json", {"step": "export", **rep})
     for l in rep["layers"]:
         print(f"  {l['name']}: {l['C']}→{l['K']}, {'×'.join(map(str, l['size']))}, {l['tile']}, "
@@ -227,9 +241,9 @@ def cmd_sim(a) -> int:
     else:
         raise WinnowError("give layer files, --network DIR or --random C,K,H,W")
     arr = _resolve_array(a, None if (a.params or a.preset) else items[0][1].config)
-    a.out.mkdir(parents=True, exist_ok=True)
     build = a.build_dir or a.out / f"build-{a.sim}"
-    rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
+    with _out_dir(a.out):
+        rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
     atomic_write_json(a.out / "report.json", {"step": "sim", **rep})
     print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}; wrote {a.out / 'report.json'}"
           + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
