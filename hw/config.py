@@ -10,6 +10,7 @@ so the packer, the cycle model and the testbench read the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,15 +120,15 @@ class AccelConfig:
                 or (dp.m * dp.m) % self.requant:
             raise ConfigError(f"requant = {self.requant!r} must be a positive divisor of m² = {dp.m * dp.m} "
                               f"(the outputs of a tile)")
+        k_rounded = -(-self.k_max // self.clusters) * self.clusters  # k_max rounded up to a multiple of S
         if self.k_block is None:
-            kb = -(-self.k_max // self.clusters) * self.clusters
-            object.__setattr__(self, "k_block", kb)
+            object.__setattr__(self, "k_block", k_rounded)
         if isinstance(self.k_block, bool) or not isinstance(self.k_block, int) or self.k_block < 1:
             raise ConfigError(f"k_block must be a positive integer; got {self.k_block!r}")
         if self.k_block % self.clusters:
             raise ConfigError(f"k_block = {self.k_block} must be a multiple of clusters = {self.clusters} "
                               f"(each cluster holds k_block/clusters rows of the block)")
-        if self.k_block > -(-self.k_max // self.clusters) * self.clusters:
+        if self.k_block > k_rounded:
             raise ConfigError(f"k_block = {self.k_block} exceeds k_max = {self.k_max} (rounded up to clusters)")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}; got {self.mode!r}")
@@ -323,6 +324,23 @@ class AccelConfig:
     def write_params(self, directory) -> Path:
         """Write ``params.json`` into ``directory`` (atomically) and return its path."""
         return atomic_write_json(Path(directory) / "params.json", self.to_dict())
+
+    @classmethod
+    def read_params(cls, path) -> "AccelConfig":
+        """Read a ``params.json`` (:meth:`write_params`); every error names the file."""
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such params.json") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: a directory, not a params.json") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        try:
+            return cls.from_dict(doc)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "AccelConfig":

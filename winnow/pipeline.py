@@ -32,7 +32,7 @@ def _network(ctx) -> Path:
 def _array(ctx):
     from hw.config import AccelConfig
 
-    return AccelConfig.from_dict(json.loads((ctx.upstream("gen") / "params.json").read_text(encoding="utf-8")))
+    return AccelConfig.read_params(ctx.upstream("gen") / "params.json")
 
 
 def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow:
