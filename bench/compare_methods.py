@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -29,16 +28,15 @@ import torch
 import torch.nn as nn
 
 from hw.config import AccelConfig
-from hw.cycle_model import packed_cycles
-from hw.packer import pack_layer
+from hw.cycle_model import sparse_and_dense
 from model.atomic import atomic_write_json, atomic_write_text
 from model.data import mnist5k
 from model.datapath import DatapathConfig
 from model.errors import ConfigError, WinnowError
 from model.experiment import ExperimentConfig, run_experiment, train_dense
+from model.export import sparse_layers
 from model.integer_net import build_integer_network
 from model.layer_file import SparseLayer
-from model.reference import QuantizedConv
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
@@ -59,41 +57,32 @@ ROWS = [
 PE_ARRAY = dict(pes=4, lanes=4, otu_lanes=4, c_max=32, k_max=32, h_max=28, w_max=28, pad_max=1)
 
 
-def pe_array(datapath: DatapathConfig, mode: str = "sparse") -> AccelConfig:
-    """The array of :data:`PE_ARRAY` for ``datapath``, in sparse or dense (every weight) mode."""
+def pe_array(datapath: DatapathConfig) -> AccelConfig:
+    """The (sparse) array of :data:`PE_ARRAY` for ``datapath``."""
     if datapath.c_max > PE_ARRAY["c_max"]:
         raise ConfigError(f"the network is quantized for c_max = {datapath.c_max} input channels; the array "
                           f"takes at most c_max = {PE_ARRAY['c_max']}")
     limits = {k: v for k, v in PE_ARRAY.items() if k != "c_max"}
-    return AccelConfig(datapath=datapath, mode=mode, **limits)
+    return AccelConfig(datapath=datapath, **limits)
 
 
 def network_layers(model: nn.Module, input_shape) -> list[SparseLayer]:
     """The convolutions of a fake-quantized model as sparse layer files would hold them.
 
-    Builds the integer network (as ``model.prune`` does before export) and traces each
-    convolution's input size, as :func:`model.export.export_network` does. Raises
+    Builds the integer network (as ``model.prune`` does before export) and takes its
+    layers with :func:`model.export.sparse_layers`, as the export does. Raises
     :class:`model.errors.WinnowError` (naming the layer) if a convolution is not a
     Winograd layer or the network cannot be made integer.
     """
     left = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Conv3d))]
     if left:
         raise WinnowError(f"convolution(s) {', '.join(left)} are not Winograd layers (not converted)")
-    inet = build_integer_network(copy.deepcopy(model).double())
-    h = np.zeros((1,) + tuple(input_shape), dtype=np.int64)
-    layers = []
-    for op in inet.ops:
-        if isinstance(op, QuantizedConv):
-            layers.append(SparseLayer.from_quantized_conv(op, h.shape[2:], name=op.name))
-        h = op(h)
-    return layers
+    return sparse_layers(build_integer_network(copy.deepcopy(model).double()), input_shape)
 
 
 def layer_cycles(layer: SparseLayer) -> dict:
     """Sparse and dense-Winograd cycles of one layer on :func:`pe_array` (raises ConfigError if it does not fit)."""
-    cfg = pe_array(layer.config)
-    sparse = packed_cycles(pack_layer(layer, cfg))
-    dense = packed_cycles(pack_layer(layer, dataclasses.replace(cfg, mode="dense")))
+    _, sparse, dense = sparse_and_dense(layer, pe_array(layer.config))
     return {"name": layer.name, "C": layer.in_channels, "K": layer.out_channels, "input_size": list(layer.size),
             "density": layer.density, "sparse": sparse.to_dict(), "dense": dense.to_dict()}
 

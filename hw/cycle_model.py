@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import AccelConfig
-from .packer import block_rows, segment_lengths
+from .packer import block_rows, pack_layer, segment_lengths
 from .schedule import phases
 
 # The latencies are properties of the RTL pipeline stages (hw/input_unit.py, hw/pe.py,
@@ -111,6 +111,20 @@ def packed_cycles(packed) -> CycleReport:
     """Cycles of a :class:`hw.packer.PackedLayer` (its own mode: sparse or dense)."""
     return cycles(packed.config, in_channels=packed.layer.in_channels, out_channels=packed.layer.out_channels,
                   tiles=packed.tiles, segments=packed.segments, nnz=packed.layer.nnz)  # fmt: skip
+
+
+def sparse_and_dense(layer, cfg: AccelConfig):
+    """(the layer packed for ``cfg``, its cycles, its dense-Winograd cycles on the same array).
+
+    Dense mode streams every weight, zeros included: every row holds C entries, so its
+    segments follow from :func:`hw.packer.segment_lengths` without packing the dense layer
+    (``tests/test_hw_cycle_model.py`` checks this equals packing it).
+    """
+    packed = pack_layer(layer, cfg)
+    C, K = layer.in_channels, layer.out_channels
+    dense = cycles(cfg, in_channels=C, out_channels=K, tiles=packed.tiles,
+                   segments=segment_lengths(cfg, np.full((cfg.positions, K), C, dtype=np.int64)), nnz=layer.nnz)
+    return packed, packed_cycles(packed), dense
 
 
 def shape_cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,19 +48,30 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "layer"
 
 
+def sparse_layers(net: IntegerNetwork, input_shape) -> list[SparseLayer]:
+    """Every convolution of ``net`` as its sparse layer file holds it, for inputs of shape (C, *spatial)."""
+    h = np.zeros((1,) + tuple(input_shape), dtype=np.int64)  # traces each layer's input size
+    layers = []
+    for op in net.ops:
+        if isinstance(op, QuantizedConv):
+            layers.append(SparseLayer.from_quantized_conv(op, h.shape[2:], name=op.name))
+        h = op(h)
+    return layers
+
+
 def export_network(net: IntegerNetwork, input_shape, out_dir) -> Path:
     """Write ``net`` (for inputs of shape (C, *spatial)) to ``out_dir``; returns the manifest path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    h = np.zeros((1,) + tuple(input_shape), dtype=np.int64)  # traces each layer's input size
+    convs = iter(sparse_layers(net, input_shape))
     ops = []
     for i, op in enumerate(net.ops):
         if isinstance(op, QuantizedConv):
             fname = f"{i:02d}_{_safe(op.name)}.wnl"
-            sl = SparseLayer.from_quantized_conv(op, h.shape[2:], name=op.name)
+            sl = next(convs)
             write_layer(out / fname, sl)
             ops.append({"op": "conv", "name": op.name, "file": fname, "sha256": _sha(out / fname),
-                        "input_size": list(h.shape[2:]), "C": op.in_channels, "K": op.out_channels,
+                        "input_size": list(sl.size), "C": op.in_channels, "K": op.out_channels,
                         "density": sl.density})
         elif isinstance(op, MaxPool):
             ops.append({"op": "maxpool", "name": op.name, "size": op.size})
@@ -77,7 +89,6 @@ def export_network(net: IntegerNetwork, input_shape, out_dir) -> Path:
             ops.append(entry)
         else:
             raise WinnowError(f"cannot export operation {type(op).__name__}")
-        h = op(h)
     manifest = {"format": NETWORK_FORMAT, "format_version": NETWORK_VERSION, "input_shape": list(input_shape),
                 "input_scale": net.input_scale, "act_bits": net.act_bits, "ops": ops}
     return atomic_write_json(out / "network.json", manifest)
@@ -85,6 +96,20 @@ def export_network(net: IntegerNetwork, input_shape, out_dir) -> Path:
 
 def load_network(path) -> IntegerNetwork:
     """Read ``network.json`` (or its directory), check every file and checksum, rebuild the network."""
+    return read_network(path).net
+
+
+@dataclass(frozen=True)
+class NetworkFiles:
+    """An exported network as read back: the integer network and its convolutions' layer files."""
+
+    net: IntegerNetwork
+    #: [(name, SparseLayer)] of the conv operations, in network order
+    convs: list
+
+
+def read_network(path) -> NetworkFiles:
+    """:func:`load_network`, also returning each convolution's :class:`SparseLayer` (each file read once)."""
     path = Path(path)
     if path.is_dir():
         path = path / "network.json"
@@ -132,12 +157,13 @@ def load_network(path) -> IntegerNetwork:
             fail(f"ops[{i}].sha256", f"checksum mismatch for {rec['file']}")
         return f
 
-    ops = []
+    ops, convs = [], []
     for i, e in enumerate(doc["ops"]):
         kind = e.get("op") if isinstance(e, dict) else None
         if kind == "conv":
             layer = read_layer(checked(i, e))
             ops.append(layer.to_quantized_conv())
+            convs.append((str(e.get("name", layer.name)), layer))
         elif kind == "maxpool":
             ops.append(MaxPool(integer(f"ops[{i}].size", e.get("size"), 1, 64), str(e.get("name", "maxpool"))))
         elif kind == "relu":
@@ -163,5 +189,6 @@ def load_network(path) -> IntegerNetwork:
     if not isinstance(shape, list) or not 1 <= len(shape) <= 4:
         fail("input_shape", f"expected a list of 1 to 4 positive integers, got {shape!r}")
     shape = tuple(integer(f"input_shape[{j}]", v) for j, v in enumerate(shape))
-    return IntegerNetwork(ops, scale("input_scale", doc["input_scale"]), integer("act_bits", doc["act_bits"], 2, 32),
-                          shape)
+    net = IntegerNetwork(ops, scale("input_scale", doc["input_scale"]), integer("act_bits", doc["act_bits"], 2, 32),
+                         shape)
+    return NetworkFiles(net, convs)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hw.config import AccelConfig
-from hw.cycle_model import ITU_LATENCY, PE_LATENCY, cycles, otu_latency, packed_cycles, shape_cycles
+from hw.cycle_model import ITU_LATENCY, PE_LATENCY, cycles, otu_latency, packed_cycles, shape_cycles, sparse_and_dense
 from hw.packer import pack_layer
 from hw.schedule import phases
 from model.datapath import DatapathConfig
@@ -30,6 +30,9 @@ def test_shape_model_equals_the_packed_model(density, arr):
     est = shape_cycles(cfg, in_channels=12, out_channels=10, tiles=sparse.tiles, nnz_rows=_rows(layer))
     assert est["sparse"] == packed_cycles(sparse)
     assert est["dense"].cycles == packed_cycles(dense).cycles
+    packed, s, d = sparse_and_dense(layer, cfg)
+    assert packed.segments.tolist() == sparse.segments.tolist() and s == packed_cycles(sparse)
+    assert d == packed_cycles(dense)  # derived without packing the dense layer
 
 
 def test_schedule_runs_every_step_once_per_unit_in_order():

@@ -110,13 +110,9 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
 
 def network_layers(network_dir: Path):
     """[(name, SparseLayer)] of the convolutions of an exported network, in order."""
-    from model.export import load_network
-    from model.layer_file import read_layer
+    from model.export import read_network
 
-    network_dir = Path(network_dir)
-    load_network(network_dir)  # validates the manifest and checksums
-    doc = json.loads((network_dir / "network.json").read_text(encoding="utf-8"))
-    layers = [(op["name"], read_layer(network_dir / op["file"])) for op in doc["ops"] if op["op"] == "conv"]
+    layers = read_network(network_dir).convs  # manifest, files and checksums validated
     if not layers:
         raise WinnowError(f"{network_dir}: the network has no convolution to run on the array")
     return layers
@@ -209,15 +205,11 @@ def array_label(cfg) -> str:
 
 def cycles(cfg, layers, out: Path | None = None) -> dict:
     """Sparse, dense (same array) and floor cycles per layer and for the network."""
-    from hw.cycle_model import packed_cycles
-    from hw.packer import pack_layer
+    from hw.cycle_model import sparse_and_dense
 
-    dense_cfg = dataclasses.replace(cfg, mode="dense", stream_depth=max(cfg.stream_depth, cfg.dense_stream_length))
     rows = []
     for name, layer in layers:
-        sp = pack_layer(layer, cfg)
-        s = packed_cycles(sp)
-        d = packed_cycles(pack_layer(layer, dense_cfg))
+        sp, s, d = sparse_and_dense(layer, cfg)
         rows.append({"name": name, "C": layer.in_channels, "K": layer.out_channels, "size": list(layer.size),
                      "density": layer.density, "imbalance": sp.imbalance, "sparse": s.to_dict(),
                      "dense_cycles": d.cycles, "speedup": d.cycles / s.cycles, "efficiency": s.efficiency})
