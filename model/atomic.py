@@ -19,6 +19,8 @@ def _umask() -> int:
 
 #: Permissions of a written file: what open() would give (mkstemp alone makes them 0600).
 _MODE = 0o666 & ~_umask()
+#: Permissions of a directory: what mkdir() would give (mkdtemp alone makes them 0700).
+DIR_MODE = 0o777 & ~_umask()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -91,18 +91,7 @@ def _resolve_array(a, datapath=None):
             raise WinnowError(f"--{'/--'.join(k.replace('_', '-') for k in _given_datapath(a))}: the "
                               f"{'params.json' if a.params else 'preset'} fixes the datapath")
         if a.params is not None:
-            try:
-                doc = json.loads(a.params.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise WinnowError(f"{a.params}: no such params.json") from None
-            except IsADirectoryError:
-                raise WinnowError(f"{a.params}: a directory, not a params.json") from None
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise WinnowError(f"{a.params}: not valid JSON ({exc})") from None
-            try:
-                base = AccelConfig.from_dict(doc)
-            except WinnowError as exc:
-                raise type(exc)(f"{a.params}: {exc}") from None
+            base = AccelConfig.read_params(a.params)
         else:
             from boards.presets import preset
 
@@ -229,18 +218,16 @@ def cmd_sim(a) -> int:
         items, expected = steps.network_items(a.network, _images_for(tuple(net.input_shape)), a.image,
                                               a.layer or "all")
     elif a.random is not None:
-        from model.datapath import DatapathConfig
-
         C, K, H, W = _parse_random(a.random)
-        dp = None if a.params or a.preset else DatapathConfig(r=3, **{**DATAPATH_DEFAULTS, **_given_datapath(a)})
-        arr = _resolve_array(a, dp)
+        arr = _resolve_array(a)  # the datapath options (or the preset's, the params.json's)
         layer = random_layer(arr.datapath, C=C, K=K, H=H, W=W, density=a.density, seed=a.seed, name="random")
         items = [("random", layer, random_input(layer, seed=a.seed + 1))]
     elif a.layers:
         items = [(n, l, random_input(l, seed=a.seed)) for n, l in _layers_from_files(a.layers)]
     else:
         raise WinnowError("give layer files, --network DIR or --random C,K,H,W")
-    arr = _resolve_array(a, None if (a.params or a.preset) else items[0][1].config)
+    if a.random is None:
+        arr = _resolve_array(a, None if (a.params or a.preset) else items[0][1].config)
     build = a.build_dir or a.out / f"build-{a.sim}"
     with _out_dir(a.out):
         rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
@@ -304,11 +291,7 @@ def cmd_report(a) -> int:
             raise WinnowError(f"{f}: not a board build report (a JSON object with 'resources', from 'winnow build')")
         boards[doc.get("board", Path(f).parent.name)] = doc
     out = a.out or a.run_dir / "report"
-    try:
-        rep = write_report(a.run_dir, out, title=a.title, boards=boards)
-    except (TypeError, KeyError, AttributeError, IndexError) as exc:  # a step report of the wrong shape
-        raise WinnowError(f"{a.run_dir}: a step report (or --board-report) is malformed: {type(exc).__name__}: {exc}; "
-                          "re-run the step that wrote it") from None
+    rep = write_report(a.run_dir, out, title=a.title, boards=boards)
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'} and {len(rep['plots'])} plot(s) in {out / 'plots'}")
     return 0
 

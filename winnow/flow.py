@@ -31,21 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from model.atomic import atomic_write_json
+from model.atomic import DIR_MODE, atomic_write_json
 from model.errors import WinnowError
 
 STATE = "flow.json"
 
 
-def _dir_mode() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o777 & ~mask
-
-
-_DIR_MODE = _dir_mode()
 STATE_SCHEMA = "winnow-flow/1"
 
 
@@ -185,7 +176,7 @@ class Flow:
             state["steps"].pop(step.name, None)
             atomic_write_json(self.root / STATE, state)
             tmp = Path(tempfile.mkdtemp(prefix=f".{step.name}.tmp-", dir=self.root))
-            tmp.chmod(_DIR_MODE)  # mkdtemp makes it private; the artifacts are the user's to share
+            tmp.chmod(DIR_MODE)  # mkdtemp makes it private; the artifacts are the user's to share
             try:
                 summary = step.run(StepContext(out=tmp, root=self.root, progress=self.progress))
                 stable, vol = split_volatile(summary)

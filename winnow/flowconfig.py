@@ -30,6 +30,7 @@ class FlowConfigError(WinnowError, ValueError):
 #: [array] keys and their types (the AccelConfig fields a user sets; the datapath comes from the network).
 ARRAY_KEYS = {name: int for name in ARRAY_FIELDS}
 SIM_KEYS = {"simulator": str, "layers": (str, list), "image": int, "waves": bool}
+SIM_DEFAULTS = {"simulator": "verilator", "layers": "all", "image": 0, "waves": False}
 BOARD_KEYS = {"name": str}
 REPORT_KEYS = {"title": str}
 SIMULATORS = ("verilator", "icarus")
@@ -100,7 +101,7 @@ class FlowConfig:
         if name == "array":
             return self.array_fields()
         if name == "sim":
-            return {"simulator": "verilator", "layers": "all", "image": 0, "waves": False, **self.sim}
+            return {**SIM_DEFAULTS, **self.sim}
         if name == "board":
             return dict(self.board or {})
         return dict(getattr(self, name))
@@ -127,20 +128,23 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
             raise FlowConfigError(f"{source}: [train].sweep: expected densities in (0, 1], got {d!r}")
     array = _check_types(f"{source}: [array]", doc.get("array", {}), ARRAY_KEYS)
     sim = _check_types(f"{source}: [sim]", doc.get("sim", {}), SIM_KEYS)
-    if sim.get("simulator", "verilator") not in SIMULATORS:
+    full = {**SIM_DEFAULTS, **sim}
+    if full["simulator"] not in SIMULATORS:
         raise FlowConfigError(f"{source}: [sim].simulator: expected one of {', '.join(SIMULATORS)}, "
                               f"got {sim['simulator']!r}")
-    layers = sim.get("layers", "all")
+    layers = full["layers"]
     if isinstance(layers, str) and layers != "all" or isinstance(layers, list) and (not layers or not all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)):
         raise FlowConfigError(f"{source}: [sim].layers: expected \"all\" or a non-empty list of conv indices "
                               f"(0, 1, …), got {layers!r}")
-    if sim.get("image", 0) < 0:
+    if full["image"] < 0:
         raise FlowConfigError(f"{source}: [sim].image: expected a test-image index >= 0, got {sim['image']}")
     board = _check_types(f"{source}: [board]", doc["board"], BOARD_KEYS) if "board" in doc else None
     if board is not None and "name" not in board:
-        raise FlowConfigError(f"{source}: [board].name: missing; expected a board name (ulx3s, orangecrab, "
-                              f"icebreaker)")
+        from boards.build import KNOWN_BOARDS
+
+        raise FlowConfigError(f"{source}: [board].name: missing; expected a board name "
+                              f"({', '.join(sorted(KNOWN_BOARDS))})")
     report = _check_types(f"{source}: [report]", doc.get("report", {}), REPORT_KEYS)
     cfg = FlowConfig(train=train, sweep=tuple(float(d) for d in sweep), array=array, sim=sim, board=board,
                      report=report, source=source)

@@ -19,23 +19,35 @@ from model.atomic import atomic_write_json, atomic_write_text
 from model.errors import WinnowError
 
 
-def _load(root: Path, step: str) -> dict | None:
-    """A step's report; in a flow directory only if ``flow.json`` records the step as finished."""
+def _finished(root: Path) -> set[str] | None:
+    """The steps ``flow.json`` records as finished; ``None`` outside a flow directory."""
     state = root / "flow.json"
-    if state.exists():
-        try:
-            finished = json.loads(state.read_text(encoding="utf-8")).get("steps", {})
-        except json.JSONDecodeError as exc:
-            raise WinnowError(f"{state}: not valid JSON ({exc})") from None
-        if step not in finished and step != "report":
-            return None
+    if not state.exists():
+        return None
+    try:
+        doc = json.loads(state.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WinnowError(f"{state}: not valid JSON ({exc})") from None
+    steps = doc.get("steps") if isinstance(doc, dict) else None
+    if not isinstance(steps, dict):
+        raise WinnowError(f"{state}: not a flow state (no 'steps' object)")
+    return set(steps)
+
+
+def _load(root: Path, step: str, finished: set[str] | None) -> dict | None:
+    """A step's report; in a flow directory only if ``flow.json`` records the step as finished."""
+    if finished is not None and step not in finished:
+        return None
     p = root / step / "report.json"
     if not p.exists():
         return None
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        doc = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise WinnowError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise WinnowError(f"{p}: not a step report (a JSON object)")
+    return doc
 
 
 def _pct(v) -> str:
@@ -144,12 +156,21 @@ def plot_resources(builds: dict[str, dict], path: Path) -> Path:
 def write_report(root, out, title: str | None = None, boards: dict[str, dict] | None = None) -> dict:
     """Render ``out/summary.md``, ``out/summary.json`` and ``out/plots/*.png`` from the run in ``root``."""
     root, out = Path(root), Path(out)
-    plots = out / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    train, export, gen, sim, cycles, build = (_load(root, s) for s in ("train", "export", "gen", "sim", "cycles",
-                                                                       "build"))
+    finished = _finished(root)
+    train, export, gen, sim, cycles, build = (_load(root, s, finished) for s in ("train", "export", "gen", "sim",
+                                                                                 "cycles", "build"))
     if not any((train, export, gen, sim, cycles, build)):
         raise WinnowError(f"{root}: no step reports found (expected train/, export/, gen/, sim/, cycles/ …)")
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    try:
+        return _render(root, out, plots, title, boards, train, export, gen, sim, cycles, build)
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:  # a report of the wrong shape
+        raise WinnowError(f"{root}: a step report (or a board report) is malformed: {type(exc).__name__}: {exc}; "
+                          "re-run the step that wrote it") from None
+
+
+def _render(root, out, plots, title, boards, train, export, gen, sim, cycles, build) -> dict:
     builds = dict(boards or {})
     if build is not None:
         builds[build.get("board", "board")] = build
@@ -207,10 +228,9 @@ def write_report(root, out, title: str | None = None, boards: dict[str, dict] | 
                f"**{t['speedup']:.2f}× faster**, {t['efficiency']:.1%} of the physical floor.", ""]
         summary["cycles"] = t
     if builds:
-        md += ["## Boards", "", "| board | part | Fmax (MHz) | " + " | ".join(
-            sorted({k for b in builds.values() for k in _utilization(b)})) + " |"]
         kinds = sorted({k for b in builds.values() for k in _utilization(b)})
-        md.append("|---|---|---|" + "---|" * len(kinds))
+        md += ["## Boards", "", "| board | part | Fmax (MHz) | " + " | ".join(kinds) + " |",
+               "|---|---|---|" + "---|" * len(kinds)]
         for name, b in builds.items():
             u = _utilization(b)
             md.append(f"| {name} | {b.get('device', '')} | {b.get('fmax_mhz', float('nan')):.1f} | "
