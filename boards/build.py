@@ -366,9 +366,13 @@ def step_key(out: Path, tool: str, argv) -> str:
     return h.hexdigest()
 
 
-def _cached_seconds(out: Path, tool: str) -> dict:
-    p = out / f".{tool}.seconds.json"
-    return {"seconds": json.loads(p.read_text())["seconds"]} if p.exists() else {}
+def _stamp(out: Path, tool: str) -> dict:
+    """What the last successful run of ``tool`` recorded: {"key": step_key, "seconds": wall time}, or {}."""
+    try:
+        doc = json.loads((out / f".{tool}.stamp.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _run(cmd, cwd: Path, log: Path, what: str) -> None:
@@ -445,25 +449,27 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         label = {"yosys": "synthesize (yosys)", "ecppack": "pack bitstream (ecppack)",
                  "icepack": "pack bitstream (icepack)"}.get(tool, f"place and route ({tool})")
         t0 = step(k, n, label)
-        stamp = out / f".{tool}.stamp"
         key = step_key(out, tool, argv)
-        if stamp.exists() and stamp.read_text() == key and all((out / f).exists() for f in STEP_IO[tool][1]):
+        last = _stamp(out, tool)
+        if last.get("key") == key and all((out / f).exists() for f in STEP_IO[tool][1]):
             progress(f"      {tool}: inputs unchanged, outputs kept")
-            steps.append({"step": tool, "cached": True, **_cached_seconds(out, tool)})
+            steps.append({"step": tool, "cached": True, "seconds": last.get("seconds")})
         else:
-            stamp.unlink(missing_ok=True)
+            (out / f".{tool}.stamp.json").unlink(missing_ok=True)
             try:
                 _run(tools[tool] + argv[1:], out, out / f"{tool}.log", tool)
             except ToolFailedError:
-                if tool.startswith("nextpnr") and usage is not None:
-                    check_netlist(spec, usage)  # explains an overfull part by its resource
-                    log = out / f"{NAME}.tim"  # Amaranth's nextpnr --log
-                    if log.exists():
-                        check_placement(spec, log.read_text(errors="replace"))
+                if tool.startswith("nextpnr"):  # nextpnr logs to NAME.tim (Amaranth's --log), not to stdout
+                    tim = out / f"{NAME}.tim"
+                    text = tim.read_text(errors="replace") if tim.exists() else ""
+                    if usage is not None:
+                        check_netlist(spec, usage)  # explains an overfull part by its resource
+                    check_placement(spec, text)
+                    if text:
+                        raise ToolFailedError(f"{tool} failed; log {tim}:\n{text[-2500:]}") from None
                 raise
             secs = round(time.perf_counter() - t0, 2)
-            stamp.write_text(key)
-            atomic_write_json(out / f".{tool}.seconds.json", {"seconds": secs})
+            atomic_write_json(out / f".{tool}.stamp.json", {"key": key, "seconds": secs})
             steps.append({"step": tool, "seconds": secs})
         if tool == "yosys":
             usage = netlist_usage(spec, netlist_cells(out / f"{NAME}.json"))
@@ -486,7 +492,7 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         "netlist": usage, "bitstream": spec.bitstream, "bitstream_bytes": bit.stat().st_size,
         "nextpnr_report": rep_path.name, "seed": seed, "steps": steps,
         "build_s": round(time.perf_counter() - t_all, 1),
-        "tool_s": round(sum(st.get("seconds", 0) for st in steps), 1),  # cached steps: their last real run
+        "tool_s": round(sum(st.get("seconds") or 0 for st in steps), 1),  # cached steps: their last real run
         "tools": tool_versions(spec), "notes": spec.notes,
     }  # fmt: skip
     atomic_write_json(out / "report.json", report)

@@ -60,10 +60,8 @@ def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_d
     res_file = build_dir / "results.json"
     if res_file.exists():
         res_file.unlink()
-    env = tool_env()
     # the model runs for seconds, not minutes: compile it quickly rather than well
-    env["MAKEFLAGS"] = env["MAKEFLAGS"].replace("OPT_FAST=-O2", f"OPT_FAST={opt}") + f" OPT_SLOW={opt}"
-    with tool_environ(env):
+    with tool_environ(tool_env(opt, slow_opt=opt)):
         runner = get_runner(simulator)
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
                      timescale=("1ns", "1ps"), log_file=build_dir / "build.log")

@@ -79,9 +79,9 @@ class WinogradArray(wiring.Component):
         ld = self.load.payload
         m.d.comb += self.load.ready.eq(1)
 
-        regs = Signal(register_layout(cfg))
-        raw = regs.as_value()
         layout = register_layout(cfg)
+        regs = Signal(layout)
+        raw = regs.as_value()
         for i, (name, bits, _sgn) in enumerate(register_map(cfg)):
             off = layout[name].offset
             with m.If(self.load.valid & (ld.sel == SEL_REG) & (ld.addr == i)):

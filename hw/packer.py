@@ -288,9 +288,10 @@ def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
     row_start = np.concatenate([[0], np.cumsum(counts.ravel())])  # entries of row (p, k) = [start, end)
     streams, segments = [], np.zeros((cfg.pes, len(rows)), dtype=np.int64)
     for s in range(S):
+        order = _order(counts[:, s:K:S].sum(axis=1))  # positions by load, as assign_owners placed them
         for i in range(cfg.pes_per_cluster):
             j = s * cfg.pes_per_cluster + i
-            mine = [p for p in _order(counts[:, s:K:S].sum(axis=1)) if owner[s, p] == i]
+            mine = [p for p in order if owner[s, p] == i]
             parts = []
             for b, kb in enumerate(rows):
                 idx = [np.arange(row_start[p * K + k], row_start[p * K + k + 1])

