@@ -86,7 +86,11 @@ def test_memory_inventory_adds_up():
     assert mems["v_buffer"]["bits"] == 2 * 16 * 2 * 8 * 2 * w.v_bits
     # accumulators: 2 halves × 2 clusters × 16 positions, k_block/2 rows of L lanes
     assert mems["accumulators"]["bits"] == 2 * 2 * 16 * 2 * 2 * w.acc_bits
-    assert cfg.memory_bits == sum(v["bits"] for v in mems.values())
+    # the rest by hand: input n² = 16 banks × (3·3 tile positions of the padded 11×11 input) · 8 channels
+    # × 8 bits; streams 4 × stream_depth × entry bits; quant k_max = 8 × quant bits; output otu_lanes·m² = 8
+    # banks × K·⌈25 tiles / 2 lanes⌉ = 8·13 words × 8 bits
+    rest = 16 * 72 * 8 + 4 * cfg.stream_depth * cfg.entry_bits + 8 * cfg.quant_bits + 8 * 104 * 8
+    assert cfg.memory_bits == mems["v_buffer"]["bits"] + mems["accumulators"]["bits"] + rest
 
 
 def test_hw_never_imports_torch():

@@ -92,7 +92,11 @@ def _trained(cfg: AccelConfig):
     return items, outs
 
 
-@pytest.mark.parametrize("m", [2, 4, 6])
+#: Tests that share the F(2,3) Verilator build directory run on one xdist worker (--dist loadgroup).
+SHARES_F23_BUILD = pytest.mark.xdist_group("verilator_f23")
+
+
+@pytest.mark.parametrize("m", [pytest.param(2, marks=SHARES_F23_BUILD), 4, 6])
 def test_verilator_random_layers(m, tmp_path):
     reason = simulator_available("verilator")
     if reason:
@@ -125,6 +129,7 @@ def test_icarus_random_layers(tmp_path):
     _check(items, run_layers(cfg, items, "icarus", build_dir=BUILD / "icarus_f23", cxx_opt=CXX_OPT))
 
 
+@SHARES_F23_BUILD
 def test_a_run_that_does_not_finish_fails_with_its_name(tmp_path):
     """A hang (here: a PE stream whose end-of-block mark is lost) is a named failure, not a stalled simulator."""
     reason = simulator_available("verilator")

@@ -123,18 +123,19 @@ def test_flow_second_run_skips_every_step(flow_run):
 
 
 @pytestmark_flow
-def test_flow_reruns_only_what_a_change_reaches(flow_run):
+def test_flow_reruns_only_what_a_change_reaches(flow_run, tmp_path):
     d, _ = flow_run
-    cfg = d / "changed.toml"
+    run = tmp_path / "run"
+    shutil.copytree(d / "run", run)
+    cfg = tmp_path / "changed.toml"
     cfg.write_text(FLOW.replace('title = "test run"', 'title = "renamed"').replace('layers = "all"', "layers = [1]"))
-    r = winnow("flow", cfg, "--out", d / "run", check=0)
+    r = winnow("flow", cfg, "--out", run, check=0)
     st = _steps(r.stdout)
     assert st["train and prune"] == st["export the integer network"] == st["generate the PE array"] == "skipped"
     assert st["cycles: sparse vs dense vs floor"] == "skipped"
     assert st["simulate on the RTL"] == "ran" and st["report"] == "ran"
-    assert "# renamed" in (d / "run" / "report" / "summary.md").read_text()
-    assert len(json.loads((d / "run" / "sim" / "report.json").read_text())["layers"]) == 1
-    winnow("flow", d / "flow.toml", "--out", d / "run", check=0)  # back to the fixture's state
+    assert "# renamed" in (run / "report" / "summary.md").read_text()
+    assert len(json.loads((run / "sim" / "report.json").read_text())["layers"]) == 1
 
 
 @pytestmark_flow
@@ -185,12 +186,14 @@ def test_an_array_change_regenerates_and_resimulates_but_does_not_retrain(flow_r
 
 
 @pytestmark_flow
-def test_flow_force_reruns_a_step(flow_run):
+def test_flow_force_reruns_a_step(flow_run, tmp_path):
     d, _ = flow_run
-    r = winnow("flow", d / "flow.toml", "--out", d / "run", "--force", "cycles", check=0)
+    run = tmp_path / "run"
+    shutil.copytree(d / "run", run)
+    r = winnow("flow", d / "flow.toml", "--out", run, "--force", "cycles", check=0)
     st = _steps(r.stdout)
     assert st["cycles: sparse vs dense vs floor"] == "ran" and st["train and prune"] == "skipped"
-    r = winnow("flow", d / "flow.toml", "--out", d / "run", "--force", "nosuchstep")
+    r = winnow("flow", d / "flow.toml", "--out", run, "--force", "nosuchstep")
     assert r.returncode == 2 and "no such step" in r.stderr
 
 
