@@ -78,6 +78,11 @@ def flow_run(tmp_path_factory):
     return d, r.stdout
 
 
+def _copy_run(flow_run, tmp_path) -> Path:
+    """A copy of the fixture's finished run, for a test that changes it."""
+    return Path(shutil.copytree(flow_run[0] / "run", tmp_path / "run"))
+
+
 def _steps(stdout: str) -> dict[str, str]:
     """step title → 'ran' or 'skipped' from the flow's progress lines."""
     out = {}
@@ -124,9 +129,7 @@ def test_flow_second_run_skips_every_step(flow_run):
 
 @pytestmark_flow
 def test_flow_reruns_only_what_a_change_reaches(flow_run, tmp_path):
-    d, _ = flow_run
-    run = tmp_path / "run"
-    shutil.copytree(d / "run", run)
+    d, run = flow_run[0], _copy_run(flow_run, tmp_path)
     cfg = tmp_path / "changed.toml"
     cfg.write_text(FLOW.replace('title = "test run"', 'title = "renamed"').replace('layers = "all"', "layers = [1]"))
     r = winnow("flow", cfg, "--out", run, check=0)
@@ -140,9 +143,7 @@ def test_flow_reruns_only_what_a_change_reaches(flow_run, tmp_path):
 
 @pytestmark_flow
 def test_failed_step_keeps_every_output_records_only_current_ones_and_resumes(flow_run, tmp_path):
-    d, _ = flow_run
-    run = tmp_path / "run"
-    shutil.copytree(d / "run", run)
+    d, run = flow_run[0], _copy_run(flow_run, tmp_path)
     bad = tmp_path / "bad.toml"
     bad.write_text(FLOW.replace("image = 3", "image = 100000"))
     r = winnow("flow", bad, "--out", run)
@@ -171,9 +172,7 @@ def test_flow_refuses_a_non_empty_directory_it_does_not_own(tmp_path):
 
 @pytestmark_flow
 def test_an_array_change_regenerates_and_resimulates_but_does_not_retrain(flow_run, tmp_path):
-    d, _ = flow_run
-    run = tmp_path / "run"
-    shutil.copytree(d / "run", run)
+    d, run = flow_run[0], _copy_run(flow_run, tmp_path)
     cfg = tmp_path / "array.toml"
     cfg.write_text(FLOW.replace("otu_lanes = 2", "otu_lanes = 2\nrequant = 2").replace('layers = "all"', "layers = [3]"))
     r = winnow("flow", cfg, "--out", run, check=0)
@@ -187,9 +186,7 @@ def test_an_array_change_regenerates_and_resimulates_but_does_not_retrain(flow_r
 
 @pytestmark_flow
 def test_flow_force_reruns_a_step(flow_run, tmp_path):
-    d, _ = flow_run
-    run = tmp_path / "run"
-    shutil.copytree(d / "run", run)
+    d, run = flow_run[0], _copy_run(flow_run, tmp_path)
     r = winnow("flow", d / "flow.toml", "--out", run, "--force", "cycles", check=0)
     st = _steps(r.stdout)
     assert st["cycles: sparse vs dense vs floor"] == "ran" and st["train and prune"] == "skipped"
