@@ -7,12 +7,16 @@ when its ``last`` entry passes); the output unit reads a row of every position a
 once from the other half and clears it in the same cycle as its last read, so the
 memory is all zero again for the next step (rows without non-zeros are never
 written and must read as zero). The memories start at zero.
+
+With position-serial memories (``config.serial``, one PE per cluster) bank (s, half)
+is one memory holding every position, row k of position p at k·2^a + p; the output
+unit reads (and clears) one position per cycle.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -56,23 +60,28 @@ class Accumulators(wiring.Component):
         Half the output unit reads (always ≠ ``pe_half`` while both run).
     rd_cluster, rd_k : In
         Row to read (of every position).
+    rd_pos : In (serial only)
+        The position to read.
     rd_clear : In(1)
         Zero that row in the same cycle (the read still returns the old value).
     rd_data : Out(array of positions)
-        The row of each position, one cycle after the address.
+        The row of each position, one cycle after the address (serial: of ``rd_pos``).
     """
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
         n2, P, S = config.positions, config.pes, config.clusters
         word = config.lanes * config.widths.acc_bits
-        super().__init__({
+        ports = {
             "owner": In(ubits(config.pes_per_cluster - 1)).array(S, n2), "pe_half": In(1),
             "wr_en": In(1).array(P), "wr_pos": In(ubits(n2 - 1)).array(P),
             "wr_k": In(ubits(config.acc_depth - 1)).array(P), "wr_data": In(word).array(P),
             "rd_half": In(1), "rd_cluster": In(ubits(S - 1)), "rd_k": In(ubits(config.acc_depth - 1)),
-            "rd_clear": In(1), "rd_data": Out(word).array(n2),
-        })  # fmt: skip
+            "rd_clear": In(1), "rd_data": Out(word) if config.serial else Out(word).array(n2),
+        }  # fmt: skip
+        if config.serial:
+            ports["rd_pos"] = In(ubits(n2 - 1))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -81,6 +90,23 @@ class Accumulators(wiring.Component):
         word = cfg.lanes * cfg.widths.acc_bits
         sel1 = Signal(ubits(2 * S - 1))  # (cluster, half) of the read, one cycle later
         m.d.sync += sel1.eq(self.rd_cluster * 2 + self.rd_half)
+        if cfg.serial:
+            pw = ubits(n2 - 1)
+            words = []
+            for s in range(S):  # one PE per cluster: PE s
+                for h in range(2):
+                    mem = Memory(shape=unsigned(word), depth=cfg.acc_depth << pw, init=[])
+                    m.submodules[f"acc{s}_{h}"] = mem
+                    wp, rp = mem.write_port(), mem.read_port()
+                    pe_side = self.pe_half == h
+                    clear = self.rd_clear & (self.rd_cluster == s) & (self.rd_half == h)
+                    rd_addr = Cat(self.rd_pos, self.rd_k)
+                    m.d.comb += [wp.en.eq(Mux(pe_side, self.wr_en[s], clear)),
+                                 wp.addr.eq(Mux(pe_side, Cat(self.wr_pos[s], self.wr_k[s]), rd_addr)),
+                                 wp.data.eq(Mux(pe_side, self.wr_data[s], 0)), rp.addr.eq(rd_addr)]
+                    words.append(rp.data)
+            m.d.comb += self.rd_data.eq(Array(words)[sel1])
+            return m
         data = [[None] * (2 * S) for _ in range(n2)]
         for s in range(S):
             pes = list(range(s * PC, (s + 1) * PC))

@@ -125,6 +125,9 @@ class WinogradArray(wiring.Component):
                      otu.quant_en.eq(self.load.valid & (ld.sel == SEL_QUANT)), otu.quant_addr.eq(ld.addr),
                      otu.quant_data.eq(ld.data), otu.rd_bank.eq(self.rd_bank), otu.rd_addr.eq(self.rd_addr),
                      self.rd_data.eq(otu.rd_data)]  # fmt: skip
-        for p in range(cfg.positions):
-            m.d.comb += otu.acc_data[p].eq(acc.rd_data[p])
+        if cfg.serial:
+            m.d.comb += [vbuf.w_pos.eq(itu.v_pos), acc.rd_pos.eq(otu.acc_pos), otu.acc_data.eq(acc.rd_data)]
+        else:
+            for p in range(cfg.positions):
+                m.d.comb += otu.acc_data[p].eq(acc.rd_data[p])
         return m

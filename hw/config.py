@@ -72,6 +72,13 @@ class AccelConfig:
     mode : {"sparse", "dense"}
         What the packer writes into the streams: only the non-zeros, or every weight
         (the dense-Winograd baseline on the same array).
+    serial : bool
+        Position-serial memories, for parts with few block RAMs (iCE40): the input,
+        each cluster's V' copy and each accumulator half are *one* memory each, read one
+        Winograd position per cycle, instead of n² banks read at once; the input and
+        output units then take n² cycles per tile (:mod:`hw.cycle_model`). Needs one PE
+        per cluster (``clusters`` = ``pes``): each of those memories has a single port
+        for its PE. The load and read-back protocol is the same in both organisations.
 
     Attributes
     ----------
@@ -94,6 +101,7 @@ class AccelConfig:
     pad_max: int = 1
     stream_depth: int | None = None
     mode: str = "sparse"
+    serial: bool = False
 
     def __post_init__(self):
         dp = self.datapath
@@ -132,6 +140,12 @@ class AccelConfig:
             raise ConfigError(f"k_block = {self.k_block} exceeds k_max = {self.k_max} (rounded up to clusters)")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}; got {self.mode!r}")
+        if not isinstance(self.serial, bool):
+            raise ConfigError(f"serial must be true or false; got {self.serial!r}")
+        if self.serial and self.pes_per_cluster != 1:
+            raise ConfigError(f"serial memories need one PE per cluster (clusters = pes = {self.pes}); got "
+                              f"clusters = {self.clusters}: each cluster's V' and accumulator memory has one "
+                              f"port for its PE")
         if self.h_max + 2 * self.pad_max < dp.r or self.w_max + 2 * self.pad_max < dp.r:
             raise ConfigError(f"h_max, w_max + 2·pad_max must reach the kernel r = {dp.r}")
         if self.stream_depth is None:
@@ -284,11 +298,20 @@ class AccelConfig:
         """Every on-chip memory of the array: count, depth and width of each kind, and total bits."""
         w = self.widths
         dp = self.datapath
+        n2 = self.positions
+        if self.serial:  # one memory where the banked array has n² (address spaces rounded to powers of 2)
+            pos_span = 1 << ubits(n2 - 1)
+            banks = {"input": (1, n2 * (1 << ubits(self.x_depth - 1))),
+                     "v_buffer": (self.clusters, pos_span * 2 * self.c_max),
+                     "accumulators": (2 * self.clusters, pos_span * self.acc_depth)}
+        else:
+            banks = {"input": (n2, self.x_depth), "v_buffer": (self.clusters * n2, 2 * self.c_max),
+                     "accumulators": (2 * self.clusters * n2, self.acc_depth)}
         mems = {
-            "input": (self.n * self.n, self.x_depth, dp.act_bits),
-            "v_buffer": (self.clusters * self.positions, 2 * self.c_max, self.lanes * w.v_bits),
+            "input": (*banks["input"], dp.act_bits),
+            "v_buffer": (*banks["v_buffer"], self.lanes * w.v_bits),
             "streams": (self.pes, self.stream_depth, self.entry_bits),
-            "accumulators": (2 * self.clusters * self.positions, self.acc_depth, self.lanes * w.acc_bits),
+            "accumulators": (*banks["accumulators"], self.lanes * w.acc_bits),
             "quant": (1, self.k_max, self.quant_bits),
             "output": (self.out_banks, self.out_depth, dp.act_bits),
         }
@@ -308,6 +331,7 @@ class AccelConfig:
             "otu_lanes": self.otu_lanes, "requant": self.requant, "multipliers": self.multipliers,
             "k_max": self.k_max, "c_max": self.c_max, "h_max": self.h_max, "w_max": self.w_max,
             "pad_max": self.pad_max, "stream_depth": self.stream_depth, "mode": self.mode,
+            **({"serial": True} if self.serial else {}),  # absent = banked: params.json files before it still read
             "derived": {
                 "n": self.n, "positions": self.positions, "tiles_max": self.tiles_max,
                 "pes_per_cluster": self.pes_per_cluster, "k_blocks_max": self.k_blocks_max,
@@ -355,10 +379,10 @@ class AccelConfig:
         if missing:
             raise ConfigError(f"params.json lacks {', '.join(missing)}")
         try:
-            cfg = cls(datapath=dp, **{k: d[k] for k in keys})
+            cfg = cls(datapath=dp, serial=d.get("serial", False), **{k: d[k] for k in keys})
         except TypeError as exc:
             raise ConfigError(f"params.json: {exc}") from None
-        if cfg.to_dict() != d:
+        if cfg.to_dict() != {k: v for k, v in d.items() if not (k == "serial" and v is False)}:
             raise ConfigError("params.json does not match the configuration it names (derived numbers differ)")
         return cfg
 
@@ -380,8 +404,8 @@ def check_buildable(cfg: "AccelConfig") -> None:
                           f"{mems[big]['width']} bits; lower the limits (stream_depth, c_max, k_max, h_max, w_max)")
 
 
-#: The array's own integer fields (everything but the datapath and the mode), in declaration order.
-ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("datapath", "mode"))
+#: The array's own integer fields (everything but the datapath, the mode and ``serial``), in declaration order.
+ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("datapath", "mode", "serial"))
 
 
 def load_fields(cfg: AccelConfig) -> dict[str, int]:

@@ -7,6 +7,11 @@ units that have work in it and ends when all are idle; their busy times are::
     PEs          max_j (seg_j(b) + PE_LATENCY)      seg_j(b): PE j's entries for block b
     output unit  K_b·L/otu_lanes·Q + otu_latency    K_b: rows of block b; Q = m²/requant
 
+With position-serial memories (``AccelConfig.serial``) the input unit takes
+C·L·n² + ITU_LATENCY + n² and the output unit K_b·L/otu_lanes·n² + 6 + Q (the
+last tile's Q requantizer cycles follow its n² positions): :func:`itu_cycles`,
+:func:`otu_cycles`.
+
     cycles = Σ_t (1 + max over the units active in phase t) + 1   (the final idle check)
 
 Every PE segment holds at least one entry (an empty one gets a zero-weight
@@ -35,8 +40,28 @@ PE_LATENCY = 5
 
 
 def otu_latency(cfg: AccelConfig) -> int:
-    """The output unit's cycles beyond its items: 6, or 7 with shared requantizers (R < m²)."""
+    """The output unit's cycles beyond its items: 6, or 7 with shared requantizers (R < m²);
+    serial: 6 + Q (read, input register, bias, the last tile's Q requantizer cycles, multiply, round)."""
+    if cfg.serial:
+        return 6 + cfg.requant_cycles
     return 6 if cfg.requant == cfg.m * cfg.m else 7
+
+
+def itu_latency(cfg: AccelConfig) -> int:
+    """The input unit's cycles beyond its tiles: ITU_LATENCY, plus n² serial (V' written a position a cycle)."""
+    return ITU_LATENCY + (cfg.positions if cfg.serial else 0)
+
+
+def itu_cycles(cfg: AccelConfig, in_channels: int) -> int:
+    """Busy cycles of the input unit for one tile group: C·L tiles, n² cycles each when serial."""
+    per_tile = cfg.positions if cfg.serial else 1
+    return in_channels * cfg.lanes * per_tile + itu_latency(cfg)
+
+
+def otu_cycles(cfg: AccelConfig, rows: int) -> int:
+    """Busy cycles of the output unit for one step of ``rows`` output channels."""
+    per_item = cfg.positions if cfg.serial else cfg.requant_cycles
+    return rows * cfg.lanes // cfg.otu_lanes * per_item + otu_latency(cfg)
 
 
 @dataclass(frozen=True)
@@ -86,9 +111,9 @@ def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
     G = math.ceil(tiles / L)
     rows = block_rows(cfg, out_channels)
     seg = np.asarray(segments, dtype=np.int64).reshape(cfg.pes, len(rows))
-    itu = in_channels * L + ITU_LATENCY
+    itu = itu_cycles(cfg, in_channels)
     pe = [int(seg[:, b].max()) + PE_LATENCY for b in range(len(rows))]
-    otu = [kb * L // cfg.otu_lanes * cfg.requant_cycles + otu_latency(cfg) for kb in rows]
+    otu = [otu_cycles(cfg, kb) for kb in rows]
     total = 1
     busy = {"itu": 0, "pe": 0, "otu": 0}
     for ph in phases(G, len(rows)):

@@ -13,6 +13,17 @@ one (c, lane) tile per cycle:
     s4  V'[c, ·, lane] written to the V buffer half of the group
 
 so it is busy C·L + 4 cycles per group (:data:`latency` = 4).
+
+With position-serial memories (``config.serial``) the n² banks are one memory
+(address bank·2^a + address in the bank: the load layout is the same) and a tile takes
+n² cycles, one pixel each:
+
+    s0  the address of tile element (i, j), running sums as above
+    s1  the pixel (zero outside the image) shifts into an n² gather register
+    s2  the full tile goes into the :class:`InputTransform` (two stages)
+    s4  V' is captured; the next n² cycles write one position p per cycle
+
+so it is busy C·L·n² + 4 + n² cycles per group (:meth:`latency_of`).
 """
 
 from __future__ import annotations
@@ -73,22 +84,34 @@ class InputUnit(wiring.Component):
         V-buffer half of the running group (held from the cycle after ``go``).
     busy : Out(1)
     v_en, v_addr, v_lane, v_data : Out
-        V-buffer write: address half·c_max + c, lane, n² signed ``v_bits`` values.
+        V-buffer write: address half·c_max + c, lane, n² signed ``v_bits`` values
+        (serial: one value, position ``v_pos``).
+    v_pos : Out (serial only)
+        The position of ``v_data``.
     """
 
     latency = 2 + InputTransform.latency
+
+    @staticmethod
+    def latency_of(cfg: AccelConfig) -> int:
+        """Busy cycles beyond the tiles' own (C·L, or C·L·n² serial): 4, or 4 + n² serial."""
+        return InputUnit.latency + (cfg.positions if cfg.serial else 0)
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
         dp = config.datapath
         n = config.n
-        super().__init__({
+        vb = signed(config.widths.v_bits)
+        ports = {
             "load_en": In(1), "load_bank": In(ubits(n * n - 1)), "load_addr": In(ubits(config.x_depth - 1)),
             "load_data": In(dp.act_bits),
             "regs": In(register_layout(config)), "start": In(1), "go": In(1), "half": In(1), "busy": Out(1),
             "v_en": Out(1), "v_addr": Out(ubits(2 * config.c_max - 1)), "v_lane": Out(ubits(config.lanes - 1)),
-            "v_data": Out(data.ArrayLayout(signed(config.widths.v_bits), n * n)),
-        })  # fmt: skip
+            "v_data": Out(vb if config.serial else data.ArrayLayout(vb, n * n)),
+        }  # fmt: skip
+        if config.serial:
+            ports["v_pos"] = Out(ubits(n * n - 1))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -97,14 +120,23 @@ class InputUnit(wiring.Component):
         n, mt, L = cfg.n, cfg.m, cfg.lanes
         regs = self.regs
 
-        x_rd = []
-        for b in range(n * n):
-            mem = Memory(shape=unsigned(dp.act_bits), depth=cfg.x_depth, init=[])
-            m.submodules[f"x{b}"] = mem
+        if cfg.serial:
+            aw = ubits(cfg.x_depth - 1)
+            mem = Memory(shape=unsigned(dp.act_bits), depth=(n * n) << aw, init=[])
+            m.submodules.x = mem
             wp = mem.write_port()
-            m.d.comb += [wp.en.eq(self.load_en & (self.load_bank == b)), wp.addr.eq(self.load_addr),
+            m.d.comb += [wp.en.eq(self.load_en), wp.addr.eq(Cat(self.load_addr, self.load_bank)),
                          wp.data.eq(self.load_data)]
-            x_rd.append(mem.read_port())
+            x_rd = [mem.read_port()]
+        else:
+            x_rd = []
+            for b in range(n * n):
+                mem = Memory(shape=unsigned(dp.act_bits), depth=cfg.x_depth, init=[])
+                m.submodules[f"x{b}"] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.en.eq(self.load_en & (self.load_bank == b)), wp.addr.eq(self.load_addr),
+                             wp.data.eq(self.load_data)]
+                x_rd.append(mem.read_port())
 
         m.submodules.itu = itu = InputTransform(dp)
         coord = regs.h0.shape().width
@@ -137,13 +169,17 @@ class InputUnit(wiring.Component):
             return [dst["tx"].eq(0), dst["w0"].eq(regs.w0), dst["wq"].eq(regs.w0_q), dst["wr"].eq(regs.w0_r),
                     dst["h0"].eq(regs.h0), dst["hqc"].eq(regs.h0_qc), dst["hr"].eq(regs.h0_r)]
 
+        # serial: the element (i, j) of the tile; the walk moves on to the next tile after its last one
+        ei, ej = Signal(ubits(n - 1), name="el_i"), Signal(ubits(n - 1), name="el_j")
+        tile_end = Signal()
+        m.d.comb += tile_end.eq(issue & ((ei == n - 1) & (ej == n - 1) if cfg.serial else 1))
         with m.If(self.start):
             m.d.sync += reset_state(st) + reset_state(gs)
         nxt = {nm: Signal(kinds[nm], name=f"nx_{nm}") for nm in st}
         m.d.comb += advance(st, nxt)
         with m.If(self.go):
-            m.d.sync += [issue.eq(regs.c != 0), c_i.eq(0), l_i.eq(0), base.eq(0)]
-        with m.Elif(issue):
+            m.d.sync += [issue.eq(regs.c != 0), c_i.eq(0), l_i.eq(0), base.eq(0), ei.eq(0), ej.eq(0)]
+        with m.Elif(tile_end):
             with m.If(l_i + 1 == L):
                 m.d.sync += l_i.eq(0)
                 with m.If(c_i + 1 == regs.c):
@@ -154,6 +190,51 @@ class InputUnit(wiring.Component):
             with m.Else():
                 m.d.sync += l_i.eq(l_i + 1)
                 m.d.sync += [st[k].eq(v) for k, v in nxt.items()]
+        if cfg.serial:
+            with m.If(issue & ~self.go):
+                m.d.sync += ej.eq(Mux(ej == n - 1, 0, ej + 1))
+                with m.If(ej == n - 1):
+                    m.d.sync += ei.eq(Mux(ei == n - 1, 0, ei + 1))
+        s1 = Signal()
+        c1 = Signal.like(c_i)
+        l1 = Signal.like(l_i)
+        m.d.sync += [s1.eq(issue & ~self.go), c1.eq(c_i), l1.eq(l_i)]
+        if cfg.serial:
+            s2, c2, l2 = self._serial_tile(m, x_rd[0], st, base, ei, ej, s1, tile_end, c1, l1, itu)
+        else:
+            s2, c2, l2 = self._banked_tile(m, x_rd, st, base, issue, s1, c1, l1, itu)
+        m.d.comb += [itu.i.valid.eq(s2), itu.i.payload.relu.eq(regs.winograd_relu), itu.o.ready.eq(1)]
+        # (c, lane) travel beside the transform
+        c_out = delay(m, c2, InputTransform.latency, "c")[-1]
+        l_out = delay(m, l2, InputTransform.latency, "lane")[-1]
+        # the transform's inner stage valids are not ports: track them here
+        inner = delay(m, s2, InputTransform.latency - 1, "itu_v")
+        busy = issue | s1 | s2 | Cat(*inner).any() | itu.o.valid
+        if cfg.serial:
+            # V' captured, then written one position per cycle (a shift register: position 0 in front)
+            ser = [Signal(signed(cfg.widths.v_bits), name=f"ser{p}") for p in range(n * n)]
+            w_act, w_pos = Signal(), Signal(ubits(n * n - 1))
+            w_c, w_l = Signal.like(c_i), Signal.like(l_i)
+            with m.If(w_act):
+                m.d.sync += [ser[p].eq(ser[p + 1]) for p in range(n * n - 1)]
+                m.d.sync += [w_pos.eq(w_pos + 1), w_act.eq(w_pos != n * n - 1)]
+            with m.If(itu.o.valid):
+                m.d.sync += [ser[p].eq(itu.o.payload.v[p]) for p in range(n * n)]
+                m.d.sync += [w_act.eq(1), w_pos.eq(0), w_c.eq(c_out), w_l.eq(l_out)]
+            m.d.comb += [self.v_en.eq(w_act), self.v_addr.eq(self.half * cfg.c_max + w_c), self.v_lane.eq(w_l),
+                         self.v_pos.eq(w_pos), self.v_data.eq(ser[0])]
+            busy = busy | w_act
+        else:
+            m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c_out),
+                         self.v_lane.eq(l_out), self.v_data.eq(itu.o.payload.v)]
+        m.d.comb += self.busy.eq(busy)
+        return m
+
+    def _banked_tile(self, m, x_rd, st, base, issue, s1, c1, l1, itu):
+        """s0: one whole tile from the n² banks; s1: rotated into tile order → the transform's input (s2)."""
+        cfg = self._cfg
+        n, regs = cfg.n, self.regs
+        coord = regs.h0.shape().width
         # s0: bank addresses for the tile of (c_i, l_i). Bank (a, b) holds tile row (a − hr) mod n,
         # column (b − wr) mod n, in bank row hq (+1 when a < hr) and bank column wq (+1 when b < wr).
         row_off = [Signal(signed(len(base) + 2), name=f"row_off{d}") for d in range(2)]
@@ -177,32 +258,49 @@ class InputUnit(wiring.Component):
                 ok1 = Signal(name=f"x_ok1_{a}_{b}")
                 m.d.sync += ok1.eq(okv)
                 valid_b.append(ok1)
-        s1 = Signal()
         hr1 = Signal.like(st["hr"])
         wr1 = Signal.like(st["wr"])
-        c1 = Signal.like(c_i)
-        l1 = Signal.like(l_i)
-        m.d.sync += [s1.eq(issue & ~self.go), hr1.eq(st["hr"]), wr1.eq(st["wr"]), c1.eq(c_i), l1.eq(l_i)]
+        m.d.sync += [hr1.eq(st["hr"]), wr1.eq(st["wr"])]
         # s1: rotate the banks into tile order (tile[i][j] = bank[(hr+i) mod n][(wr+j) mod n]),
         # rows first, then columns (2·n³ multiplexer inputs instead of n⁴), and register the tile
         masked = [Mux(valid_b[q], x_rd[q].data.as_signed(), 0) for q in range(n * n)]
-        rot = [[Signal(signed(dp.act_bits), name=f"rot_{i}_{b}") for b in range(n)] for i in range(n)]
+        rot = [[Signal(signed(cfg.datapath.act_bits), name=f"rot_{i}_{b}") for b in range(n)] for i in range(n)]
         for i in range(n):
             for b in range(n):
                 m.d.comb += rot[i][b].eq(Array([masked[((r + i) % n) * n + b] for r in range(n)])[hr1])
-        s2 = Signal()
-        m.d.sync += s2.eq(s1)
+        s2, c2, l2 = Signal(), Signal.like(c1), Signal.like(l1)
+        m.d.sync += [s2.eq(s1), c2.eq(c1), l2.eq(l1)]
         for i in range(n):
             for j in range(n):
                 m.d.sync += itu.i.payload.tile[i * n + j].eq(Array([rot[i][(r + j) % n] for r in range(n)])[wr1])
-        m.d.comb += [itu.i.valid.eq(s2), itu.i.payload.relu.eq(regs.winograd_relu), itu.o.ready.eq(1)]
-        # (c, lane) travel beside the transform
-        c_out = delay(m, c1, 1 + InputTransform.latency, "c")[-1]
-        l_out = delay(m, l1, 1 + InputTransform.latency, "lane")[-1]
-        # the V-buffer write
-        m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c_out),
-                     self.v_lane.eq(l_out), self.v_data.eq(itu.o.payload.v)]
-        # the transform's inner stage valids are not ports: track them here
-        inner = delay(m, s2, InputTransform.latency - 1, "itu_v")
-        m.d.comb += self.busy.eq(issue | s1 | s2 | Cat(*inner).any() | itu.o.valid)
-        return m
+        return s2, c2, l2
+
+    def _serial_tile(self, m, x_rd, st, base, ei, ej, s1, tile_end, c1, l1, itu):
+        """s0: the pixel of element (i, j); s1: shifted into the gather register; s2: the full tile."""
+        cfg = self._cfg
+        n, regs = cfg.n, self.regs
+        aw = ubits(cfg.x_depth - 1)
+        # pixel (h0 + i, w0 + j): bank ((hr + i) mod n, (wr + j) mod n), bank row hq (+1 when hr + i ≥ n),
+        # bank column wq (+1 when wr + j ≥ n)
+        hs, ws = Signal(ubits(2 * n), name="el_hs"), Signal(ubits(2 * n), name="el_ws")
+        m.d.comb += [hs.eq(st["hr"] + ei), ws.eq(st["wr"] + ej)]
+        h_wrap, w_wrap = hs >= n, ws >= n
+        bank = Signal(ubits(n * n - 1))
+        m.d.comb += bank.eq(Mux(h_wrap, hs - n, hs) * n + Mux(w_wrap, ws - n, ws))
+        addr = Signal(signed(len(base) + regs.h0_qc.shape().width + 2))
+        m.d.comb += addr.eq(base + st["hqc"] + Mux(h_wrap, cfg.x_cols, 0) + st["wq"] + w_wrap)
+        hh, ww = st["h0"] + ei, st["w0"] + ej
+        ok = Signal(name="el_ok")
+        m.d.comb += ok.eq((hh >= 0) & (hh < regs.h) & (ww >= 0) & (ww < regs.w))
+        m.d.comb += x_rd.addr.eq(Mux(ok, Cat(addr[:aw], bank), 0))
+        ok1, last1 = Signal(name="el_ok1"), Signal(name="el_last1")
+        m.d.sync += [ok1.eq(ok), last1.eq(tile_end)]
+        # s1: gather (element 0 ends in front after n² shifts)
+        gather = [Signal(signed(cfg.datapath.act_bits), name=f"gather{q}") for q in range(n * n)]
+        with m.If(s1):
+            m.d.sync += [gather[q].eq(gather[q + 1]) for q in range(n * n - 1)]
+            m.d.sync += gather[-1].eq(Mux(ok1, x_rd.data.as_signed(), 0))
+        s2, c2, l2 = Signal(), Signal.like(c1), Signal.like(l1)
+        m.d.sync += [s2.eq(s1 & last1), c2.eq(c1), l2.eq(l1)]
+        m.d.comb += [itu.i.payload.tile[q].eq(gather[q]) for q in range(n * n)]
+        return s2, c2, l2

@@ -65,21 +65,12 @@ class OutputTransform(wiring.Component):
 
     def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config
-        w = config.widths
-        mm2 = config.m ** 2
-        self._R = mm2 if requant is None else requant
-        if not 1 <= self._R <= mm2 or mm2 % self._R:
-            raise ValueError(f"requant = {self._R} must divide m² = {mm2}")
-        self._shift_bits = ubits(w.requant_bits - 1)
+        self._R, self._shift_bits, sub, quant, out = requantizer_ports(config, requant)
         self.latency = self.latency_of(config.m, self._R)
-        sub = ubits(mm2 // self._R - 1)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "m": data.ArrayLayout(signed(w.acc_bits), config.n ** 2),
-                "bias": signed(config.bias_bits), "mult": unsigned(config.mult_bits),
-                "shift": unsigned(self._shift_bits), "relu": 1, "sub": sub}))),
-            "o": Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), self._R),
-                                                         "sub": sub}))),
+                "m": data.ArrayLayout(signed(config.widths.acc_bits), config.n ** 2), **quant, "sub": sub}))),
+            "o": out,
         })  # fmt: skip
 
     def elaborate(self, platform):
@@ -115,7 +106,6 @@ class OutputTransform(wiring.Component):
         shift2 = Signal(unsigned(self._shift_bits))
         relu2 = Signal()
         sub0, sub1, sub2 = (Signal.like(p.sub, name=f"sub{d}") for d in range(3))
-        lo, hi = signed_range(cfg.act_bits)
         # stage 3 requantizes R of the m² values z[sub·R + r]; with R < m² a Q-way multiplexer picks
         # them and an extra register keeps it off the multiplier's cycle
         shared = R < mm * mm
@@ -139,11 +129,33 @@ class OutputTransform(wiring.Component):
             m.d.sync += [q[r].eq(src[r] * msrc) for r in range(R)]
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.sub.eq(sub2)]
         for i in range(R):
-            half = Signal(signed(w.requant_bits), name=f"half_{i}")
-            rnd = Signal(signed(w.requant_bits), name=f"rnd_{i}")
-            m.d.comb += half.eq(q[i] >> (shift2 - 1)[: self._shift_bits])
-            m.d.comb += rnd.eq(Mux(shift2 == 0, q[i], (half + 1) >> 1))
-            sat = Mux(rnd > hi, hi, Mux(rnd < lo, lo, rnd))
             with m.If(en):
-                m.d.sync += self.o.payload.y[i].eq(Mux(relu2 & (rnd < 0), 0, sat))
+                m.d.sync += self.o.payload.y[i].eq(round_saturate(m, cfg, q[i], shift2, relu2, self._shift_bits, i))
         return m
+
+
+def requantizer_ports(config: DatapathConfig, requant: int | None):
+    """What both output-transform cores share: R (checked), the shift width, the ``sub`` width,
+    the quantization fields of the input (bias, mult, shift, relu) and the output stream port."""
+    mm2 = config.m ** 2
+    R = mm2 if requant is None else requant
+    if not 1 <= R <= mm2 or mm2 % R:
+        raise ValueError(f"requant = {R} must divide m² = {mm2}")
+    shift_bits = ubits(config.widths.requant_bits - 1)
+    sub = ubits(mm2 // R - 1)
+    quant = {"bias": signed(config.bias_bits), "mult": unsigned(config.mult_bits), "shift": unsigned(shift_bits),
+             "relu": 1}
+    out = Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), R), "sub": sub})))
+    return R, shift_bits, sub, quant, out
+
+
+def round_saturate(m: Module, cfg: DatapathConfig, q, shift, relu, shift_bits: int, i: int):
+    """The requantizer's last stage: sat((q + 2^(s−1)) >> s) as ((q >> (s−1)) + 1) >> 1, optional ReLU."""
+    w = cfg.widths
+    lo, hi = signed_range(cfg.act_bits)
+    half = Signal(signed(w.requant_bits), name=f"half_{i}")
+    rnd = Signal(signed(w.requant_bits), name=f"rnd_{i}")
+    m.d.comb += half.eq(q >> (shift - 1)[:shift_bits])
+    m.d.comb += rnd.eq(Mux(shift == 0, q, (half + 1) >> 1))
+    sat = Mux(rnd > hi, hi, Mux(rnd < lo, lo, rnd))
+    return Mux(relu & (rnd < 0), 0, sat)

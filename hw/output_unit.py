@@ -18,6 +18,12 @@ more), so the unit is busy K_b·L/otu_lanes·Q + 7 cycles. Addresses are
 running sums (the sequencer's step carries block·k_block and its slot offsets): no
 multiplier outside the requantization. Outputs are
 read back through ``rd_bank``/``rd_addr`` → ``rd_data`` (one cycle).
+
+With position-serial accumulators (``config.serial``) a slice takes n² cycles at s0,
+one position each (the last slice clears each position as it reads it); s1 shifts
+the positions into an n² gather register per core; the full tile is loaded into the
+cores' input register and held there for the Q requantizer cycles, while the next
+tile gathers. Busy: K_b·L/otu_lanes·n² + 2 + Q + the core's latency.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 from .config import AccelConfig, ubits
 from .delay import delay
 from .output_transform import OutputTransform, output_transform_ref
+from .serial_output_transform import SerialOutputTransform
 from .registers import register_layout
 from .sequencer import step_layout
 
@@ -72,7 +79,9 @@ class OutputUnit(wiring.Component):
     acc_cluster, acc_k, acc_clear : Out
         Accumulator row read (and clear).
     acc_data : In(array of positions)
-        The row of every position, one cycle after the address.
+        The row of every position, one cycle after the address (serial: one word, of ``acc_pos``).
+    acc_pos : Out (serial only)
+        The position to read.
     quant_en, quant_addr, quant_data : In
         Write port of the quantization memory (bias | mult | shift per output channel).
     rd_bank, rd_addr : In
@@ -83,21 +92,32 @@ class OutputUnit(wiring.Component):
 
     @staticmethod
     def latency_of(cfg: AccelConfig) -> int:
-        """Busy cycles beyond K_b·L/otu_lanes·Q: accumulator read, input register, the core."""
+        """Busy cycles beyond K_b·L/otu_lanes·Q (serial: ·n²): accumulator read, input register (serial:
+        gather, then the Q cycles of the last tile), the core."""
+        if cfg.serial:
+            return 2 + SerialOutputTransform.tail_of(cfg.m, cfg.requant)
         return 2 + OutputTransform.latency_of(cfg.m, cfg.requant)
+
+    @staticmethod
+    def item_cycles(cfg: AccelConfig) -> int:
+        """Cycles per slice of lanes of one row: Q, or n² with serial accumulators."""
+        return cfg.positions if cfg.serial else cfg.requant_cycles
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
         self.latency = self.latency_of(config)
         word = config.lanes * config.widths.acc_bits
-        super().__init__({
+        ports = {
             "regs": In(register_layout(config)), "go": In(1), "step": In(step_layout(config)), "busy": Out(1),
             "acc_cluster": Out(ubits(config.clusters - 1)), "acc_k": Out(ubits(config.acc_depth - 1)),
-            "acc_clear": Out(1), "acc_data": In(word).array(config.positions),
+            "acc_clear": Out(1), "acc_data": In(word) if config.serial else In(word).array(config.positions),
             "quant_en": In(1), "quant_addr": In(ubits(config.k_max - 1)), "quant_data": In(config.quant_bits),
             "rd_bank": In(ubits(config.out_banks - 1)), "rd_addr": In(ubits(config.out_depth - 1)),
             "rd_data": Out(config.datapath.act_bits),
-        })  # fmt: skip
+        }  # fmt: skip
+        if config.serial:
+            ports["acc_pos"] = Out(ubits(config.positions - 1))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -122,10 +142,11 @@ class OutputUnit(wiring.Component):
         rows = Signal(ubits(cfg.k_block))
         m.d.comb += rows.eq(Mux(step.block + 1 == regs.k_blocks, regs.k_last, cfg.k_block))
         last_slice = lg == slices - 1
-        Q = cfg.requant_cycles
-        sub = Signal(ubits(Q - 1))             # which R of the tile's m² outputs the cores requantize
-        adv = Signal()                         # the walk moves on (every Q cycles)
-        m.d.comb += adv.eq(issue & (sub == Q - 1))
+        T = self.item_cycles(cfg)
+        # banked: which R of the tile's m² outputs the cores requantize; serial: the position read
+        sub = Signal(ubits(T - 1))
+        adv = Signal()                         # the walk moves on (every T cycles)
+        m.d.comb += adv.eq(issue & (sub == T - 1))
         with m.If(self.go):
             m.d.sync += [issue.eq(1), k_in.eq(0), s_o.eq(0), kl.eq(0), lg.eq(0), sub.eq(0)]
         with m.Elif(issue & ~adv):
@@ -153,7 +174,11 @@ class OutputUnit(wiring.Component):
         with m.Elif(adv & last_slice):
             m.d.sync += slot_k.eq(slot_k + cfg.out_tiles)
         m.d.comb += [k_glob.eq(step.k_base + k_in), qrp.addr.eq(k_glob),
-                     self.acc_cluster.eq(s_o), self.acc_k.eq(kl), self.acc_clear.eq(adv & last_slice)]
+                     self.acc_cluster.eq(s_o), self.acc_k.eq(kl)]
+        if cfg.serial:  # every position is read once per slice: the last slice clears it
+            m.d.comb += [self.acc_pos.eq(sub), self.acc_clear.eq(issue & last_slice)]
+        else:
+            m.d.comb += self.acc_clear.eq(adv & last_slice)
         # output address and tile validity of each core travel beside the pipeline
         slot = Signal(ubits(cfg.out_depth - 1))
         m.d.comb += slot.eq(step.slot_k + slot_k + step.slot_t + lg)
@@ -167,30 +192,62 @@ class OutputUnit(wiring.Component):
         ok = [Signal(name=f"tile_ok{u}") for u in range(U)]
         m.d.comb += [ok[u].eq(issue & (t0 + u < regs.tiles)) for u in range(U)]
 
-        # s1: lane select, registered into the cores
+        qf = cfg.quant_fields
+
+        def quant_fields(qd):
+            return {"bias": qd[:qf["bias"]].as_signed(), "mult": qd[qf["bias"]:qf["bias"] + qf["mult"]],
+                    "shift": qd[qf["bias"] + qf["mult"]:]}
+
+        def lane_slice(word, u, lg1):
+            """OTU lane u's lane of slice lg1 in an accumulator word."""
+            return Array([word[(i * U + u) * w.acc_bits:(i * U + u + 1) * w.acc_bits]
+                          for i in range(slices)])[lg1].as_signed()
+
+        # s1: lane select into the cores
         o1 = Signal()
         lg1 = Signal.like(lg)
         sub1 = Signal.like(sub)
         m.d.sync += [o1.eq(issue), lg1.eq(lg), sub1.eq(sub)]
-        o2 = Signal()
-        m.d.sync += o2.eq(o1)
-        qf = cfg.quant_fields
-        qd = qrp.data
         cores = []
-        for u in range(U):
-            core = OutputTransform(dp, requant=cfg.requant)
-            m.submodules[f"otu{u}"] = core
-            cores.append(core)
-            for p in range(n2):
-                lanes = Array([self.acc_data[p][(i * U + u) * w.acc_bits:(i * U + u + 1) * w.acc_bits]
-                               for i in range(slices)])
-                m.d.sync += core.i.payload.m[p].eq(lanes[lg1].as_signed())
-            m.d.sync += [core.i.payload.bias.eq(qd[:qf["bias"]].as_signed()),
-                         core.i.payload.mult.eq(qd[qf["bias"]:qf["bias"] + qf["mult"]]),
-                         core.i.payload.shift.eq(qd[qf["bias"] + qf["mult"]:]), core.i.payload.sub.eq(sub1)]
-            m.d.comb += [core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o2), core.o.ready.eq(1)]
-        pipe_a = delay(m, slot, self.latency, "slot")[-1]
-        pipe_v = delay(m, Cat(*ok), self.latency, "tile_ok")[-1]
+        if cfg.serial:
+            # each core takes one position per cycle (registered at s1) and accumulates the transform
+            last1 = Signal(name="last1")
+            m.d.sync += last1.eq(adv)
+            for u in range(U):
+                core = SerialOutputTransform(dp, requant=cfg.requant)
+                m.submodules[f"otu{u}"] = core
+                cores.append(core)
+                m.d.sync += [core.i.valid.eq(o1), core.i.payload.m.eq(lane_slice(self.acc_data, u, lg1)),
+                             core.i.payload.pos.eq(sub1)]
+                m.d.sync += [core.i.payload[k].eq(v) for k, v in quant_fields(qrp.data).items()]
+                m.d.comb += [core.i.payload.relu.eq(regs.relu), core.o.ready.eq(1)]
+            # the tile's address and validity, from its last position's s0, held while the core requantizes
+            slot_h = Signal.like(slot)
+            ok_h = Signal(U)
+            slot2, ok2 = delay(m, slot, 2, "slot_s")[-1], delay(m, Cat(*ok), 2, "ok_s")[-1]
+            tile_in = Signal()
+            m.d.sync += tile_in.eq(o1 & last1)  # the last position is in the cores' input register
+            with m.If(tile_in):
+                m.d.sync += [slot_h.eq(slot2), ok_h.eq(ok2)]
+            pipe_a, pipe_v = slot_h, ok_h
+            m.d.comb += self.busy.eq(issue | o1 | tile_in | Cat(*[c.busy for c in cores]).any())
+        else:
+            o2 = Signal()
+            m.d.sync += o2.eq(o1)
+            for u in range(U):
+                core = OutputTransform(dp, requant=cfg.requant)
+                m.submodules[f"otu{u}"] = core
+                cores.append(core)
+                for p in range(n2):
+                    m.d.sync += core.i.payload.m[p].eq(lane_slice(self.acc_data[p], u, lg1))
+                m.d.sync += [core.i.payload[k].eq(v) for k, v in quant_fields(qrp.data).items()]
+                m.d.sync += core.i.payload.sub.eq(sub1)
+                m.d.comb += [core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o2), core.o.ready.eq(1)]
+            pipe_a = delay(m, slot, self.latency, "slot")[-1]
+            pipe_v = delay(m, Cat(*ok), self.latency, "tile_ok")[-1]
+            # the cores' inner stages: valid bits are not ports; track them here
+            inner = delay(m, o2, cores[0].latency - 1, "otu_v")
+            m.d.comb += self.busy.eq(issue | o1 | o2 | Cat(*inner).any() | cores[0].o.valid)
         out_rd = []
         for u in range(U):
             for q in range(mt * mt):
@@ -207,7 +264,4 @@ class OutputUnit(wiring.Component):
         rdb = Signal.like(self.rd_bank)
         m.d.sync += rdb.eq(self.rd_bank)
         m.d.comb += self.rd_data.eq(Array(out_rd)[rdb])
-        # the cores' inner stages: valid bits are not ports; track them here
-        inner = delay(m, o2, cores[0].latency - 1, "otu_v")
-        m.d.comb += self.busy.eq(issue | o1 | o2 | Cat(*inner).any() | cores[0].o.valid)
         return m

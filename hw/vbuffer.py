@@ -6,6 +6,10 @@ lane of every position of every copy per cycle (byte enables per lane); each PE 
 one bank of its cluster per cycle: bank (s, p) takes its address from the PE that
 owns position p in cluster s (the ``owner`` registers), so no two PEs ever share a
 bank, and the word comes back one cycle later.
+
+With position-serial memories (``config.serial``, one PE per cluster) cluster s has one
+memory at address (half·c_max + c)·2^a + p: the input unit writes one position per
+cycle, the cluster's PE reads any (c, p) with the same one-cycle latency.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ class VBuffer(wiring.Component):
     Attributes
     ----------
     w_en, w_addr, w_lane, w_data : In
-        Input-unit write: address half·c_max + c, lane, n² signed ``v_bits`` values.
+        Input-unit write: address half·c_max + c, lane, n² signed ``v_bits`` values
+        (serial: one value, position ``w_pos``).
+    w_pos : In (serial only)
     owner : In(array of clusters × positions)
         PE index within the cluster that reads each (cluster, position) bank.
     rd_half : In(1)
@@ -58,20 +64,36 @@ class VBuffer(wiring.Component):
         self._cfg = config
         n2, P, S = config.positions, config.pes, config.clusters
         vb = config.widths.v_bits
-        super().__init__({
+        ports = {
             "w_en": In(1), "w_addr": In(ubits(2 * config.c_max - 1)), "w_lane": In(ubits(config.lanes - 1)),
-            "w_data": In(data.ArrayLayout(signed(vb), n2)),
+            "w_data": In(signed(vb) if config.serial else data.ArrayLayout(signed(vb), n2)),
             "owner": In(ubits(config.pes_per_cluster - 1)).array(S, n2),
             "rd_half": In(1),
             "rd_pos": In(ubits(n2 - 1)).array(P), "rd_c": In(ubits(config.c_max - 1)).array(P),
             "rd_data": Out(config.lanes * vb).array(P),
-        })  # fmt: skip
+        }  # fmt: skip
+        if config.serial:
+            ports["w_pos"] = In(ubits(n2 - 1))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         n2, L, S, PC = cfg.positions, cfg.lanes, cfg.clusters, cfg.pes_per_cluster
         vb = cfg.widths.v_bits
+        if cfg.serial:
+            pw = ubits(n2 - 1)
+            for s in range(S):  # one PE per cluster: PE s
+                mem = Memory(shape=unsigned(L * vb), depth=(2 * cfg.c_max) << pw, init=[])
+                m.submodules[f"v{s}"] = mem
+                wp = mem.write_port(granularity=vb)
+                m.d.comb += [wp.addr.eq(Cat(self.w_pos, self.w_addr)), wp.data.eq(Cat(*[self.w_data] * L))]
+                for lane in range(L):
+                    m.d.comb += wp.en[lane].eq(self.w_en & (self.w_lane == lane))
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(Cat(self.rd_pos[s], self.rd_half * cfg.c_max + self.rd_c[s])),
+                             self.rd_data[s].eq(rp.data)]
+            return m
         for s in range(S):
             pes = range(s * PC, (s + 1) * PC)
             c_of = Array([self.rd_c[j] for j in pes])

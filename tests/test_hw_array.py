@@ -11,17 +11,19 @@ from sim.layers import random_input, random_layer, reference_output
 from sim.pysim_run import run_pysim
 
 
+@pytest.mark.parametrize("serial", [False, True])
 @pytest.mark.parametrize("m, requant", [(2, None), (2, 1), (4, 16), (4, 4), (6, 36), (6, 6)])
-def test_latencies_of_the_model_are_the_rtl_pipeline_depths(m, requant):
+def test_latencies_of_the_model_are_the_rtl_pipeline_depths(m, requant, serial):
     from hw.input_unit import InputUnit
     from hw.output_unit import OutputUnit
     from hw.pe import SparsePE
 
     cfg = AccelConfig(datapath=DatapathConfig(m=m, r=3, c_max=4), pes=1, lanes=1, k_max=4, h_max=8, w_max=8,
-                      requant=requant)
+                      requant=requant, serial=serial)
     assert cycle_model.ITU_LATENCY == InputUnit.latency
+    assert cycle_model.itu_latency(cfg) == InputUnit.latency_of(cfg)
     assert cycle_model.PE_LATENCY == SparsePE.latency
-    assert cycle_model.otu_latency(cfg) == OutputUnit(cfg).latency
+    assert cycle_model.otu_latency(cfg) == OutputUnit.latency_of(cfg)
 
 
 @pytest.mark.parametrize("m, layer_kw, mode, arr", [
@@ -36,6 +38,14 @@ def test_latencies_of_the_model_are_the_rtl_pipeline_depths(m, requant):
      dict(pes=2, clusters=2, lanes=4, k_max=4, k_block=2, otu_lanes=4)),
     # four requantizers for F(4,3)'s 16 outputs: four cycles per tile in the output unit
     (4, dict(C=3, K=3, H=8, W=7, density=0.5, padding=1), "sparse", dict(lanes=2, otu_lanes=2, requant=4)),
+    # position-serial memories (one PE per cluster): one V', accumulator and input memory per cluster,
+    # n² cycles per tile in the input and output units
+    (2, dict(C=3, K=2, H=5, W=6, density=0.5, padding=1), "sparse", dict(pes=1, lanes=1, requant=1, serial=True)),
+    (2, dict(C=3, K=5, H=6, W=7, density=0.4, padding=1, relu=True), "sparse",
+     dict(pes=2, clusters=2, lanes=4, k_max=6, k_block=2, otu_lanes=2, serial=True)),
+    (4, dict(C=2, K=3, H=9, W=7, density=1.0, padding=0, winograd_relu=True, extreme=True), "dense",
+     dict(pes=2, clusters=2, lanes=2, otu_lanes=2, requant=4, serial=True)),
+    (6, dict(C=2, K=2, H=9, W=10, density=0.3, padding=1), "sparse", dict(pes=1, lanes=3, otu_lanes=3, serial=True)),
 ])
 def test_array_bit_exact_and_cycle_exact(m, layer_kw, mode, arr):
     dp = DatapathConfig(m=m, r=3, c_max=4)

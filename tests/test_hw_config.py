@@ -36,6 +36,8 @@ def test_defaults_derive_from_the_datapath():
     ({"k_max": 8, "k_block": 16}, "exceeds k_max"),
     ({"k_block": 0}, "k_block"),
     ({"requant": 3}, "divisor of m² = 16"),
+    ({"pes": 4, "clusters": 2, "serial": True}, "one PE per cluster"),
+    ({"serial": "yes"}, "serial must be true or false"),
 ])
 def test_bad_configurations_name_the_rule(kw, words):
     with pytest.raises(ConfigError, match=words):
@@ -111,3 +113,22 @@ def test_a_configuration_too_large_to_elaborate_is_refused_by_the_generator_only
     assert big.memory_bits > MAX_MEMORY_BITS  # the cycle model still takes it (VGG-16 tables)
     with pytest.raises(ConfigError, match=r"Mibit, above the generator's limit of 256 Mibit; the largest is"):
         WinogradArray(big)
+
+
+def test_serial_memories_are_one_per_cluster_and_round_trip(tmp_path):
+    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=2, clusters=2, lanes=2, k_max=8, k_block=4,
+                      otu_lanes=2, h_max=9, w_max=9, serial=True)
+    mems = cfg.memories()
+    w = cfg.widths
+    # by hand: one input memory of n² = 16 bank regions of 2^⌈log2 x_depth⌉ = 128 words (x_depth = 8·3·3 = 72);
+    # one V' memory per cluster: 16 positions × 2 halves × 8 channels; two accumulator halves per cluster of
+    # 16 positions × k_block/2 = 2 rows
+    assert (mems["input"]["count"], mems["input"]["depth"]) == (1, 16 * 128)
+    assert mems["v_buffer"] == {"count": 2, "depth": 16 * 16, "width": 2 * w.v_bits, "bits": 2 * 256 * 2 * w.v_bits}
+    assert (mems["accumulators"]["count"], mems["accumulators"]["depth"]) == (4, 16 * 2)
+    d = json.loads(cfg.write_params(tmp_path).read_text())
+    assert d["serial"] is True
+    assert AccelConfig.from_dict(d) == cfg
+    d["serial"] = 1
+    with pytest.raises(ConfigError, match="serial must be true or false"):
+        AccelConfig.from_dict(d)

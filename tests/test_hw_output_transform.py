@@ -116,3 +116,58 @@ def test_shared_requantizers_give_the_same_outputs(m, R):
 def test_requantizers_must_divide_the_outputs():
     with pytest.raises(ValueError, match="must divide"):
         OutputTransform(DatapathConfig(m=4, r=3), requant=3)
+
+
+@pytest.mark.parametrize("m, requant, gaps", [(2, None, False), (2, 1, True), (4, 4, False), (4, 1, True),
+                                              (6, 6, False)])
+def test_serial_core_matches_twin(m, requant, gaps):
+    """Positions one per cycle (with idle cycles between some of them when ``gaps``), tiles back to
+    back: every output equals the twin, and leaves 5 + sub cycles after the tile's last position."""
+    from hw.serial_output_transform import SerialOutputTransform
+
+    cfg = DatapathConfig(m=m, r=3)
+    rng = np.random.default_rng(10 + m)
+    cases = _cases(cfg, rng, 6)
+    R = requant or m * m
+    Q = m * m // R
+    dut = SerialOutputTransform(cfg, requant=requant)
+    got, last_at, out_at = [], [], []
+
+    async def producer(ctx):
+        for mv, bias, mult, shift, relu in cases:
+            for p, v in enumerate(mv.reshape(-1)):
+                if gaps and p % 5 == 3:
+                    ctx.set(dut.i.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.i.valid, 1)
+                # the quantization is only read with the last position: other values before it
+                q = (bias, mult, shift, int(relu)) if p == cfg.positions - 1 else (0, 0, 0, 0)
+                ctx.set(dut.i.payload, {"m": int(v), "pos": p, "bias": q[0], "mult": q[1], "shift": q[2],
+                                        "relu": q[3]})
+                await ctx.tick()
+            last_at.append(cycle[0] - 1)
+            if gaps:  # one tile's requantization overlaps the next tile's positions, or not
+                ctx.set(dut.i.valid, 0)
+                await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+
+    cycle = [0]
+
+    async def monitor(ctx):
+        async for clk, rst, valid, payload, busy in ctx.tick().sample(dut.o.valid, dut.o.payload, dut.busy):
+            cycle[0] += 1
+            if valid:
+                got.append((int(payload.sub), [int(v) for v in payload.y]))
+                out_at.append(cycle[0] - 1)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_process(monitor)
+    sim.run_until(1e-8 * (len(cases) * (cfg.positions * 2 + 20) + 50))
+    want = []
+    for mv, bias, mult, shift, relu in cases:
+        y = output_transform_ref(mv, bias, mult, shift, relu, cfg).reshape(-1)
+        want += [(s, [int(v) for v in y[s * R:(s + 1) * R]]) for s in range(Q)]
+    assert got == want
+    assert out_at == [t + 4 + s + 1 for t in last_at for s in range(Q)]

@@ -17,15 +17,19 @@ def _regs(packed):
     return {name: int(v) for name, v in packed.registers.items()}
 
 
-@pytest.mark.parametrize("m, C, H, W, pad, lanes, wrelu", [
-    (2, 3, 5, 7, 1, 2, False),
-    (4, 2, 9, 6, 0, 3, True),
-    (4, 1, 1, 1, 1, 2, False),
-    (6, 2, 11, 10, 1, 4, False),
+@pytest.mark.parametrize("m, C, H, W, pad, lanes, wrelu, serial", [
+    (2, 3, 5, 7, 1, 2, False, False),
+    (4, 2, 9, 6, 0, 3, True, False),
+    (4, 1, 1, 1, 1, 2, False, False),
+    (6, 2, 11, 10, 1, 4, False, False),
+    # position-serial: one input memory, a pixel per cycle, V' written a position per cycle
+    (2, 3, 5, 7, 1, 2, False, True),
+    (4, 2, 9, 6, 0, 3, True, True),
+    (4, 1, 1, 1, 1, 2, False, True),
 ])
-def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu):
+def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu, serial):
     dp = DatapathConfig(m=m, r=3, c_max=4)
-    cfg = AccelConfig(datapath=dp, pes=1, lanes=lanes, k_max=2, h_max=12, w_max=12)
+    cfg = AccelConfig(datapath=dp, pes=1, lanes=lanes, k_max=2, h_max=12, w_max=12, serial=serial)
     layer = random_layer(dp, C=C, K=1, H=H, W=W, density=1.0, padding=pad, winograd_relu=wrelu, seed=m)
     packed = pack_layer(layer, cfg)
     xq = random_input(layer, seed=1, extreme=True)
@@ -57,7 +61,10 @@ def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu):
                 n_busy += 1
                 if ctx.get(dut.v_en):
                     addr, lane = ctx.get(dut.v_addr), ctx.get(dut.v_lane)
-                    got[(g, addr, lane)] = [int(v) for v in ctx.get(dut.v_data)]
+                    if serial:  # one position per write, in order
+                        got.setdefault((g, addr, lane), []).append((ctx.get(dut.v_pos), int(ctx.get(dut.v_data))))
+                    else:
+                        got[(g, addr, lane)] = [int(v) for v in ctx.get(dut.v_data)]
                 await ctx.tick()
             busy.append(n_busy)
 
@@ -65,13 +72,20 @@ def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu):
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert busy == [C * lanes + InputUnit.latency] * groups
+    n2 = cfg.positions
+    # by hand: C·L tiles of one cycle each (n² serial), then read, rotate/gather, two transform stages
+    # (and n² position writes serial)
+    assert busy == [C * lanes * (n2 if serial else 1) + 4 + (n2 if serial else 0)] * groups
     for g in range(groups):
         want = input_unit_ref(xq, dp, layer.padding, g, lanes, wrelu)
         for c in range(C):
             for lane in range(lanes):
                 if g * lanes + lane < packed.tiles:
-                    assert got[(g, (g % 2) * cfg.c_max + c, lane)] == want[c, :, lane].tolist(), (g, c, lane)
+                    v = got[(g, (g % 2) * cfg.c_max + c, lane)]
+                    if serial:
+                        assert [p for p, _ in v] == list(range(n2))
+                        v = [x for _, x in v]
+                    assert v == want[c, :, lane].tolist(), (g, c, lane)
 
 
 @pytest.mark.parametrize("arr, K, block", [
@@ -80,6 +94,10 @@ def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu):
     (dict(clusters=2, pes=2, k_block=2, otu_lanes=4), 5, 2),
     (dict(requant=1), 3, 0),  # one requantizer per core: four cycles per tile
     (dict(clusters=2, pes=2, k_block=2, otu_lanes=2, requant=2), 5, 1),
+    # position-serial accumulators: a position per cycle, transform accumulated as they pass
+    (dict(serial=True), 3, 0),
+    (dict(serial=True, requant=1), 3, 0),
+    (dict(clusters=2, pes=2, k_block=2, otu_lanes=2, requant=2, serial=True), 5, 1),
 ])
 def test_output_unit_writes_the_twins_outputs(arr, K, block):
     dp = DatapathConfig(m=2, r=3, c_max=4)
@@ -97,6 +115,7 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
     dut = OutputUnit(cfg)
     got = {}
     bits = dp.act_bits
+    serial = cfg.serial
 
     async def tb(ctx):
         for k, word in enumerate(packed.quant_words()):
@@ -116,11 +135,16 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
         while ctx.get(dut.busy):
             n_busy += 1
             if pending is not None and pending[2] < cfg.acc_depth:  # answered one cycle after the address
+                row = acc.read(*pending)
                 for p in range(cfg.positions):
                     word = sum((int(x) & ((1 << cfg.widths.acc_bits) - 1)) << (i * cfg.widths.acc_bits)
-                               for i, x in enumerate(acc.read(*pending)[p]))
-                    ctx.set(dut.acc_data[p], word)
+                               for i, x in enumerate(row[p]))
+                    if serial and p == pos:
+                        ctx.set(dut.acc_data, word)
+                    elif not serial:
+                        ctx.set(dut.acc_data[p], word)
             pending = (ctx.get(dut.acc_cluster), half, ctx.get(dut.acc_k))
+            pos = ctx.get(dut.acc_pos) if serial else None
             await ctx.tick()
         got["busy"] = n_busy
         for (bank, addr) in want:
@@ -134,5 +158,10 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes * cfg.requant_cycles + OutputUnit.latency_of(cfg)
+    Q = cfg.requant_cycles
+    # by hand: rows · slices items of Q cycles (n² serial), then read, input register and the core's
+    # 4 stages (+1 with a requantizer multiplexer); serial: input register, last position, the bias
+    # add, Q requantizer cycles, multiply and round
+    tail = 6 + Q if serial else (6 if Q == 1 else 7)
+    assert got.pop("busy") == rows * cfg.lanes // cfg.otu_lanes * (cfg.positions if serial else Q) + tail
     assert want and got == want
