@@ -50,9 +50,11 @@ def test_layers_through_the_uart_under_verilator(tmp_path):
 
 
 @pytest.mark.skipif(simulator_available("icarus") is not None, reason=str(simulator_available("icarus")))
-def test_small_layer_through_the_uart_under_icarus(tmp_path):
+@pytest.mark.parametrize("serial", [False, True])  # serial: the iCEBreaker's memory organisation
+def test_small_layer_through_the_uart_under_icarus(tmp_path, serial):
     dp = DatapathConfig(m=2, r=3, c_max=2)
-    cfg = AccelConfig(datapath=dp, pes=1, lanes=1, k_max=2, h_max=4, w_max=4)
+    cfg = AccelConfig(datapath=dp, pes=1, lanes=1, k_max=2, h_max=4, w_max=4, requant=1 if serial else None,
+                      serial=serial)
     layers = _layers(dp, cfg, [(2, 2, 4, 4, 0.5)], tmp_path)
     runs, _ = run_hostlink(cfg, [x[:3] for x in layers], "icarus", tmp_path / "build", divisor=4)
     _check(runs, layers)

@@ -230,6 +230,20 @@ def test_sim_subcommand_random_layer_under_icarus_with_waves(tmp_path):
     assert rep["waves"] and all(Path(w).stat().st_size > 0 for w in rep["waves"])
 
 
+def test_sim_subcommand_serial_array_under_icarus(tmp_path):
+    """The position-serial organisation (the iCEBreaker's) simulated as RTL through cocotb: bit-exact,
+    cycles as the model predicts, and the params.json says serial."""
+    reason = simulator_available("icarus")
+    if reason:
+        pytest.skip(reason)
+    winnow("sim", "--random", "3,2,5,6", "--density", 0.4, "--m", 2, "--c-max", 4, "--pes", 1, "--lanes", 1,
+           "--otu-lanes", 1, "--requant", 1, "--k-max", 4, "--h-max", 6, "--w-max", 6, "--serial",
+           "--sim", "icarus", "--out", tmp_path, check=0)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["all_bit_exact"] and rep["layers"][0]["rtl_cycles"] == rep["layers"][0]["model_cycles"]
+    assert json.loads((tmp_path / "build-icarus" / "params.json").read_text())["serial"] is True
+
+
 def test_gen_writes_verilog_and_a_params_json_that_rebuilds_the_array(tmp_path):
     from hw.config import AccelConfig
 
@@ -307,6 +321,8 @@ def _toml(tmp_path, text):
     ("[sim]\nsimulator = \"xsim\"\n", ["[sim].simulator", "verilator, icarus"]),
     ("[sim]\nlayers = \"some\"\n", ["[sim].layers", "all"]),
     ("[array]\npes = 2.5\n", ["[array].pes", "an integer"]),
+    ("[array]\nserial = 1\n", ["[array].serial", "true or false"]),
+    ("[array]\npes = 4\nserial = true\n", ["[array]", "one PE per cluster"]),
     ("[board]\nspeed = 1\n", ["[board]", "speed"]),
     ("[board]\n", ["[board].name", "missing"]),
     ("[board]\nname = \"de10nano\"\n", ["[board].name", "de10nano", "ulx3s"]),

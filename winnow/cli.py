@@ -53,6 +53,10 @@ def _array_options(p: argparse.ArgumentParser, datapath: bool, default: str) -> 
     g.add_argument("--params", type=Path, help="params.json of a generated array")
     for name in ARRAY_FIELDS:
         g.add_argument("--" + name.replace("_", "-"), type=int, help=ARRAY_HELP[name])
+    g.add_argument("--serial", action=argparse.BooleanOptionalAction, default=None,
+                   help="position-serial memories (one input, V' and accumulator memory instead of n² banks; "
+                        "n² cycles per tile in the input and output units; needs clusters = pes): for parts "
+                        "with few block RAMs such as the iCE40")
     if datapath:
         d = p.add_argument_group("datapath", "for arrays not tied to layers or a preset")
         d.add_argument("--m", type=int, help="output tile m of F(m, 3) (default 4)")
@@ -64,7 +68,7 @@ def _array_options(p: argparse.ArgumentParser, datapath: bool, default: str) -> 
 
 
 def _given_fields(a) -> dict:
-    return {k: getattr(a, k) for k in ARRAY_FIELDS if getattr(a, k, None) is not None}
+    return {k: getattr(a, k) for k in ARRAY_FIELDS + ("serial",) if getattr(a, k, None) is not None}
 
 
 def _given_datapath(a) -> dict:

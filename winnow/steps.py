@@ -200,7 +200,7 @@ def gen(cfg, out: Path, progress: Progress = print) -> dict:
 def array_label(cfg) -> str:
     """P, L, clusters, OTU lanes, requantizers and k_block of an array, in one line."""
     return (f"P={cfg.pes}×L={cfg.lanes}, S={cfg.clusters}, OTU {cfg.otu_lanes}×{cfg.requant} requantizers, "
-            f"k_block={cfg.k_block}")
+            f"k_block={cfg.k_block}" + (", serial memories" if cfg.serial else ""))
 
 
 def cycles(cfg, layers, out: Path | None = None) -> dict:
