@@ -147,7 +147,7 @@ def throughput(report: dict, density: float = 0.3) -> dict:
 
 
 def render(res: dict) -> str:
-    lines = ["| board | part | preset: F(m,3), P×L, requantizers, C/K max, H/W max | LUT | FF | DSP | BRAM | Fmax (MHz) "
+    lines = ["| board | part | preset: F(m,3), P×L, requantizers, C/K max, H/W max, memories | LUT | FF | DSP | BRAM | Fmax (MHz) "
              "| build (s) |", "|---|---|---|---|---|---|---|---|---|"]
     for b in res["boards"]:
         if b["status"] != "built":
@@ -161,7 +161,7 @@ def render(res: dict) -> str:
         cell = lambda k: f"{u[k]['used']:,} / {u[k]['available']:,}"  # noqa: E731
         lines.append(f"| {r['board']} | {r['device']} | {r['preset']}: F({dp['m']},3), {c['pes']}×{c['lanes']}, "
                      f"{c.get('requant', dp['m'] ** 2)}, {c['c_max']}/{c['k_max']}, "
-                     f"{c['h_max']}/{c['w_max']} | {cell('LUT')} | {cell('FF')} | {cell('DSP')} | {cell('BRAM')} | "
+                     f"{c['h_max']}/{c['w_max']}{', serial' if c.get('serial') else ''} | {cell('LUT')} | {cell('FF')} | {cell('DSP')} | {cell('BRAM')} | "
                      f"{r['fmax_mhz']:.1f} | {r['build_s']:.0f} |")
     out = "\n".join(lines)
     for t in res.get("throughput", []):
@@ -202,7 +202,7 @@ def update_docs(res: dict, path: Path = DOCS) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--boards", nargs="*", default=["ulx3s", "ulx3s-f43", "orangecrab", "icebreaker"],
                     help="presets to build (each on its board)")
     ap.add_argument("--from-reports", action="store_true", help="read build/boards/*/report.json, build nothing")
