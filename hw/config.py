@@ -10,7 +10,6 @@ so the packer, the cycle model and the testbench read the same numbers.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from model.atomic import atomic_write_json
 from model.datapath import DatapathConfig
 from model.errors import ConfigError
+from model.json_file import read_json
 
 #: The schema tag of params.json.
 PARAMS_SCHEMA = "winnow-accel-params/1"
@@ -246,6 +246,17 @@ class AccelConfig:
         return self.m * self.m // self.requant
 
     @property
+    def itu_tile_cycles(self) -> int:
+        """Cycles the input unit spends on one tile: 1, or n² with serial memories (a pixel per cycle)."""
+        return self.positions if self.serial else 1
+
+    @property
+    def otu_item_cycles(self) -> int:
+        """Cycles the output unit spends on one lane slice of a row: Q, or n² with serial
+        accumulators (a position per cycle)."""
+        return self.positions if self.serial else self.requant_cycles
+
+    @property
     def out_banks(self) -> int:
         """Output banks: one per (tile mod otu_lanes, ho mod m, wo mod m)."""
         return self.otu_lanes * self.m * self.m
@@ -354,13 +365,9 @@ class AccelConfig:
         """Read a ``params.json`` (:meth:`write_params`); every error names the file."""
         path = Path(path)
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such params.json") from None
+            doc = read_json(path, ConfigError, missing="no such params.json")
         except IsADirectoryError:
             raise ConfigError(f"{path}: a directory, not a params.json") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         try:
             return cls.from_dict(doc)
         except ConfigError as exc:

@@ -54,14 +54,12 @@ def itu_latency(cfg: AccelConfig) -> int:
 
 def itu_cycles(cfg: AccelConfig, in_channels: int) -> int:
     """Busy cycles of the input unit for one tile group: C·L tiles, n² cycles each when serial."""
-    per_tile = cfg.positions if cfg.serial else 1
-    return in_channels * cfg.lanes * per_tile + itu_latency(cfg)
+    return in_channels * cfg.lanes * cfg.itu_tile_cycles + itu_latency(cfg)
 
 
 def otu_cycles(cfg: AccelConfig, rows: int) -> int:
     """Busy cycles of the output unit for one step of ``rows`` output channels."""
-    per_item = cfg.positions if cfg.serial else cfg.requant_cycles
-    return rows * cfg.lanes // cfg.otu_lanes * per_item + otu_latency(cfg)
+    return rows * cfg.lanes // cfg.otu_lanes * cfg.otu_item_cycles + otu_latency(cfg)
 
 
 @dataclass(frozen=True)

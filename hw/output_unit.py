@@ -98,11 +98,6 @@ class OutputUnit(wiring.Component):
             return 2 + SerialOutputTransform.tail_of(cfg.m, cfg.requant)
         return 2 + OutputTransform.latency_of(cfg.m, cfg.requant)
 
-    @staticmethod
-    def item_cycles(cfg: AccelConfig) -> int:
-        """Cycles per slice of lanes of one row: Q, or n² with serial accumulators."""
-        return cfg.positions if cfg.serial else cfg.requant_cycles
-
     def __init__(self, config: AccelConfig):
         self._cfg = config
         self.latency = self.latency_of(config)
@@ -142,7 +137,7 @@ class OutputUnit(wiring.Component):
         rows = Signal(ubits(cfg.k_block))
         m.d.comb += rows.eq(Mux(step.block + 1 == regs.k_blocks, regs.k_last, cfg.k_block))
         last_slice = lg == slices - 1
-        T = self.item_cycles(cfg)
+        T = cfg.otu_item_cycles
         # banked: which R of the tile's m² outputs the cores requantize; serial: the position read
         sub = Signal(ubits(T - 1))
         adv = Signal()                         # the walk moves on (every T cycles)

@@ -71,7 +71,6 @@ class SerialOutputTransform(wiring.Component):
     def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config
         self._R, self._shift_bits, _sub, quant, out = requantizer_ports(config, requant)
-        self.tail = self.tail_of(config.m, self._R)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "m": signed(config.widths.acc_bits), "pos": ubits(config.n ** 2 - 1), **quant}))),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json
 from .errors import WinnowError
+from .json_file import read_json
 from .integer_net import Flatten, IntegerNetwork, IntReLU, QuantizedLinear
 from .layer_file import SparseLayer, read_layer, write_layer
 from .reference import MaxPool, QuantizedConv
@@ -128,12 +128,7 @@ def read_network(path) -> NetworkFiles:
             fail(field, f"expected a positive finite number, got {v!r}")
         return float(v)
 
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ManifestError(f"{where}: no such network manifest") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{where}: not valid JSON ({exc})") from None
+    doc = read_json(path, ManifestError, where=where, missing="no such network manifest")
     if not isinstance(doc, dict) or doc.get("format") != NETWORK_FORMAT:
         fail("format", f"expected '{NETWORK_FORMAT}'")
     if doc.get("format_version") != NETWORK_VERSION:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 from .errors import WinnowError
+from .json_file import read_json
 from .experiment import METHODS, ExperimentConfig
 
 
@@ -47,12 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> ExperimentConfig:
     values: dict = {}
     if args.config is not None:
-        try:
-            doc = json.loads(args.config.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise WinnowError(f"{args.config}: no such configuration file") from None
-        except json.JSONDecodeError as exc:
-            raise WinnowError(f"{args.config}: not valid JSON ({exc})") from None
+        doc = read_json(args.config, missing="no such configuration file")
         if not isinstance(doc, dict):
             raise WinnowError(f"{args.config}: expected a JSON object of ExperimentConfig fields")
         known = {f.name for f in dataclasses.fields(ExperimentConfig)}

@@ -283,14 +283,13 @@ def cmd_build(a) -> int:
 
 
 def cmd_report(a) -> int:
+    from model.json_file import read_json
+
     from .report import write_report
 
     boards = {}
     for f in a.board_report or []:
-        try:
-            doc = json.loads(Path(f).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise WinnowError(f"{f}: not valid JSON ({exc})") from None
+        doc = read_json(f)
         if not isinstance(doc, dict) or "resources" not in doc:
             raise WinnowError(f"{f}: not a board build report (a JSON object with 'resources', from 'winnow build')")
         boards[doc.get("board", Path(f).parent.name)] = doc

@@ -12,11 +12,11 @@ Rendered only from the steps' ``report.json`` files (never from live objects), s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from model.atomic import atomic_write_json, atomic_write_text
 from model.errors import WinnowError
+from model.json_file import read_json
 
 
 def _finished(root: Path) -> set[str] | None:
@@ -24,10 +24,7 @@ def _finished(root: Path) -> set[str] | None:
     state = root / "flow.json"
     if not state.exists():
         return None
-    try:
-        doc = json.loads(state.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WinnowError(f"{state}: not valid JSON ({exc})") from None
+    doc = read_json(state)
     steps = doc.get("steps") if isinstance(doc, dict) else None
     if not isinstance(steps, dict):
         raise WinnowError(f"{state}: not a flow state (no 'steps' object)")
@@ -41,10 +38,7 @@ def _load(root: Path, step: str, finished: set[str] | None) -> dict | None:
     p = root / step / "report.json"
     if not p.exists():
         return None
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WinnowError(f"{p}: not valid JSON ({exc})") from None
+    doc = read_json(p)
     if not isinstance(doc, dict):
         raise WinnowError(f"{p}: not a step report (a JSON object)")
     return doc
