@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.atomic import atomic_write_json
+from winnow.model.files.atomic import atomic_write_json
 
 SCHEMA = "winnow-bench-boards/1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +44,9 @@ WINOGEN_GOPS_PER_DSP = 3.80
 
 
 def build_boards(names, from_reports: bool) -> list[dict]:
-    """Build each preset in ``names`` on its board (``boards.presets.PRESET_BOARD``), one directory each."""
-    from boards.build import BoardError, ResourceError, build_board
-    from boards.presets import PRESET_BOARD
+    """Build each preset in ``names`` on its board (``winnow.boards.presets.PRESET_BOARD``), one directory each."""
+    from winnow.boards.build import BoardError, ResourceError, build_board
+    from winnow.boards.presets import PRESET_BOARD
 
     out = []
     for name in names:
@@ -73,7 +73,7 @@ def build_boards(names, from_reports: bool) -> list[dict]:
 
 def _netlist(name: str, board: str) -> dict | None:
     """Resource use of the synthesized netlist of a build that stopped after synthesis."""
-    from boards.build import get_board, netlist_cells, netlist_usage
+    from winnow.boards.build import get_board, netlist_cells, netlist_usage
 
     path = BUILD / name / "top.json"
     if not path.exists():
@@ -83,12 +83,12 @@ def _netlist(name: str, board: str) -> dict | None:
 
 
 def uart_e2e() -> dict:
-    from boards.sim_hostlink import run_hostlink
-    from hw.config import AccelConfig
-    from hw.cycle_model import packed_cycles
-    from hw.packer import pack_layer
-    from model.datapath import DatapathConfig
-    from sim.layers import random_input, random_layer, reference_output
+    from winnow.boards.sim_hostlink import run_hostlink
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.cycle_model import packed_cycles
+    from winnow.hw.packer import pack_layer
+    from winnow.model.integer.datapath import DatapathConfig
+    from winnow.sim.layers import random_input, random_layer, reference_output
 
     dp = DatapathConfig(m=2, r=3, c_max=8)
     cfg = AccelConfig(datapath=dp, pes=2, lanes=2, k_max=8, h_max=8, w_max=8)
@@ -114,10 +114,10 @@ def uart_e2e() -> dict:
 
 
 def throughput(report: dict, density: float = 0.3) -> dict:
-    from boards.presets import PRESETS
-    from hw.cycle_model import packed_cycles
-    from hw.packer import pack_layer
-    from sim.layers import random_layer
+    from winnow.boards.presets import PRESETS
+    from winnow.hw.cycle_model import packed_cycles
+    from winnow.hw.packer import pack_layer
+    from winnow.sim.layers import random_layer
 
     cfg = PRESETS[report["preset"]]
     fmax = report["fmax_mhz"] * 1e6
@@ -189,7 +189,7 @@ def update_docs(res: dict, path: Path = DOCS) -> None:
     """Replace the ``<!-- results_table -->`` and ``<!-- throughput_tables -->`` blocks of ``path``."""
     import re
 
-    from model.atomic import atomic_write_text
+    from winnow.model.files.atomic import atomic_write_text
 
     parts = render(res).split("\n\n")
     blocks = {"results_table": parts[0],

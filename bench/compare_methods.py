@@ -27,16 +27,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from hw.config import AccelConfig
-from hw.cycle_model import sparse_and_dense
-from model.atomic import atomic_write_json, atomic_write_text
-from model.data import mnist5k
-from model.datapath import DatapathConfig
-from model.errors import ConfigError, WinnowError
-from model.experiment import ExperimentConfig, run_experiment, train_dense
-from model.export import sparse_layers
-from model.integer_net import build_integer_network
-from model.layer_file import SparseLayer
+from winnow.hw.config import AccelConfig
+from winnow.hw.cycle_model import sparse_and_dense
+from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+from winnow.model.data.datasets import mnist5k
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError, WinnowError
+from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.files.export import sparse_layers
+from winnow.model.integer.network import build_integer_network
+from winnow.model.files.layer_file import SparseLayer
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
@@ -69,9 +69,9 @@ def pe_array(datapath: DatapathConfig) -> AccelConfig:
 def network_layers(model: nn.Module, input_shape) -> list[SparseLayer]:
     """The convolutions of a fake-quantized model as sparse layer files would hold them.
 
-    Builds the integer network (as ``model.prune`` does before export) and takes its
-    layers with :func:`model.export.sparse_layers`, as the export does. Raises
-    :class:`model.errors.WinnowError` (naming the layer) if a convolution is not a
+    Builds the integer network (as ``winnow.model.apps.prune_experiment`` does before export) and takes its
+    layers with :func:`winnow.model.files.export.sparse_layers`, as the export does. Raises
+    :class:`winnow.model.errors.WinnowError` (naming the layer) if a convolution is not a
     Winograd layer or the network cannot be made integer.
     """
     left = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv2d, nn.Conv3d))]
@@ -180,11 +180,11 @@ def render_hardware(doc: dict) -> list[str]:
     a = doc.get("array", PE_ARRAY)
     lines = ["", "## Hardware cycles on the sparse PE array (cycle model)", "",
              f"Every method's convolutions, as its sparse layer files hold them (`SparseLayer.from_quantized_conv` "
-             f"of the integer network), packed (`hw.packer.pack_layer`) for one array: P = {a['pes']} PEs × L = {a['lanes']} lanes ({a['pes'] * a['lanes']} multipliers), "
+             f"of the integer network), packed (`winnow.hw.packer.pack_layer`) for one array: P = {a['pes']} PEs × L = {a['lanes']} lanes ({a['pes'] * a['lanes']} multipliers), "
              f"an output unit finishing {a.get('otu_lanes', 1)} tiles per cycle, "
              f"C ≤ {a['c_max']}, K ≤ {a['k_max']}, inputs up to {a['h_max']}×{a['w_max']}, padding ≤ {a['pad_max']} "
              "(`bench.compare_methods.PE_ARRAY`), with the datapath the network was quantized for. Cycles per image, "
-             "summed over the four convolutions, from the exact cycle model (`hw.cycle_model.packed_cycles`); "
+             "summed over the four convolutions, from the exact cycle model (`winnow.hw.cycle_model.packed_cycles`); "
              "dense = dense Winograd on the same array (every weight streamed, zeros included); "
              "floor = ⌈T·nnz/(P·L)⌉ per layer; speedup = dense / sparse; efficiency = floor / sparse; "
              "vs unpruned = the unpruned network's dense-Winograd cycles / this row's sparse cycles. "

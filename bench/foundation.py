@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.datapath import DatapathConfig
-from model.reference import integer_conv, quantize_conv, quantize_input
-from model.tiling import ConvGeometry
-from model.winograd_conv import winograd_conv
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.integer.reference import integer_conv, quantize_conv, quantize_input
+from winnow.model.algebra.tiling import ConvGeometry
+from winnow.model.algebra.winograd_conv import winograd_conv
 
 #: Kernel size of every layer measured here (3 × 3, the case Winograd is used for).
 R = 3

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.atomic import atomic_write_json
+from winnow.model.files.atomic import atomic_write_json
 
 SCHEMA = "winnow-bench-hw/1"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hw.json"
@@ -60,12 +60,12 @@ RECOMMENDED = {4: (16, 4, 4, 4), 6: (32, 2, 1, 2)}
 
 def sim_speed(simulator: str, size: int = 16, channels: int = 32, density: float = 0.3) -> dict:
     """Cycles/s of the generated RTL under ``simulator`` on one F(4,3) layer."""
-    from hw.config import AccelConfig
-    from hw.cycle_model import packed_cycles
-    from hw.packer import pack_layer
-    from model.datapath import DatapathConfig
-    from sim.cocotb_run import run_layers, simulator_available
-    from sim.layers import random_input, random_layer, reference_output
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.cycle_model import packed_cycles
+    from winnow.hw.packer import pack_layer
+    from winnow.model.integer.datapath import DatapathConfig
+    from winnow.sim.cocotb_run import run_layers, simulator_available
+    from winnow.sim.layers import random_input, random_layer, reference_output
 
     reason = simulator_available(simulator)
     if reason:
@@ -92,10 +92,10 @@ def vgg16_tables(tiles=(4, 6), densities=(0.5, 0.3, 0.2, 0.1), seed: int = 0) ->
 
     Masks are uniform random: each row U_p[k, :] holds Binomial(C, d) non-zeros.
     """
-    from hw.config import AccelConfig
-    from hw.cycle_model import shape_cycles
-    from model.datapath import DatapathConfig
-    from model.tiling import ConvGeometry
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.cycle_model import shape_cycles
+    from winnow.model.integer.datapath import DatapathConfig
+    from winnow.model.algebra.tiling import ConvGeometry
 
     rows = []
     rng = np.random.default_rng(seed)

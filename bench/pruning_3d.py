@@ -2,7 +2,7 @@
 
 SmallC3D's 3-D convolutions become 3-D Winograd layers (F(2,3)³ and F(4,3)³); the
 Winograd-domain weights are ranked by importance (the output-referred magnitude of
-model.pruning), pruned along an iterative schedule with retraining between steps, and
+winnow.model.pruning.winograd), pruned along an iterative schedule with retraining between steps, and
 fine-tuned with fake quantization; accuracy is measured on the integer reference.
 
     python -m bench.pruning_3d [--quick]
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from model.atomic import atomic_write_json
-from model.data import shapes3d
-from model.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.files.atomic import atomic_write_json
+from winnow.model.data.datasets import shapes3d
+from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
 
 OUT = Path(__file__).resolve().parent / "results" / "pruning_3d.json"
 

@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from model.atomic import atomic_write_json
-from model.data import mnist5k
-from model.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.files.atomic import atomic_write_json
+from winnow.model.data.datasets import mnist5k
+from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pruning_sweep.json"
 DENSITIES = (1.0, 0.5, 0.3, 0.2, 0.1)

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from model.atomic import atomic_write_json
-from model.convert import convert_to_winograd
-from model.nets import SmallVGG
-from model.optim import winograd_adam
+from winnow.model.files.atomic import atomic_write_json
+from winnow.model.nn.convert import convert_to_winograd
+from winnow.model.data.nets import SmallVGG
+from winnow.model.training.optim import winograd_adam
 
 OUT = Path(__file__).resolve().parent / "results" / "training_step.json"
 

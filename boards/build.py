@@ -10,7 +10,7 @@ bitstream packer from the YoWASP wheels step by step, and writes into ``out_dir`
   the yosys netlist), step timings, tool versions, the configuration;
 * ``params.json`` and ``hostlink.json``: the configuration and what INFO reports.
 
-Errors are :class:`BoardError` subclasses of :class:`model.errors.WinnowError`: an unknown
+Errors are :class:`BoardError` subclasses of :class:`winnow.model.errors.WinnowError`: an unknown
 board or preset, a configuration too big for the part (which resource, used vs
 available: checked before building where it can be, else from the synthesized netlist),
 a missing tool (which pip package installs it), a failing tool (its log tail).
@@ -32,15 +32,15 @@ from pathlib import Path
 
 from amaranth import Elaboratable, Module
 
-from hw.config import AccelConfig
-from model.atomic import atomic_write_json
-from model.errors import ConfigError, WinnowError
+from winnow.hw.config import AccelConfig
+from winnow.model.files.atomic import atomic_write_json
+from winnow.model.errors import ConfigError, WinnowError
 
-from . import protocol as P
-from .export import link_params
-from .host_link import HostLink
-from .presets import PRESETS
-from .uart import divisor_for
+from winnow.boards import protocol as P
+from winnow.boards.export import link_params
+from winnow.boards.host_link import HostLink
+from winnow.boards.presets import PRESETS
+from winnow.boards.uart import divisor_for
 
 #: Schema tag of report.json.
 REPORT_SCHEMA = "winnow-board-report/1"

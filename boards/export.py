@@ -2,7 +2,7 @@
 
 ``export_verilog(cfg, out_dir, divisor=...)`` writes
 
-* ``winnow_array.v`` and ``params.json``: the array, exactly as :func:`hw.generate.generate` writes it;
+* ``winnow_array.v`` and ``params.json``: the array, exactly as :func:`winnow.hw.generate.generate` writes it;
 * ``winnow_hostlink.v``: the UART receiver, command processor and transmitter, with the
   array instantiated by module name (ports ``clk``, ``rst`` (synchronous, active high),
   ``rx``, ``tx``, ``busy``, ``done``);
@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hw.config import AccelConfig
-from hw.generate import generate
-from model.atomic import atomic_write_json, atomic_write_text
+from winnow.hw.config import AccelConfig
+from winnow.hw.generate import generate
+from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 
-from .host_link import HostLink, link_info
-from .uart import check_divisor
+from winnow.boards.host_link import HostLink, link_info
+from winnow.boards.uart import check_divisor
 
 #: Module name of the HostLink top in the Verilog export.
 TOP = "winnow_hostlink"

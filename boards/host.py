@@ -2,7 +2,7 @@
 
 ::
 
-    from boards.host import HostDriver, SerialTransport
+    from winnow.boards.host import HostDriver, SerialTransport
     drv = HostDriver(SerialTransport("/dev/ttyUSB1", baud=115200))
     out, cycles = drv.run_layer(pack_layer(layer, cfg), xq)
 
@@ -20,9 +20,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from model.errors import DataError, WinnowError
+from winnow.model.errors import DataError, WinnowError
 
-from . import protocol as P
+from winnow.boards import protocol as P
 
 
 class HostLinkError(WinnowError):
@@ -237,7 +237,7 @@ class HostDriver:
         want = P.config_id(cfg)
         if info.config_id != want:
             raise HostLinkError(f"the board runs configuration {info.config_id:08x}, the layer is packed for "
-                                f"{want:08x}: pack it with the board's preset (boards.presets) or rebuild")
+                                f"{want:08x}: pack it with the board's preset (winnow.boards.presets) or rebuild")
 
     def run_layer(self, packed, xq, *, run_timeout: float = 10.0, read_mode: str = "range"):
         """Load ``packed`` with input ``xq``, run, read back → (outputs int64 (K, Ho, Wo), RUN cycles)."""

@@ -1,8 +1,8 @@
-"""HostLink: a UART command interface around :class:`hw.array.WinogradArray`.
+"""HostLink: a UART command interface around :class:`winnow.hw.array.WinogradArray`.
 
 ``UARTRx → CommandProcessor → UARTTx``; the command processor drives the array's
 ports (load, start, rd_bank/rd_addr) and reads its status (busy, done, cycles,
-rd_data). The protocol is :mod:`boards.protocol` (table in docs/boards.md).
+rd_data). The protocol is :mod:`winnow.boards.protocol` (table in docs/boards.md).
 
 Only the array's ports are used, and their widths are read from its signature, so
 the array's internals (memory banking, encodings) can change freely.
@@ -14,14 +14,14 @@ from amaranth import C, Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Si
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.array import WinogradArray
-from hw.config import AccelConfig
-from model.errors import ConfigError
+from winnow.hw.array import WinogradArray
+from winnow.hw.config import AccelConfig
+from winnow.model.errors import ConfigError
 
-from . import protocol as P
-from .uart import BITS_PER_BYTE, UARTRx, UARTTx, check_divisor
+from winnow.boards import protocol as P
+from winnow.boards.uart import BITS_PER_BYTE, UARTRx, UARTTx, check_divisor
 
-#: Module name of the array in the Verilog export (hw.generate.TOP).
+#: Module name of the array in the Verilog export (winnow.hw.generate.TOP).
 ARRAY_MODULE = "winnow_array"
 
 
@@ -44,7 +44,7 @@ class CommandProcessor(wiring.Component):
 
     Parameters
     ----------
-    info : boards.protocol.LinkInfo
+    info : winnow.boards.protocol.LinkInfo
         Widths of the array's ports and the configuration id reported by INFO.
     timeout_cycles : int
         A command whose argument bytes stop arriving for this many cycles is abandoned
@@ -301,7 +301,7 @@ class ByteLink(wiring.Component):
         Receiver error pulses.
     busy, done : Out(1)
         The array's status.
-    info : boards.protocol.LinkInfo
+    info : winnow.boards.protocol.LinkInfo
     """
 
     def __init__(self, config: AccelConfig, *, timeout_cycles: int, array: str = "component"):
@@ -336,7 +336,7 @@ class ByteLink(wiring.Component):
 
 
 class HostLink(wiring.Component):
-    """A :class:`hw.array.WinogradArray` behind a UART command interface.
+    """A :class:`winnow.hw.array.WinogradArray` behind a UART command interface.
 
     Parameters
     ----------
@@ -350,7 +350,7 @@ class HostLink(wiring.Component):
     array : {"component", "instance"}
         ``"component"`` elaborates the array inside (Amaranth simulation, board builds);
         ``"instance"`` instantiates a Verilog module ``winnow_array`` by name, to be
-        compiled beside the file :func:`hw.generate.generate` writes (Verilog export).
+        compiled beside the file :func:`winnow.hw.generate.generate` writes (Verilog export).
 
     Attributes
     ----------
@@ -360,7 +360,7 @@ class HostLink(wiring.Component):
         UART transmit line (to the host).
     busy, done : Out(1)
         The array's status (for LEDs).
-    info : boards.protocol.LinkInfo
+    info : winnow.boards.protocol.LinkInfo
         What INFO reports.
     """
 

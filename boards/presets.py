@@ -1,4 +1,4 @@
-"""Configuration presets: one :class:`hw.config.AccelConfig` per board, sized to fit its part.
+"""Configuration presets: one :class:`winnow.hw.config.AccelConfig` per board, sized to fit its part.
 
 Sizes were chosen by building (``make bench-boards``; figures in docs/boards.md): block
 RAM and LUTs are the limits, because the banked array keeps many small memory banks
@@ -26,9 +26,9 @@ iCE40 preset uses the position-serial organisation instead.
 
 from __future__ import annotations
 
-from hw.config import AccelConfig
-from model.datapath import DatapathConfig
-from model.errors import ConfigError
+from winnow.hw.config import AccelConfig
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError
 
 PRESETS: dict[str, AccelConfig] = {
     "ulx3s": AccelConfig(datapath=DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=32),

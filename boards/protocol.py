@@ -1,5 +1,5 @@
-"""The host-link byte protocol, shared by the gateware (:mod:`boards.host_link`) and the
-host driver (:mod:`boards.host`). Pure Python: no Amaranth.
+"""The host-link byte protocol, shared by the gateware (:mod:`winnow.boards.host_link`) and the
+host driver (:mod:`winnow.boards.host`). Pure Python: no Amaranth.
 
 Every command is one command byte followed by its argument bytes; every command is
 answered, in order, by its response. Multi-byte fields are little-endian. A response
@@ -19,7 +19,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from model.errors import DataError
+from winnow.model.errors import DataError
 
 #: Protocol version reported by INFO.
 VERSION = 1
@@ -53,7 +53,7 @@ def nbytes(bits: int) -> int:
 
 
 def config_id(cfg) -> int:
-    """32-bit fingerprint of an :class:`hw.config.AccelConfig` (first 4 bytes of the SHA-256 of its JSON).
+    """32-bit fingerprint of an :class:`winnow.hw.config.AccelConfig` (first 4 bytes of the SHA-256 of its JSON).
 
     The board reports the id of the configuration it was built for; the driver refuses
     a layer packed for another one.

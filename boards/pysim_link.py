@@ -1,4 +1,4 @@
-"""An in-process transport: a :class:`boards.host_link.ByteLink` or :class:`~boards.host_link.HostLink`
+"""An in-process transport: a :class:`winnow.boards.host_link.ByteLink` or :class:`~winnow.boards.host_link.HostLink`
 running under the Amaranth simulator in a background thread.
 
 The host driver runs in the caller's thread and talks to the simulated board through
@@ -16,8 +16,8 @@ from collections import deque
 import numpy as np
 from amaranth.sim import Simulator
 
-from .host_link import ByteLink, HostLink
-from .uart import BITS_PER_BYTE
+from winnow.boards.host_link import ByteLink, HostLink
+from winnow.boards.uart import BITS_PER_BYTE
 
 
 class PysimTransport:

@@ -1,7 +1,7 @@
 """Run layers end to end through the HostLink's UART under Verilator or Icarus (cocotb).
 
 ``run_hostlink(cfg, [(packed, xq, name)], simulator, build_dir, divisor=4)`` exports the
-Verilog (:func:`boards.export.export_verilog`), builds it once (cached by a stamp of the
+Verilog (:func:`winnow.boards.export.export_verilog`), builds it once (cached by a stamp of the
 configuration and the generator sources), runs ``boards/tb_hostlink.py`` and returns per
 layer the outputs, the cycle count read over the serial line, and timings.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import AccelConfig
-from model.sources import source_digest
-from sim.cocotb_run import build_args, cocotb_env, simulator_available, tool_env, tool_environ
+from winnow.hw.config import AccelConfig
+from winnow.model.sources import source_digest
+from winnow.sim.cocotb_run import build_args, cocotb_env, simulator_available, tool_env, tool_environ
 
-from .export import TOP, export_verilog
+from winnow.boards.export import TOP, export_verilog
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_d
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
                      timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
         t1 = time.perf_counter()
-        xml = runner.test(test_module="boards.tb_hostlink", hdl_toplevel=TOP, build_dir=build_dir,
+        xml = runner.test(test_module="winnow.boards.tb_hostlink", hdl_toplevel=TOP, build_dir=build_dir,
                           test_dir=build_dir, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
                           extra_env=cocotb_env(WINNOW_HL_CASES=str(case_file), WINNOW_HL_RESULTS=str(res_file),
                                                WINNOW_HL_DIVISOR=str(divisor)))

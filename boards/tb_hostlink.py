@@ -1,7 +1,7 @@
 """cocotb testbench of ``winnow_hostlink``: the host driver talks to the RTL through its UART pins.
 
 A cocotb UART model drives ``rx`` with the bytes the host driver writes and decodes
-``tx`` into the bytes it reads. The driver (:class:`boards.host.HostDriver`, the same
+``tx`` into the bytes it reads. The driver (:class:`winnow.boards.host.HostDriver`, the same
 class that talks to a board over pyserial) runs in a cocotb bridge thread; its
 transport's timeouts are in simulated seconds. Cases come from a pickle
 (``WINNOW_HL_CASES``: [(packed, xq, name)]); results go to ``WINNOW_HL_RESULTS`` (JSON)
@@ -22,7 +22,7 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import Event, FallingEdge, First, Timer
 from cocotb.utils import get_sim_time
 
-from boards.host import HostDriver
+from winnow.boards.host import HostDriver
 
 PERIOD_NS = 10
 

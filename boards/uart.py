@@ -22,7 +22,7 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.errors import ConfigError
+from winnow.model.errors import ConfigError
 
 #: Bits on the line per byte (start, eight data bits, stop).
 BITS_PER_BYTE = 10

@@ -21,7 +21,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, ubits
+from winnow.hw.config import AccelConfig, ubits
 
 
 class AccumulatorsRef:

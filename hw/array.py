@@ -2,17 +2,17 @@
 
 Units (each a component with a NumPy twin and its own test):
 
-* :class:`hw.sequencer.Sequencer`: the phases of :mod:`hw.schedule` over steps (tile
+* :class:`winnow.hw.sequencer.Sequencer`: the phases of :mod:`winnow.hw.schedule` over steps (tile
   group, output-channel block);
-* :class:`hw.input_unit.InputUnit`: input memory, tile walker, input transform;
-* :class:`hw.vbuffer.VBuffer`: V' banked by (cluster, position), double-buffered;
-* :class:`hw.pe.SparsePE` × P: zero-skipping PEs walking their stream segments;
-* :class:`hw.accumulators.Accumulators`: row sums banked by (cluster, position),
+* :class:`winnow.hw.input_unit.InputUnit`: input memory, tile walker, input transform;
+* :class:`winnow.hw.vbuffer.VBuffer`: V' banked by (cluster, position), double-buffered;
+* :class:`winnow.hw.pe.SparsePE` × P: zero-skipping PEs walking their stream segments;
+* :class:`winnow.hw.accumulators.Accumulators`: row sums banked by (cluster, position),
   double-buffered;
-* :class:`hw.output_unit.OutputUnit`: output transforms, requantization, output memory.
+* :class:`winnow.hw.output_unit.OutputUnit`: output transforms, requantization, output memory.
 
 The load port writes every memory and register while the array is idle:
-select ``REG`` (address = index in :func:`hw.config.register_map`), ``X`` (input bank,
+select ``REG`` (address = index in :func:`winnow.hw.config.register_map`), ``X`` (input bank,
 address), ``STREAM`` (PE, entry index), ``QUANT`` (output channel).
 """
 
@@ -22,20 +22,20 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .accumulators import Accumulators
-from .config import AccelConfig, check_buildable, load_fields, register_map, ubits
-from .input_unit import InputUnit
-from .output_unit import OutputUnit
-from .packer import SEL_QUANT, SEL_REG, SEL_STREAM, SEL_X
-from .pe import SparsePE
-from .registers import register_layout
-from .sequencer import Sequencer
-from .vbuffer import VBuffer
+from winnow.hw.accumulators import Accumulators
+from winnow.hw.config import AccelConfig, check_buildable, load_fields, register_map, ubits
+from winnow.hw.input_unit import InputUnit
+from winnow.hw.output_unit import OutputUnit
+from winnow.hw.packer import SEL_QUANT, SEL_REG, SEL_STREAM, SEL_X
+from winnow.hw.pe import SparsePE
+from winnow.hw.registers import register_layout
+from winnow.hw.sequencer import Sequencer
+from winnow.hw.vbuffer import VBuffer
 
 
 
 def load_layout(cfg: AccelConfig) -> data.StructLayout:
-    """Payload of the load port: memory select, bank, address, data word (:func:`hw.config.load_fields`)."""
+    """Payload of the load port: memory select, bank, address, data word (:func:`winnow.hw.config.load_fields`)."""
     return data.StructLayout(load_fields(cfg))
 
 
@@ -58,7 +58,7 @@ class WinogradArray(wiring.Component):
     cycles : Out(32)
         Cycles the last run spent in the RUN state (the cycle model's figure).
     rd_bank, rd_addr : In
-        Output memory read-back address (:meth:`hw.packer.PackedLayer.output_reads`).
+        Output memory read-back address (:meth:`winnow.hw.packer.PackedLayer.output_reads`).
     rd_data : Out
         The output word, one cycle after the address.
     """

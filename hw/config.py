@@ -1,6 +1,6 @@
 """``AccelConfig``: the one configuration object of the sparse Winograd PE array.
 
-It embeds :class:`model.datapath.DatapathConfig` (tile, points, bit widths, c_max and
+It embeds :class:`winnow.model.integer.datapath.DatapathConfig` (tile, points, bit widths, c_max and
 every derived width) and adds what only the array needs: P PEs, L tile lanes, the
 layer limits that size the memories, and the mode (sparse or dense images). Every
 generated Verilog file gets a ``params.json`` beside it (:meth:`AccelConfig.write_params`)
@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.atomic import atomic_write_json
-from model.datapath import DatapathConfig
-from model.errors import ConfigError
-from model.json_file import read_json
+from winnow.model.files.atomic import atomic_write_json
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError
+from winnow.model.files.json_file import read_json
 
 #: The schema tag of params.json.
 PARAMS_SCHEMA = "winnow-accel-params/1"
@@ -76,7 +76,7 @@ class AccelConfig:
         Position-serial memories, for parts with few block RAMs (iCE40): the input,
         each cluster's V' copy and each accumulator half are *one* memory each, read one
         Winograd position per cycle, instead of n² banks read at once; the input and
-        output units then take n² cycles per tile (:mod:`hw.cycle_model`). Needs one PE
+        output units then take n² cycles per tile (:mod:`winnow.hw.cycle_model`). Needs one PE
         per cluster (``clusters`` = ``pes``): each of those memories has a single port
         for its PE. The load and read-back protocol is the same in both organisations.
 
@@ -84,7 +84,7 @@ class AccelConfig:
     ----------
     n, positions : int
         Tile size n = m + r − 1 and n² Winograd positions.
-    widths : model.datapath.DatapathWidths
+    widths : winnow.model.integer.datapath.DatapathWidths
         Worst-case width of every stage (the RTL uses exactly these).
     """
 
@@ -106,7 +106,7 @@ class AccelConfig:
     def __post_init__(self):
         dp = self.datapath
         if not isinstance(dp, DatapathConfig):
-            raise ConfigError(f"datapath must be a model.datapath.DatapathConfig; got {type(dp).__name__}")
+            raise ConfigError(f"datapath must be a winnow.model.integer.datapath.DatapathConfig; got {type(dp).__name__}")
         if dp.dims != 2:
             raise ConfigError(f"the PE array generator supports dims = 2 only; got dims = {dp.dims}")
         for name, lo, hi in (("pes", 1, 256), ("lanes", 1, 64), ("clusters", 1, 64), ("otu_lanes", 1, 64),

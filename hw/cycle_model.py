@@ -1,6 +1,6 @@
-"""Exact cycle model of :class:`hw.array.WinogradArray` and the physical floor.
+"""Exact cycle model of :class:`winnow.hw.array.WinogradArray` and the physical floor.
 
-The array runs the phases of :mod:`hw.schedule`. Phase t launches, in one cycle, the
+The array runs the phases of :mod:`winnow.hw.schedule`. Phase t launches, in one cycle, the
 units that have work in it and ends when all are idle; their busy times are::
 
     input unit   C·L + ITU_LATENCY                  (steps that start a group)
@@ -19,7 +19,7 @@ end-of-block marker), so a PE is never idle in a PE phase.
 
 The floor of an array of P·L multipliers is ⌈T · nnz / (P·L)⌉: every non-zero weight
 meets every tile once and nothing else is done. The dense baseline runs the same
-array on streams holding every weight (:func:`hw.packer.pack_layer` in dense mode).
+array on streams holding every weight (:func:`winnow.hw.packer.pack_layer` in dense mode).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import AccelConfig
-from .packer import block_rows, pack_layer, segment_lengths
-from .schedule import phases
+from winnow.hw.config import AccelConfig
+from winnow.hw.packer import block_rows, pack_layer, segment_lengths
+from winnow.hw.schedule import phases
 
 # The latencies are properties of the RTL pipeline stages (hw/input_unit.py, hw/pe.py,
 # hw/output_unit.py); tests/test_hw_array.py checks that they agree.
@@ -131,7 +131,7 @@ def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
 
 
 def packed_cycles(packed) -> CycleReport:
-    """Cycles of a :class:`hw.packer.PackedLayer` (its own mode: sparse or dense)."""
+    """Cycles of a :class:`winnow.hw.packer.PackedLayer` (its own mode: sparse or dense)."""
     return cycles(packed.config, in_channels=packed.layer.in_channels, out_channels=packed.layer.out_channels,
                   tiles=packed.tiles, segments=packed.segments, nnz=packed.layer.nnz)  # fmt: skip
 
@@ -140,7 +140,7 @@ def sparse_and_dense(layer, cfg: AccelConfig):
     """(the layer packed for ``cfg``, its cycles, its dense-Winograd cycles on the same array).
 
     Dense mode streams every weight, zeros included: every row holds C entries, so its
-    segments follow from :func:`hw.packer.segment_lengths` without packing the dense layer
+    segments follow from :func:`winnow.hw.packer.segment_lengths` without packing the dense layer
     (``tests/test_hw_cycle_model.py`` checks this equals packing it).
     """
     packed = pack_layer(layer, cfg)

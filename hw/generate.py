@@ -1,8 +1,8 @@
-"""Generate the Verilog of a :class:`hw.array.WinogradArray` with its params.json beside it.
+"""Generate the Verilog of a :class:`winnow.hw.array.WinogradArray` with its params.json beside it.
 
 Usage (``winnow gen`` is the same with presets and clear errors)::
 
-    python -m hw.generate --m 4 --pes 4 --lanes 4 --out build/hw/f43   # writes winnow_array.v + params.json
+    python -m winnow.hw.generate --m 4 --pes 4 --lanes 4 --out build/hw/f43   # writes winnow_array.v + params.json
 
 The port names are Amaranth's (``load__valid``, ``load__payload``, ``rd_addr`` …);
 ``--axis`` adds a thin wrapper module ``winnow_array_axis`` whose load port is named
@@ -16,11 +16,11 @@ import os
 import re
 from pathlib import Path
 
-from model.atomic import atomic_write_text
-from model.datapath import DatapathConfig
+from winnow.model.files.atomic import atomic_write_text
+from winnow.model.integer.datapath import DatapathConfig
 
-from .array import WinogradArray, load_layout
-from .config import AccelConfig
+from winnow.hw.array import WinogradArray, load_layout
+from winnow.hw.config import AccelConfig
 
 TOP = "winnow_array"
 

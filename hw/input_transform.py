@@ -12,9 +12,9 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.datapath import DatapathConfig
+from winnow.model.integer.datapath import DatapathConfig
 
-from .linear import left, right
+from winnow.hw.linear import left, right
 
 
 def input_transform_ref(tile: np.ndarray, config: DatapathConfig, winograd_relu: bool = False) -> np.ndarray:

@@ -34,12 +34,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.datapath import DatapathConfig
+from winnow.model.integer.datapath import DatapathConfig
 
-from .config import AccelConfig, ubits
-from .delay import delay
-from .input_transform import InputTransform, input_transform_ref
-from .registers import register_layout
+from winnow.hw.config import AccelConfig, ubits
+from winnow.hw.delay import delay
+from winnow.hw.input_transform import InputTransform, input_transform_ref
+from winnow.hw.registers import register_layout
 
 
 def input_unit_ref(xq: np.ndarray, config: DatapathConfig, padding, group: int, lanes: int,

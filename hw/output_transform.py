@@ -17,11 +17,11 @@ from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.datapath import DatapathConfig, signed_range
-from model.quant import round_shift, saturate
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.model.integer.quant import round_shift, saturate
 
-from .config import ubits
-from .linear import left, right
+from winnow.hw.config import ubits
+from winnow.hw.linear import left, right
 
 
 def output_transform_ref(mvals: np.ndarray, bias: int, mult: int, shift: int, relu: bool,

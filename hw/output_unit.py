@@ -34,12 +34,12 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, ubits
-from .delay import delay
-from .output_transform import OutputTransform, output_transform_ref
-from .serial_output_transform import SerialOutputTransform
-from .registers import register_layout
-from .sequencer import step_layout
+from winnow.hw.config import AccelConfig, ubits
+from winnow.hw.delay import delay
+from winnow.hw.output_transform import OutputTransform, output_transform_ref
+from winnow.hw.serial_output_transform import SerialOutputTransform
+from winnow.hw.registers import register_layout
+from winnow.hw.sequencer import step_layout
 
 
 def output_unit_ref(cfg: AccelConfig, M: np.ndarray, quant: np.ndarray, *, group: int, block: int, tiles: int,

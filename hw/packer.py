@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import ConfigError, DataError
-from model.layer_file import SparseLayer
-from model.tiling import ConvGeometry
+from winnow.model.errors import ConfigError, DataError
+from winnow.model.files.layer_file import SparseLayer
+from winnow.model.algebra.tiling import ConvGeometry
 
-from .config import AccelConfig, load_fields, register_map
+from winnow.hw.config import AccelConfig, load_fields, register_map
 
 #: Load-port memory selects.
 SEL_REG, SEL_X, SEL_STREAM, SEL_QUANT = 0, 1, 2, 3
@@ -117,7 +117,7 @@ class PackedLayer:
     ----------
     config : AccelConfig
     layer : SparseLayer
-    geometry : model.tiling.ConvGeometry
+    geometry : winnow.model.algebra.tiling.ConvGeometry
     owner : int64 (clusters, positions)
         PE (index within the cluster) that walks each position's rows of each cluster.
     streams : list of int64 arrays (len_j, 6)
@@ -126,7 +126,7 @@ class PackedLayer:
     segments : int64 (pes, blocks)
         Entries of each PE's segment per output-channel block.
     registers : dict
-        Run-time register values (:func:`hw.config.register_map`).
+        Run-time register values (:func:`winnow.hw.config.register_map`).
     quant : int64 (K, 3)
         bias, mult, shift per output channel.
     """
@@ -209,7 +209,7 @@ class PackedLayer:
         return out
 
     def load_port_words(self, xq: np.ndarray) -> list[int]:
-        """:meth:`load_words` packed into load-port payload integers (:func:`hw.config.load_fields`)."""
+        """:meth:`load_words` packed into load-port payload integers (:func:`winnow.hw.config.load_fields`)."""
         fields = load_fields(self.config)
         out = []
         for sel, bank, addr, data in self.load_words(xq):

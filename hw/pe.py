@@ -28,8 +28,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, ubits
-from .delay import delay
+from winnow.hw.config import AccelConfig, ubits
+from winnow.hw.delay import delay
 
 
 def pe_ref(stream: np.ndarray, v: np.ndarray, k_max: int) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""The run-time registers as one Amaranth struct (layout from :func:`hw.config.register_map`)."""
+"""The run-time registers as one Amaranth struct (layout from :func:`winnow.hw.config.register_map`)."""
 
 from __future__ import annotations
 
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from .config import AccelConfig, register_map
+from winnow.hw.config import AccelConfig, register_map
 
 
 def register_layout(cfg: AccelConfig) -> data.StructLayout:

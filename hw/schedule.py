@@ -20,8 +20,8 @@ The halves never collide: the input unit writes the half of group g(t) while the
 read the half of g(t−1) ≠ g(t) (a new group); the PEs and the output unit use
 consecutive steps, hence different accumulator halves.
 
-This module is the software twin of :class:`hw.sequencer.Sequencer` and the base of
-:mod:`hw.cycle_model`.
+This module is the software twin of :class:`winnow.hw.sequencer.Sequencer` and the base of
+:mod:`winnow.hw.cycle_model`.
 """
 
 from __future__ import annotations

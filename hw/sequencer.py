@@ -1,4 +1,4 @@
-"""Sequencer: runs the phases of :mod:`hw.schedule` (its software twin) over the array's units.
+"""Sequencer: runs the phases of :mod:`winnow.hw.schedule` (its software twin) over the array's units.
 
 It generates the steps (tile group g, output-channel block b) in order and keeps the
 step of each pipeline stage: the input unit's, the PEs' (the previous step) and the
@@ -8,7 +8,7 @@ in one cycle: the three records shift, a unit with a valid step gets a ``*_go`` 
 needs during the phase are held in registers from the next cycle on. When no stage
 has a step left the run ends: ``done`` rises and stays high until the next start.
 
-``cycles`` counts the cycles spent running; :mod:`hw.cycle_model` predicts it exactly.
+``cycles`` counts the cycles spent running; :mod:`winnow.hw.cycle_model` predicts it exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import AccelConfig, ubits
+from winnow.hw.config import AccelConfig, ubits
 
 
 def step_layout(cfg: AccelConfig) -> data.StructLayout:

@@ -2,7 +2,7 @@
 
 For the position-serial array (``AccelConfig.serial``) the accumulators deliver one
 position p of a tile per cycle. Instead of gathering the n² values and running the
-parallel :class:`hw.output_transform.OutputTransform`, each of the m² outputs
+parallel :class:`winnow.hw.output_transform.OutputTransform`, each of the m² outputs
 accumulates its term as the positions pass:
 
     y[i, j] += c[i, j, p] · M_p,   c[i, j, (a, b)] = A'ᵀ[i, a] · A'ᵀ[j, b] · 2^(E − e_(a,b))
@@ -12,7 +12,7 @@ are ``biased_bits`` wide and two's-complement sums are exact modulo 2^bits, so t
 result is bit-identical). Each term is a constant from a small per-output set, chosen
 by p: shift-and-add, no multiplier. After the last position the unit adds the bias
 and requantizes R outputs per cycle for Q = m²/R cycles, exactly as the parallel core
-(:func:`hw.output_transform.round_saturate`), while the next tile accumulates.
+(:func:`winnow.hw.output_transform.round_saturate`), while the next tile accumulates.
 
 Timing: positions 0 … n² − 1 of a tile on consecutive (or any) valid cycles; the
 outputs sub·R … of the tile leave ``5 + sub`` cycles after its last position, and
@@ -25,11 +25,11 @@ from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.datapath import DatapathConfig
+from winnow.model.integer.datapath import DatapathConfig
 
-from .config import ubits
-from .linear import const_dot
-from .output_transform import requantizer_ports, round_saturate
+from winnow.hw.config import ubits
+from winnow.hw.linear import const_dot
+from winnow.hw.output_transform import requantizer_ports, round_saturate
 
 
 def serial_coefficients(config: DatapathConfig) -> list[list[int]]:

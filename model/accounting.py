@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .layers import WinogradConv
-from .tiling import ConvGeometry
-from .winograd_conv import input_positions
+from winnow.model.nn.layers import WinogradConv
+from winnow.model.algebra.tiling import ConvGeometry
+from winnow.model.algebra.winograd_conv import input_positions
 
 
 def _winograd_layer_counts(layer: WinogradConv, x: torch.Tensor) -> dict:

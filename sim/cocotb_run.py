@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import AccelConfig
-from hw.generate import TOP, generate
-from model.atomic import atomic_write_text
-from model.errors import WinnowError
-from model.sources import source_digest
-from hw.packer import PackedLayer
+from winnow.hw.config import AccelConfig
+from winnow.hw.generate import TOP, generate
+from winnow.model.files.atomic import atomic_write_text
+from winnow.model.errors import WinnowError
+from winnow.model.sources import source_digest
+from winnow.hw.packer import PackedLayer
 
-from .tb_array import PERIOD_NS
+from winnow.sim.tb_array import PERIOD_NS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ class RunResult:
 
 
 def _case(packed: PackedLayer, xq: np.ndarray, name: str) -> dict:
-    from hw.cycle_model import packed_cycles
+    from winnow.hw.cycle_model import packed_cycles
 
     model = packed_cycles(packed).cycles
     return {"name": name, "load": packed.load_port_words(xq), "read": packed.output_reads(),
@@ -207,7 +207,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
                      timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
         try:
-            xml = runner.test(test_module="sim.tb_array", hdl_toplevel=TOP, build_dir=build_dir, test_dir=build_dir,
+            xml = runner.test(test_module="winnow.sim.tb_array", hdl_toplevel=TOP, build_dir=build_dir, test_dir=build_dir,
                               waves=waves, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
                               extra_env=cocotb_env(WINNOW_CASES=str(case_file), WINNOW_RESULTS=str(res_file)))
         except SystemExit:  # the runner exits under pytest when a cocotb test fails

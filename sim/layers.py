@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 
-from model.datapath import DatapathConfig, signed_range
-from model.layer_file import SparseLayer
-from model.reference import quantize_conv
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.model.files.layer_file import SparseLayer
+from winnow.model.integer.reference import quantize_conv
 
 
 def random_layer(config: DatapathConfig, *, C: int, K: int, H: int, W: int, density: float, seed: int,
@@ -50,7 +50,7 @@ def random_input(layer: SparseLayer, seed: int, extreme: bool = False) -> np.nda
 
 
 def reference_output(layer: SparseLayer, xq: np.ndarray) -> np.ndarray:
-    """The oracle: model.reference.integer_conv on one image → (K, Ho, Wo)."""
-    from model.reference import integer_conv
+    """The oracle: winnow.model.integer.reference.integer_conv on one image → (K, Ho, Wo)."""
+    from winnow.model.integer.reference import integer_conv
 
     return integer_conv(xq[None], layer.to_quantized_conv())[0]

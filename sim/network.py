@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.layer_file import SparseLayer
+from winnow.model.files.layer_file import SparseLayer
 
 
 def traced_convolutions(network_dir, image: np.ndarray) -> list[tuple[SparseLayer, np.ndarray, np.ndarray]]:
     """For each conv of the exported network in ``network_dir``: (its layer file, input (C, H, W), output (K, Ho, Wo)).
 
     ``image`` (C, H, W) floats is quantized with the network's input scale and run
-    through the integer network (:func:`model.export.read_network`), so inputs and
+    through the integer network (:func:`winnow.model.files.export.read_network`), so inputs and
     outputs are the real integer activations of that image at every convolution.
     """
-    from model.export import read_network
-    from model.quant import quantize
-    from model.reference import QuantizedConv
+    from winnow.model.files.export import read_network
+    from winnow.model.integer.quant import quantize
+    from winnow.model.integer.reference import QuantizedConv
 
     loaded = read_network(network_dir)
     net = loaded.net

@@ -1,4 +1,4 @@
-"""Run a packed layer on :class:`hw.array.WinogradArray` under the Amaranth simulator.
+"""Run a packed layer on :class:`winnow.hw.array.WinogradArray` under the Amaranth simulator.
 
 Slow (pure Python); for unit-scale checks. The cocotb runner (sim/cocotb_run.py) runs
 the generated Verilog under Verilator or Icarus.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
-from hw.array import WinogradArray
-from hw.packer import PackedLayer
+from winnow.hw.array import WinogradArray
+from winnow.hw.packer import PackedLayer
 
 
 def run_pysim(packed: PackedLayer, xq: np.ndarray, max_cycles: int = 200_000) -> tuple[np.ndarray, int]:

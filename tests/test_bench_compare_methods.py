@@ -13,15 +13,15 @@ import torch
 
 from bench.compare_methods import (PE_ARRAY, layer_cycles, main, network_cycles, network_layers, pe_array,
                                     render_hardware)
-from hw.cycle_model import packed_cycles
-from hw.packer import pack_layer
-from model.convert import convert_to_winograd
-from model.export import export_network
-from model.integer_net import build_integer_network
-from model.layer_file import SparseLayer, read_layer
-from model.nets import SmallVGG
-from model.pruning import Pruner
-from model.qat import prepare_qat
+from winnow.hw.cycle_model import packed_cycles
+from winnow.hw.packer import pack_layer
+from winnow.model.nn.convert import convert_to_winograd
+from winnow.model.files.export import export_network
+from winnow.model.integer.network import build_integer_network
+from winnow.model.files.layer_file import SparseLayer, read_layer
+from winnow.model.data.nets import SmallVGG
+from winnow.model.pruning.winograd import Pruner
+from winnow.model.nn.qat import prepare_qat
 
 SHAPE = (1, 28, 28)
 

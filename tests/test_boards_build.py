@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from boards import build as B
-from boards.presets import PRESET_BOARD, PRESETS, preset
-from boards.protocol import config_id
-from boards.uart import divisor_for
-from hw.config import AccelConfig
-from hw.packer import pack_layer
-from model.datapath import DatapathConfig
-from model.errors import ConfigError, WinnowError
-from sim.layers import random_layer
+from winnow.boards import build as B
+from winnow.boards.presets import PRESET_BOARD, PRESETS, preset
+from winnow.boards.protocol import config_id
+from winnow.boards.uart import divisor_for
+from winnow.hw.config import AccelConfig
+from winnow.hw.packer import pack_layer
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError, WinnowError
+from winnow.sim.layers import random_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALLVGG = [(1, 16, 28, 28), (16, 16, 28, 28), (16, 32, 14, 14), (32, 32, 14, 14)]  # (C, K, H, W), MNIST, width 16

@@ -3,11 +3,11 @@ error responses are clear exceptions, read coalescing, protocol encodings."""
 
 import pytest
 
-from boards import protocol as P
-from boards.host import BoardError, HostDriver, HostLinkError, HostLinkTimeout, coalesce_reads
-from hw.config import AccelConfig
-from model.datapath import DatapathConfig
-from model.errors import DataError, WinnowError
+from winnow.boards import protocol as P
+from winnow.boards.host import BoardError, HostDriver, HostLinkError, HostLinkTimeout, coalesce_reads
+from winnow.hw.config import AccelConfig
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import DataError, WinnowError
 
 CFG = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=4), pes=2, lanes=2, k_max=4, h_max=6, w_max=6)
 INFO = P.LinkInfo(version=P.VERSION, load_bits=66, bank_bits=2, addr_bits=6, data_bits=8, config_id=P.config_id(CFG))

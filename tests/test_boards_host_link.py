@@ -5,16 +5,16 @@ command, busy, argument timeout, framing error), after each of which the link st
 import numpy as np
 import pytest
 
-from boards import protocol as P
-from boards.host import BoardError, HostDriver
-from boards.host_link import ByteLink, HostLink, link_info
-from boards.pysim_link import PysimTransport
-from hw.config import AccelConfig, load_fields
-from hw.cycle_model import packed_cycles
-from hw.packer import pack_layer
-from model.datapath import DatapathConfig
-from model.errors import ConfigError
-from sim.layers import random_input, random_layer, reference_output
+from winnow.boards import protocol as P
+from winnow.boards.host import BoardError, HostDriver
+from winnow.boards.host_link import ByteLink, HostLink, link_info
+from winnow.boards.pysim_link import PysimTransport
+from winnow.hw.config import AccelConfig, load_fields
+from winnow.hw.cycle_model import packed_cycles
+from winnow.hw.packer import pack_layer
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError
+from winnow.sim.layers import random_input, random_layer, reference_output
 
 DP = DatapathConfig(m=2, r=3, c_max=4)
 CFG = AccelConfig(datapath=DP, pes=2, lanes=2, k_max=4, h_max=6, w_max=6)

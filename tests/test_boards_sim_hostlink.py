@@ -7,15 +7,15 @@ import time
 import numpy as np
 import pytest
 
-from boards.export import TOP, export_verilog, link_params
-from boards.sim_hostlink import run_hostlink
-from hw.config import AccelConfig
-from hw.cycle_model import packed_cycles
-from hw.packer import pack_layer
-from model.datapath import DatapathConfig
-from model.layer_file import read_layer, write_layer
-from sim.cocotb_run import simulator_available
-from sim.layers import random_input, random_layer, reference_output
+from winnow.boards.export import TOP, export_verilog, link_params
+from winnow.boards.sim_hostlink import run_hostlink
+from winnow.hw.config import AccelConfig
+from winnow.hw.cycle_model import packed_cycles
+from winnow.hw.packer import pack_layer
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.files.layer_file import read_layer, write_layer
+from winnow.sim.cocotb_run import simulator_available
+from winnow.sim.layers import random_input, random_layer, reference_output
 
 
 def _layers(dp, cfg, shapes, tmp_path):

@@ -6,9 +6,9 @@ import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
 
-from boards.uart import (UARTRx, UARTTx, RxModel, check_divisor, divisor_for, line_waveform, rx_decode,
+from winnow.boards.uart import (UARTRx, UARTTx, RxModel, check_divisor, divisor_for, line_waveform, rx_decode,
                          tx_waveform)
-from model.errors import ConfigError
+from winnow.model.errors import ConfigError
 
 
 def _sim(dut, tb):

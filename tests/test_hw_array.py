@@ -3,20 +3,20 @@
 import numpy as np
 import pytest
 
-from hw import cycle_model
-from hw.config import AccelConfig
-from hw.packer import pack_layer
-from model.datapath import DatapathConfig
-from sim.layers import random_input, random_layer, reference_output
-from sim.pysim_run import run_pysim
+from winnow.hw import cycle_model
+from winnow.hw.config import AccelConfig
+from winnow.hw.packer import pack_layer
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.sim.layers import random_input, random_layer, reference_output
+from winnow.sim.pysim_run import run_pysim
 
 
 @pytest.mark.parametrize("serial", [False, True])
 @pytest.mark.parametrize("m, requant", [(2, None), (2, 1), (4, 16), (4, 4), (6, 36), (6, 6)])
 def test_latencies_of_the_model_are_the_rtl_pipeline_depths(m, requant, serial):
-    from hw.input_unit import InputUnit
-    from hw.output_unit import OutputUnit
-    from hw.pe import SparsePE
+    from winnow.hw.input_unit import InputUnit
+    from winnow.hw.output_unit import OutputUnit
+    from winnow.hw.pe import SparsePE
 
     cfg = AccelConfig(datapath=DatapathConfig(m=m, r=3, c_max=4), pes=1, lanes=1, k_max=4, h_max=8, w_max=8,
                       requant=requant, serial=serial)

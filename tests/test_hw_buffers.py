@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.accumulators import Accumulators, AccumulatorsRef
-from hw.config import AccelConfig
-from hw.packer import balance_positions
-from hw.vbuffer import VBuffer, VBufferRef
-from model.datapath import DatapathConfig, signed_range
+from winnow.hw.accumulators import Accumulators, AccumulatorsRef
+from winnow.hw.config import AccelConfig
+from winnow.hw.packer import balance_positions
+from winnow.hw.vbuffer import VBuffer, VBufferRef
+from winnow.model.integer.datapath import DatapathConfig, signed_range
 
 DP = DatapathConfig(m=2, r=3, c_max=4)
 

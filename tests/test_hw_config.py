@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from hw.config import AccelConfig, register_map
-from model.datapath import DatapathConfig
-from model.errors import ConfigError
+from winnow.hw.config import AccelConfig, register_map
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError
 
 
 def test_defaults_derive_from_the_datapath():
@@ -99,15 +99,15 @@ def test_hw_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, hw.config, hw.packer, hw.cycle_model, hw.array, hw.generate, sim.layers, sim.cocotb_run; "
+    code = ("import sys, winnow.hw.config, winnow.hw.packer, winnow.hw.cycle_model, winnow.hw.array, winnow.hw.generate, winnow.sim.layers, winnow.sim.cocotb_run; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_a_configuration_too_large_to_elaborate_is_refused_by_the_generator_only():
-    from hw.array import WinogradArray
-    from hw.config import MAX_MEMORY_BITS
+    from winnow.hw.array import WinogradArray
+    from winnow.hw.config import MAX_MEMORY_BITS
 
     big = AccelConfig(datapath=DatapathConfig(m=4, r=3, c_max=512), pes=16, lanes=4, k_max=512, h_max=224, w_max=224)
     assert big.memory_bits > MAX_MEMORY_BITS  # the cycle model still takes it (VGG-16 tables)

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from hw.config import AccelConfig
-from hw.cycle_model import ITU_LATENCY, PE_LATENCY, cycles, otu_latency, packed_cycles, shape_cycles, sparse_and_dense
-from hw.packer import pack_layer
-from hw.schedule import phases
-from model.datapath import DatapathConfig
-from sim.layers import random_layer
+from winnow.hw.config import AccelConfig
+from winnow.hw.cycle_model import ITU_LATENCY, PE_LATENCY, cycles, otu_latency, packed_cycles, shape_cycles, sparse_and_dense
+from winnow.hw.packer import pack_layer
+from winnow.hw.schedule import phases
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.sim.layers import random_layer
 
 DP = DatapathConfig(m=4, r=3, c_max=16)
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.input_transform import InputTransform, input_transform_ref
-from model.datapath import DatapathConfig, signed_range
-from model.tiling import ConvGeometry
-from model.winograd_conv import input_positions
+from winnow.hw.input_transform import InputTransform, input_transform_ref
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.model.algebra.tiling import ConvGeometry
+from winnow.model.algebra.winograd_conv import input_positions
 
 
 @pytest.mark.parametrize("m", [2, 4, 6])

@@ -5,8 +5,8 @@ import pytest
 from amaranth import Signal, signed
 from amaranth.sim import Simulator
 
-from hw.linear import csd, separable_2d
-from model.datapath import DatapathConfig
+from winnow.hw.linear import csd, separable_2d
+from winnow.model.integer.datapath import DatapathConfig
 
 
 @pytest.mark.parametrize("k", list(range(-70, 71)) + [255, -256, 1000])

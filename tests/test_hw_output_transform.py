@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.output_transform import OutputTransform, output_transform_ref
-from model.datapath import DatapathConfig, signed_range
-from model.quant import round_shift, saturate
+from winnow.hw.output_transform import OutputTransform, output_transform_ref
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.model.integer.quant import round_shift, saturate
 
 
 def _cases(cfg, rng, count):
@@ -123,7 +123,7 @@ def test_requantizers_must_divide_the_outputs():
 def test_serial_core_matches_twin(m, requant, gaps):
     """Positions one per cycle (with idle cycles between some of them when ``gaps``), tiles back to
     back: every output equals the twin, and leaves 5 + sub cycles after the tile's last position."""
-    from hw.serial_output_transform import SerialOutputTransform
+    from winnow.hw.serial_output_transform import SerialOutputTransform
 
     cfg = DatapathConfig(m=m, r=3)
     rng = np.random.default_rng(10 + m)

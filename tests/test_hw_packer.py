@@ -5,11 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hw.config import AccelConfig
-from hw.packer import balance_positions, pack_layer
-from model.datapath import DatapathConfig
-from model.errors import ConfigError
-from sim.layers import random_layer
+from winnow.hw.config import AccelConfig
+from winnow.hw.packer import balance_positions, pack_layer
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError
+from winnow.sim.layers import random_layer
 
 DP = DatapathConfig(m=4, r=3, c_max=16)
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.config import AccelConfig
-from hw.packer import pack_layer
-from hw.pe import SparsePE, pe_ref
-from model.datapath import DatapathConfig, signed_range
-from sim.layers import random_layer
+from winnow.hw.config import AccelConfig
+from winnow.hw.packer import pack_layer
+from winnow.hw.pe import SparsePE, pe_ref
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.sim.layers import random_layer
 
 DP = DatapathConfig(m=2, r=3, c_max=8)
 

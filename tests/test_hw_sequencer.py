@@ -1,13 +1,13 @@
-"""Sequencer RTL against its twin (hw.schedule): launches, step records and cycle count, with random unit busy times."""
+"""Sequencer RTL against its twin (winnow.hw.schedule): launches, step records and cycle count, with random unit busy times."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.config import AccelConfig
-from hw.schedule import phases
-from hw.sequencer import Sequencer
-from model.datapath import DatapathConfig
+from winnow.hw.config import AccelConfig
+from winnow.hw.schedule import phases
+from winnow.hw.sequencer import Sequencer
+from winnow.model.integer.datapath import DatapathConfig
 
 
 @pytest.mark.parametrize("groups, blocks, seed", [(1, 1, 0), (3, 1, 1), (2, 3, 2), (4, 2, 3)])

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.accumulators import AccumulatorsRef
-from hw.config import AccelConfig
-from hw.input_unit import InputUnit, input_unit_ref
-from hw.output_unit import OutputUnit, output_unit_ref
-from hw.packer import SEL_X, pack_layer
-from model.datapath import DatapathConfig, signed_range
-from sim.layers import random_input, random_layer
+from winnow.hw.accumulators import AccumulatorsRef
+from winnow.hw.config import AccelConfig
+from winnow.hw.input_unit import InputUnit, input_unit_ref
+from winnow.hw.output_unit import OutputUnit, output_unit_ref
+from winnow.hw.packer import SEL_X, pack_layer
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.sim.layers import random_input, random_layer
 
 
 def _regs(packed):

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model.accounting import accounting_markdown, count_multiplications
-from model.layers import WinogradConv2d
-from model.pruning import prune_layer
+from winnow.model.accounting import accounting_markdown, count_multiplications
+from winnow.model.nn.layers import WinogradConv2d
+from winnow.model.pruning.winograd import prune_layer
 
 
 def test_counts_for_one_tile_by_hand():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.datapath import DatapathConfig
-from model.errors import ConfigError, DataError
-from model.reference import MaxPool, integer_conv, quantize_conv
-from model.winograd_conv import winograd_conv
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.errors import ConfigError, DataError
+from winnow.model.integer.reference import MaxPool, integer_conv, quantize_conv
+from winnow.model.algebra.winograd_conv import winograd_conv
 
 
 def layer():

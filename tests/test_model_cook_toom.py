@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from model.cook_toom import MAX_TILE, winograd
-from model.errors import ConfigError
-from model.points import default_points
+from winnow.model.algebra.cook_toom import MAX_TILE, winograd
+from winnow.model.errors import ConfigError
+from winnow.model.algebra.points import default_points
 
 
 def direct_correlation(g, d, m):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.data import CIFAR_FILES, cifar10, digits, load_dataset, shapes3d
-from model.errors import DataError
-from model.nets import SmallC3D, SmallVGG, model_for
-from model.train import TrainConfig, accuracy, train
+from winnow.model.data.datasets import CIFAR_FILES, cifar10, digits, load_dataset, shapes3d
+from winnow.model.errors import DataError
+from winnow.model.data.nets import SmallC3D, SmallVGG, model_for
+from winnow.model.training.train import TrainConfig, accuracy, train
 
 
 def write_cifar(tmp_path, n=6, corrupt=None):

@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from model.datapath import MAX_WIDTH, DatapathConfig, _kron_rows, signed_bits, signed_range
-from model.errors import ConfigError
-from model.reference import DatapathOverflow, QuantizedConv, _check_range, integer_conv
+from winnow.model.integer.datapath import MAX_WIDTH, DatapathConfig, _kron_rows, signed_bits, signed_range
+from winnow.model.errors import ConfigError
+from winnow.model.integer.reference import DatapathOverflow, QuantizedConv, _check_range, integer_conv
 
 CASES = [(2, 2), (2, 4), (2, 6), (3, 2), (3, 4)]
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from model import demo
-from model.atomic import atomic_write_json, atomic_write_text
-from model.data import load_mnist5k
+from winnow.model.apps import demo
+from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+from winnow.model.data.datasets import load_mnist5k
 
 
 def test_mnist5k_is_real_shuffled_and_seeded():
@@ -47,7 +47,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     def crash(fd):  # the disk fails after the new bytes were written, before the rename
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("model.atomic.os.fsync", crash)
+    monkeypatch.setattr("winnow.model.files.atomic.os.fsync", crash)
     with pytest.raises(OSError, match="disk on fire"):
         atomic_write_json(path, {"a": 2, "b": "x" * 10000})
     monkeypatch.undo()

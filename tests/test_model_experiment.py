@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.data import digits
-from model.errors import ConfigError, WinnowError
-from model.experiment import ExperimentConfig, run_experiment, train_dense
-from model.export import ManifestError, export_network, load_network
-from model.integer_net import build_integer_network
-from model.layer_file import read_layer
-from model.nets import SmallVGG
+from winnow.model.nn.checkpoint import load_checkpoint, save_checkpoint
+from winnow.model.data.datasets import digits
+from winnow.model.errors import ConfigError, WinnowError
+from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.files.export import ManifestError, export_network, load_network
+from winnow.model.integer.network import build_integer_network
+from winnow.model.files.layer_file import read_layer
+from winnow.model.data.nets import SmallVGG
 
 FAST = dict(dataset="digits", width=8, dense_epochs=6, retrain_epochs=2, qat_epochs=1, m=4)
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model.errors import ConfigError
-from model.filter_pruning import conv_flops, ks_distance, prune_filters, select_distribution_fit, select_l1
-from model.nets import SmallVGG
+from winnow.model.errors import ConfigError
+from winnow.model.pruning.filter import conv_flops, ks_distance, prune_filters, select_distribution_fit, select_l1
+from winnow.model.data.nets import SmallVGG
 
 
 def test_distribution_fit_keeps_the_norm_distribution():

@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from model.cook_toom import winograd
-from model.integer_transforms import integer_transforms
+from winnow.model.algebra.cook_toom import winograd
+from winnow.model.integer.transforms import integer_transforms
 
 TILES = [(m, r) for m in range(1, 9) for r in (1, 2, 3, 5) if m + r - 1 <= 12]
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.errors import ConfigError
-from model.kep import KEP, build_patterns, pattern_sparse_conv2d
+from winnow.model.errors import ConfigError
+from winnow.model.pruning.kep import KEP, build_patterns, pattern_sparse_conv2d
 
 
 def test_patterns_come_from_a_small_library():

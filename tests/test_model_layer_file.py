@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from model.datapath import DatapathConfig
-from model.layer_file import (
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.files.layer_file import (
     MAGIC,
     LayerFileError,
     SparseLayer,
@@ -17,7 +17,7 @@ from model.layer_file import (
     read_layer,
     write_layer,
 )
-from model.reference import integer_conv, quantize_conv
+from winnow.model.integer.reference import integer_conv, quantize_conv
 
 
 def sparse_layer(dims=2, m=4, density=0.3, C=5, K=7, seed=0, wbits=8):
@@ -199,7 +199,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def boom(*a):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("model.atomic.os.replace", boom)
+    monkeypatch.setattr("winnow.model.files.atomic.os.replace", boom)
     with pytest.raises(KeyboardInterrupt):
         write_layer(path, dataclasses.replace(sl, name="other"))
     assert path.read_bytes() == before

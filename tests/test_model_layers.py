@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.convert import convert_to_winograd
-from model.errors import ConfigError
-from model.layers import WinogradConv2d, WinogradConv3d, winograd_layers
+from winnow.model.nn.convert import convert_to_winograd
+from winnow.model.errors import ConfigError
+from winnow.model.nn.layers import WinogradConv2d, WinogradConv3d, winograd_layers
 
 
 @pytest.mark.parametrize("m, r, pad", [(2, 3, 1), (4, 3, 0), (6, 3, 2), (2, 5, 2), (4, 5, 1)])

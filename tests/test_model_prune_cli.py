@@ -1,4 +1,4 @@
-"""`python -m model.prune`: one command for every method, through its real entry point."""
+"""`python -m winnow.model.apps.prune_experiment`: one command for every method, through its real entry point."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from model.prune import main
+from winnow.model.apps.prune_experiment import main
 
 
 def test_cli_runs_a_method_and_writes_reports(tmp_path, capsys):
@@ -45,5 +45,5 @@ def test_cli_config_file_errors(tmp_path, capsys):
 
 
 def test_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "model.prune", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "winnow.model.apps.prune_experiment", "--help"], capture_output=True, text=True, check=True)
     assert "--filter-ratio" in out.stdout and "--kep-lambda" in out.stdout

@@ -6,11 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.convert import convert_to_winograd
-from model.errors import ConfigError
-from model.layers import WinogradConv2d, winograd_layers
-from model.optim import ScaledAdam, natural_scale, winograd_adam
-from model.pruning import (
+from winnow.model.nn.convert import convert_to_winograd
+from winnow.model.errors import ConfigError
+from winnow.model.nn.layers import WinogradConv2d, winograd_layers
+from winnow.model.training.optim import ScaledAdam, natural_scale, winograd_adam
+from winnow.model.pruning.winograd import (
     Pruner,
     SpatialStructuredPruner,
     gradient_factors,
@@ -51,7 +51,7 @@ def test_ranking_uses_output_referred_magnitude():
 
 def test_importance_is_invariant_to_rescaling_rows_of_b_and_g():
     """|U_p|·F_p does not change if row i of Bᵀ is scaled by s and row i of G by 1/s."""
-    from model.cook_toom import winograd
+    from winnow.model.algebra.cook_toom import winograd
 
     alg = winograd(4, 3)
     s = np.array([3.0, 0.5, 2.0, 1.0, 7.0, 0.25])

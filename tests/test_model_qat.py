@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from model.convert import convert_to_winograd
-from model.errors import ConfigError
-from model.integer_net import build_integer_network
-from model.layers import winograd_layers
-from model.pruning import Pruner
-from model.qat import prepare_qat
+from winnow.model.nn.convert import convert_to_winograd
+from winnow.model.errors import ConfigError
+from winnow.model.integer.network import build_integer_network
+from winnow.model.nn.layers import winograd_layers
+from winnow.model.pruning.winograd import Pruner
+from winnow.model.nn.qat import prepare_qat
 
 
 def tiny_net(dims=2, m=4, wrelu=False, seed=0):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from model.datapath import DatapathConfig, signed_range
-from model.error_bound import output_error_bound
-from model.errors import ConfigError, DataError
-from model.quant import requant_params, round_shift, saturate
-from model.reference import (
+from winnow.model.integer.datapath import DatapathConfig, signed_range
+from winnow.model.integer.error_bound import output_error_bound
+from winnow.model.errors import ConfigError, DataError
+from winnow.model.integer.quant import requant_params, round_shift, saturate
+from winnow.model.integer.reference import (
     MaxPool,
     QuantizedConv,
     integer_conv,
@@ -20,7 +20,7 @@ from model.reference import (
     quantize_input,
     run_network,
 )
-from model.winograd_conv import winograd_conv
+from winnow.model.algebra.winograd_conv import winograd_conv
 
 
 def make_layer(rng, cfg, c, k, padding, relu=False, winograd_relu=False, x_shape=(2, 9, 7)):
@@ -251,7 +251,7 @@ def test_integer_winograd_equals_exact_direct_convolution(dims, m, scale):
     of every float computation)."""
     import itertools
 
-    from model.winograd_conv import kernel_to_winograd
+    from winnow.model.algebra.winograd_conv import kernel_to_winograd
 
     cfg = DatapathConfig(dims=dims, m=m, r=3, c_max=3, weight_bits=16, max_position_shift=0,
                          act_bits=6, bias_bits=16, mult_bits=1)
@@ -263,7 +263,7 @@ def test_integer_winograd_equals_exact_direct_convolution(dims, m, scale):
                           mult=np.ones(2, np.int64), shift=np.zeros(2, np.int64), padding=1)
     size = (5, 7, 6)[:dims]
     x = rng.integers(-32, 32, size=(1, 3) + size)
-    from model.reference import integer_conv_biased
+    from winnow.model.integer.reference import integer_conv_biased
 
     z = integer_conv_biased(x, layer)
     xp = np.pad(x, ((0, 0), (0, 0)) + ((1, 1),) * dims)

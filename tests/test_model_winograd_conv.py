@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
-from model.errors import ConfigError, DataError
-from model.winograd_conv import winograd_conv
+from winnow.model.errors import ConfigError, DataError
+from winnow.model.algebra.winograd_conv import winograd_conv
 
 # float64 round-off of a Winograd tile grows with the transform constants: a bound of
 # 1e-9 relative to the output's scale leaves 3 orders of magnitude above the largest
@@ -104,7 +104,7 @@ def test_torch_gradients_match_conv2d():
 
 def test_winograd_relu_is_relu_on_the_transformed_tiles():
     # Liu & Pool's Winograd-ReLU: y = Aᵀ[U ⊙ relu(Bᵀ d B)]A, checked against a per-tile loop
-    from model.cook_toom import winograd
+    from winnow.model.algebra.cook_toom import winograd
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 2, 4, 4))  # exactly one F(2,3) tile, no padding

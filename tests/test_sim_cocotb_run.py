@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw.config import AccelConfig
-from hw.cycle_model import packed_cycles
-from hw.packer import pack_layer
-from model.datapath import DatapathConfig
-from model.layer_file import read_layer, write_layer
-from sim.cocotb_run import run_layers, simulator_available
-from sim.layers import random_input, random_layer, reference_output
-from sim.network import traced_convolutions
+from winnow.hw.config import AccelConfig
+from winnow.hw.cycle_model import packed_cycles
+from winnow.hw.packer import pack_layer
+from winnow.model.integer.datapath import DatapathConfig
+from winnow.model.files.layer_file import read_layer, write_layer
+from winnow.sim.cocotb_run import run_layers, simulator_available
+from winnow.sim.layers import random_input, random_layer, reference_output
+from winnow.sim.network import traced_convolutions
 
 BUILD = Path(__file__).resolve().parents[1] / "build" / "sim"
 
@@ -82,7 +82,7 @@ def _check(items, results, expected=None):
 
 def _trained(cfg: AccelConfig):
     """Every convolution of the trained MNIST network with a real digit's activations, and their outputs."""
-    from model.data import load_mnist5k
+    from winnow.model.data.datasets import load_mnist5k
 
     images, _ = load_mnist5k()
     items, outs = [], []

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.cocotb_run import simulator_available
+from winnow.sim.cocotb_run import simulator_available
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = ROOT / "tests" / "data" / "trained_f43"
@@ -245,7 +245,7 @@ def test_sim_subcommand_serial_array_under_icarus(tmp_path):
 
 
 def test_gen_writes_verilog_and_a_params_json_that_rebuilds_the_array(tmp_path):
-    from hw.config import AccelConfig
+    from winnow.hw.config import AccelConfig
 
     winnow("gen", "--m", 2, "--pes", 4, "--clusters", 2, "--lanes", 2, "--k-block", 4, "--k-max", 8, "--c-max", 8,
            "--h-max", 9, "--w-max", 9, "--otu-lanes", 2, "--out", tmp_path, check=0)
@@ -258,10 +258,10 @@ def test_gen_writes_verilog_and_a_params_json_that_rebuilds_the_array(tmp_path):
 
 
 def test_cycles_subcommand_json_adds_up(tmp_path):
-    from hw.config import AccelConfig
-    from hw.cycle_model import packed_cycles
-    from hw.packer import pack_layer
-    from model.layer_file import read_layer
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.cycle_model import packed_cycles
+    from winnow.hw.packer import pack_layer
+    from winnow.model.files.layer_file import read_layer
 
     out = tmp_path / "c.json"
     r = winnow("cycles", "--network", TRAINED, "--pes", 8, "--clusters", 2, "--lanes", 2, "--json", out, check=0)
@@ -384,8 +384,8 @@ def test_layer_file_for_another_datapath_is_refused(tmp_path):
 
 
 def test_preset_fields_can_be_changed_but_not_its_datapath(tmp_path):
-    from boards.presets import PRESETS
-    from hw.config import AccelConfig
+    from winnow.boards.presets import PRESETS
+    from winnow.hw.config import AccelConfig
 
     winnow("gen", "--preset", "ulx3s", "--pes", 8, "--lanes", 2, "--out", tmp_path, check=0)
     cfg = AccelConfig.from_dict(json.loads((tmp_path / "params.json").read_text()))

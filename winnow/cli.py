@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from hw.config import ARRAY_FIELDS
-from model.errors import ConfigError, WinnowError
+from winnow.hw.config import ARRAY_FIELDS
+from winnow.model.errors import ConfigError, WinnowError
 
 EPILOG = "Configuration reference: docs/cli.md. Example: winnow flow configs/demo.toml --out out/demo"
 
@@ -34,7 +34,7 @@ def _progress(line: str) -> None:
 
 
 # ---------------------------------------------------------------------------- shared options
-#: Help of the array fields (hw.config.ARRAY_FIELDS; docs/hardware.md explains each).
+#: Help of the array fields (winnow.hw.config.ARRAY_FIELDS; docs/hardware.md explains each).
 ARRAY_HELP = {
     "pes": "P, zero-skipping PEs", "lanes": "L, tiles per PE cycle",
     "clusters": "S, PE clusters (rows split by k mod S)", "k_block": "output channels per block",
@@ -81,8 +81,8 @@ def _resolve_array(a, datapath=None):
     import dataclasses
     import math
 
-    from hw.config import AccelConfig
-    from model.datapath import DatapathConfig
+    from winnow.hw.config import AccelConfig
+    from winnow.model.integer.datapath import DatapathConfig
 
     from .flowconfig import DEFAULT_ARRAY
     from .steps import array_config
@@ -97,7 +97,7 @@ def _resolve_array(a, datapath=None):
         if a.params is not None:
             base = AccelConfig.read_params(a.params)
         else:
-            from boards.presets import preset
+            from winnow.boards.presets import preset
 
             base = preset(a.preset)
         if "k_max" in fields:
@@ -117,7 +117,7 @@ def _resolve_array(a, datapath=None):
 
 
 def _layers_from_files(files) -> list:
-    from model.layer_file import read_layer
+    from winnow.model.files.layer_file import read_layer
 
     return [(Path(f).stem, read_layer(f)) for f in files]
 
@@ -137,7 +137,7 @@ def _out_dir(path: Path):
 
 
 def cmd_train(a) -> int:
-    from model.atomic import atomic_write_json
+    from winnow.model.files.atomic import atomic_write_json
 
     from . import steps
     from .flowconfig import load_flow_config
@@ -152,7 +152,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from model.atomic import atomic_write_json
+    from winnow.model.files.atomic import atomic_write_json
 
     from . import steps
 
@@ -169,7 +169,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_gen(a) -> int:
-    from model.atomic import atomic_write_json
+    from winnow.model.files.atomic import atomic_write_json
 
     from . import steps
 
@@ -202,8 +202,8 @@ def _fraction(text: str) -> float:
 
 
 def cmd_sim(a) -> int:
-    from model.atomic import atomic_write_json
-    from sim.layers import random_input, random_layer
+    from winnow.model.files.atomic import atomic_write_json
+    from winnow.sim.layers import random_input, random_layer
 
     from . import steps
 
@@ -216,7 +216,7 @@ def cmd_sim(a) -> int:
         raise WinnowError(f"{', '.join('--' + k.replace('_', '-') for k in _given_datapath(a))}: datapath options apply to --random only; layer files "
                           "and networks carry their own datapath")
     if a.network is not None:
-        from model.export import load_network
+        from winnow.model.files.export import load_network
 
         net = load_network(a.network)
         items, expected = steps.network_items(a.network, _images_for(tuple(net.input_shape)), a.image,
@@ -243,7 +243,7 @@ def cmd_sim(a) -> int:
 
 def _images_for(shape):
     """Test images for a network input shape: MNIST-5k for 1×28×28, sklearn digits for 1×8×8."""
-    from model.data import load_dataset
+    from winnow.model.data.datasets import load_dataset
 
     for name in ("mnist5k", "digits"):
         data = load_dataset(name)
@@ -253,7 +253,7 @@ def _images_for(shape):
 
 
 def cmd_cycles(a) -> int:
-    from model.atomic import atomic_write_json
+    from winnow.model.files.atomic import atomic_write_json
 
     from . import steps
 
@@ -273,7 +273,7 @@ def cmd_cycles(a) -> int:
 
 
 def cmd_build(a) -> int:
-    from boards.build import build_board
+    from winnow.boards.build import build_board
 
     custom = a.params is not None or _given_fields(a) or _given_datapath(a) or a.mode != "sparse"
     cfg = _resolve_array(a) if custom else a.preset
@@ -283,7 +283,7 @@ def cmd_build(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from model.json_file import read_json
+    from winnow.model.files.json_file import read_json
 
     from .report import write_report
 
@@ -384,7 +384,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("cycles", help="sparse vs dense vs floor cycles, per layer and network",
-                       description="Exact cycles (hw.cycle_model) of layers on an array: sparse, dense Winograd on "
+                       description="Exact cycles (winnow.hw.cycle_model) of layers on an array: sparse, dense Winograd on "
                                    "the same array, and the physical floor ⌈T·nnz/(P·L)⌉, per layer and summed.")
     p.add_argument("layers", nargs="*", type=Path, help="sparse layer files (.wnl)")
     p.add_argument("--network", type=Path, help="an exported network directory")

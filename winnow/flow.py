@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from model.atomic import DIR_MODE, atomic_write_json
-from model.errors import WinnowError
+from winnow.model.files.atomic import DIR_MODE, atomic_write_json
+from winnow.model.errors import WinnowError
 
 STATE = "flow.json"
 

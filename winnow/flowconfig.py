@@ -2,9 +2,9 @@
 
 Sections (every key optional unless said)::
 
-    [train]     model.experiment.ExperimentConfig fields (dataset, m, method, density, epochs, …)
+    [train]     winnow.model.training.experiment.ExperimentConfig fields (dataset, m, method, density, epochs, …)
                 sweep = [0.5, 0.2]   extra densities for the accuracy-against-density plot
-    [array]     hw.config.AccelConfig fields (pes, lanes, clusters, k_block, otu_lanes, requant,
+    [array]     winnow.hw.config.AccelConfig fields (pes, lanes, clusters, k_block, otu_lanes, requant,
                 k_max, h_max, w_max, pad_max, stream_depth); the datapath comes from the network
     [sim]       simulator = "verilator" | "icarus", layers = "all" | [conv indices], image = 0,
                 waves = false
@@ -19,8 +19,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hw.config import ARRAY_FIELDS
-from model.errors import ConfigError, WinnowError
+from winnow.hw.config import ARRAY_FIELDS
+from winnow.model.errors import ConfigError, WinnowError
 
 
 class FlowConfigError(WinnowError, ValueError):
@@ -61,7 +61,7 @@ def _check_types(where: str, section: dict, keys: dict) -> dict:
 
 
 def _train_keys() -> dict:
-    from model.experiment import ExperimentConfig
+    from winnow.model.training.experiment import ExperimentConfig
 
     types = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int}
     keys = {f.name: types[str(f.type)] for f in dataclasses.fields(ExperimentConfig)}
@@ -82,8 +82,8 @@ class FlowConfig:
     source: str = "<defaults>"
 
     def experiment(self):
-        """The :class:`model.experiment.ExperimentConfig` of [train]."""
-        from model.experiment import ExperimentConfig
+        """The :class:`winnow.model.training.experiment.ExperimentConfig` of [train]."""
+        from winnow.model.training.experiment import ExperimentConfig
 
         try:
             return ExperimentConfig(**self.train)
@@ -141,7 +141,7 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
         raise FlowConfigError(f"{source}: [sim].image: expected a test-image index >= 0, got {sim['image']}")
     board = _check_types(f"{source}: [board]", doc["board"], BOARD_KEYS) if "board" in doc else None
     if board is not None and "name" not in board:
-        from boards.build import KNOWN_BOARDS
+        from winnow.boards.build import KNOWN_BOARDS
 
         raise FlowConfigError(f"{source}: [board].name: missing; expected a board name "
                               f"({', '.join(sorted(KNOWN_BOARDS))})")
@@ -154,17 +154,17 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
 
 def _check_now(cfg: FlowConfig) -> None:
     """Refuse, before any training, what a later step would refuse: [train], [array] rules, the board."""
-    from hw.config import check_buildable
-    from model.datapath import DatapathConfig
+    from winnow.hw.config import check_buildable
+    from winnow.model.integer.datapath import DatapathConfig
 
     from .steps import array_config
 
-    from model.data import DATASETS
+    from winnow.model.data.datasets import DATASETS
 
     exp = cfg.experiment()
     if exp.dataset not in DATASETS:
         raise FlowConfigError(f"{cfg.source}: [train].dataset: unknown or unsupported in a flow: {exp.dataset!r}; "
-                              f"choose from {', '.join(DATASETS)} (cifar10 needs local files: python -m model.prune)")
+                              f"choose from {', '.join(DATASETS)} (cifar10 needs local files: python -m winnow.model.apps.prune_experiment)")
     try:  # the network's c_max is known only after training; the array's rules do not depend on it
         dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=16)
     except ConfigError as exc:
@@ -174,7 +174,7 @@ def _check_now(cfg: FlowConfig) -> None:
     except ConfigError as exc:
         raise FlowConfigError(str(exc)) from None
     if cfg.board is not None:
-        from boards.build import KNOWN_BOARDS
+        from winnow.boards.build import KNOWN_BOARDS
 
         if cfg.board["name"] not in KNOWN_BOARDS:
             raise FlowConfigError(f"{cfg.source}: [board].name: unknown board {cfg.board['name']!r}; known boards: "

@@ -10,7 +10,7 @@
 
 Every step also writes ``report.json`` (and ``timing.json``). A step runs again only
 when its configuration section, an upstream step's output or the source code it runs
-(:func:`model.sources.source_digest` of its packages) changes.
+(:func:`winnow.model.sources.source_digest` of its packages) changes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from model.sources import source_digest
+from winnow.model.sources import source_digest
 
 from . import steps
 from .flow import Flow, Step
@@ -30,7 +30,7 @@ def _network(ctx) -> Path:
 
 
 def _array(ctx):
-    from hw.config import AccelConfig
+    from winnow.hw.config import AccelConfig
 
     return AccelConfig.read_params(ctx.upstream("gen") / "params.json")
 
@@ -49,7 +49,7 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
         return steps.gen(arr, ctx.out, ctx.progress)
 
     def sim(ctx):
-        from model.data import load_dataset
+        from winnow.model.data.datasets import load_dataset
 
         sc = cfg.section("sim")
         data = load_dataset(cfg.experiment().dataset)
@@ -62,7 +62,7 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
         return steps.cycles(_array(ctx), steps.network_layers(_network(ctx)), ctx.out)
 
     def build(ctx):
-        from boards.build import build_board
+        from winnow.boards.build import build_board
 
         # builds in the cache, so that unchanged yosys/nextpnr steps are reused; the results are copied
         cache = ctx.cache(f"board-{cfg.board['name']}")

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.atomic import atomic_write_json, atomic_write_text
-from model.errors import WinnowError
-from model.json_file import read_json
+from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+from winnow.model.errors import WinnowError
+from winnow.model.files.json_file import read_json
 
 
 def _finished(root: Path) -> set[str] | None:
@@ -117,7 +117,7 @@ def plot_cycles(cycles: dict, path: Path) -> Path:
 
 
 def _utilization(build: dict) -> dict[str, float]:
-    """Resource → used/available from a board build report (keys as boards.build writes them)."""
+    """Resource → used/available from a board build report (keys as winnow.boards.build writes them)."""
     res = build.get("resources", {})
     out = {}
     for k, v in res.items():

@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from model.atomic import atomic_write_json, atomic_write_text
-from model.errors import ConfigError, WinnowError
+from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+from winnow.model.errors import ConfigError, WinnowError
 
 Progress = Callable[[str], None]
 
@@ -25,9 +25,9 @@ Progress = Callable[[str], None]
 # ---------------------------------------------------------------------------- train / export
 def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -> dict:
     """Train, prune, fine-tune with fake quantization, measure; save the checkpoint; run the density sweep."""
-    from model.checkpoint import save_checkpoint
-    from model.data import load_dataset
-    from model.experiment import run_experiment, train_dense
+    from winnow.model.nn.checkpoint import save_checkpoint
+    from winnow.model.data.datasets import load_dataset
+    from winnow.model.training.experiment import run_experiment, train_dense
 
     cfg = flow_cfg.experiment()
     data = load_dataset(cfg.dataset)
@@ -51,7 +51,7 @@ def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -
                                   "input_shape": list(data.input_shape), "classes": data.classes})
             _export(model, data.input_shape, out / "network")
     atomic_write_json(out / "experiment.json", main)
-    from model.accounting import accounting_markdown
+    from winnow.model.accounting import accounting_markdown
 
     keys = ("dense_accuracy", "float_accuracy", "fake_quant_accuracy", "integer_accuracy")
     md = "\n".join([f"# {cfg.method}, {cfg.dataset}, F({cfg.m},3), density {cfg.density}", "",
@@ -66,8 +66,8 @@ def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -
 
 
 def _export(model, input_shape, out: Path) -> Path:
-    from model.export import export_network
-    from model.integer_net import build_integer_network
+    from winnow.model.files.export import export_network
+    from winnow.model.integer.network import build_integer_network
 
     return export_network(build_integer_network(model.double()), input_shape, out)
 
@@ -79,9 +79,9 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
     removes filters cannot be rebuilt, and its training-time export is checked and
     copied instead.
     """
-    from model.checkpoint import load_checkpoint, read_meta
-    from model.experiment import STRUCTURE_PRESERVING, ExperimentConfig, trained_skeleton
-    from model.export import load_network
+    from winnow.model.nn.checkpoint import load_checkpoint, read_meta
+    from winnow.model.training.experiment import STRUCTURE_PRESERVING, ExperimentConfig, trained_skeleton
+    from winnow.model.files.export import load_network
 
     train_dir = Path(train_dir)
     ckpt = train_dir / "checkpoint.pt"
@@ -110,7 +110,7 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
 
 def network_layers(network_dir: Path):
     """[(name, SparseLayer)] of the convolutions of an exported network, in order."""
-    from model.export import read_network
+    from winnow.model.files.export import read_network
 
     layers = read_network(network_dir).convs  # manifest, files and checksums validated
     if not layers:
@@ -124,7 +124,7 @@ def network_items(network_dir: Path, images, image: int, layers="all"):
     Returns ([(name, SparseLayer, input)], [network's own output per item]); ``layers`` is
     ``"all"`` or a list of conv indices. Out-of-range choices are errors naming the range.
     """
-    from sim.network import traced_convolutions
+    from winnow.sim.network import traced_convolutions
 
     if not 0 <= image < len(images):
         raise WinnowError(f"image {image}: the test split has {len(images)} images (0 … {len(images) - 1})")
@@ -150,14 +150,14 @@ def network_summary(network_dir: Path) -> list[dict]:
 
 # ---------------------------------------------------------------------------- array
 def array_config(datapath, fields: dict, mode: str = "sparse", where: str = "[array]"):
-    """An :class:`hw.config.AccelConfig` for ``datapath`` with the given fields; errors start with ``where``.
+    """An :class:`winnow.hw.config.AccelConfig` for ``datapath`` with the given fields; errors start with ``where``.
 
     Without ``otu_lanes`` the output unit gets gcd(L, 4) lanes: enough that layers with
     few input channels stay PE-bound at the densities of interest (docs/hardware.md).
     """
     import math
 
-    from hw.config import AccelConfig
+    from winnow.hw.config import AccelConfig
 
     fields = dict(fields)
     if fields.get("otu_lanes") is None and isinstance(fields.get("lanes", 4), int):
@@ -170,7 +170,7 @@ def array_config(datapath, fields: dict, mode: str = "sparse", where: str = "[ar
 
 def network_array(network_dir: Path, fields: dict):
     """The array for an exported network: its datapath, the [array] fields; every layer must fit."""
-    from hw.packer import check_layer
+    from winnow.hw.packer import check_layer
 
     layers = network_layers(network_dir)
     dps = {json.dumps(l.config.to_dict(), sort_keys=True) for _, l in layers}
@@ -184,7 +184,7 @@ def network_array(network_dir: Path, fields: dict):
 
 def gen(cfg, out: Path, progress: Progress = print) -> dict:
     """Verilog of the array (and its AXI-Stream named wrapper) with params.json."""
-    from hw.generate import generate
+    from winnow.hw.generate import generate
 
     t0 = time.time()
     path = generate(cfg, out, axis=True)
@@ -205,7 +205,7 @@ def array_label(cfg) -> str:
 
 def cycles(cfg, layers, out: Path | None = None) -> dict:
     """Sparse, dense (same array) and floor cycles per layer and for the network."""
-    from hw.cycle_model import sparse_and_dense
+    from winnow.hw.cycle_model import sparse_and_dense
 
     rows = []
     for name, layer in layers:
@@ -248,10 +248,10 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
     Raises :class:`WinnowError` naming the first layer whose outputs or cycles differ
     from the reference and the model.
     """
-    from hw.cycle_model import packed_cycles
-    from hw.packer import pack_layer
-    from sim.cocotb_run import run_layers, simulator_available
-    from sim.layers import reference_output
+    from winnow.hw.cycle_model import packed_cycles
+    from winnow.hw.packer import pack_layer
+    from winnow.sim.cocotb_run import run_layers, simulator_available
+    from winnow.sim.layers import reference_output
 
     reason = simulator_available(simulator)
     if reason:

@@ -1,0 +1,1 @@
+"""Winograd algebra: exact Cook–Toom matrices, interpolation points, tiling, float Winograd convolution."""

@@ -1,0 +1,1 @@
+"""PyTorch layers: native Winograd layers, the model converter, quantization-aware training, checkpoints."""

@@ -1,0 +1,1 @@
+"""Training: seeded loops, the per-position scaled optimizer, the dense → prune → QAT → measure pipeline."""
