@@ -1,28 +1,28 @@
 """Generate the Verilog of a :class:`winnow.hw.array.WinogradArray` with its params.json beside it.
 
-Usage (``winnow gen`` is the same with presets and clear errors)::
-
-    python -m winnow.hw.generate --m 4 --pes 4 --lanes 4 --out build/hw/f43   # writes winnow_array.v + params.json
-
-The port names are Amaranth's (``load__valid``, ``load__payload``, ``rd_addr`` …);
-``--axis`` adds a thin wrapper module ``winnow_array_axis`` whose load port is named
-AXI-Stream style (``s_axis_load_tvalid``/``tready``/``tdata``) for vendor flows.
+``winnow gen`` is the command line of this module (presets, params.json, clear errors).
+:func:`generate` writes ``winnow_array.v``, whose port names are Amaranth's
+(``clk``, ``rst``, ``load__valid``, ``load__payload``, ``rd_addr`` …), and with
+``axis=True`` also ``winnow_array_axis.v``: :class:`winnow.hw.axis_wrapper.AxisArray`,
+the array (in the same file) behind AXI-Stream load and read-back ports (``aclk``,
+``aresetn``, ``s_axis_load_*``, ``m_axis_out_*``; docs/hardware.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from pathlib import Path
 
 from winnow.model.files.atomic import atomic_write_text
-from winnow.model.integer.datapath import DatapathConfig
 
-from winnow.hw.array import WinogradArray, load_layout
+from winnow.hw.array import WinogradArray
+from winnow.hw.axis_wrapper import AxisArray
 from winnow.hw.config import AccelConfig
 
 TOP = "winnow_array"
+#: Module name of the AXI-Stream wrapper (:class:`winnow.hw.axis_wrapper.AxisArray`).
+AXIS_TOP = f"{TOP}_axis"
 
 
 _ZERO_INIT = re.compile(r"  initial begin\n((?:    (\S+)\[\d+\] = \d+'h0+;\n)+)  end\n")
@@ -69,36 +69,22 @@ def _comb_at_time_zero(text: str) -> str:
     return _TRIGGER.sub(repl, text)
 
 
-def verilog_text(cfg: AccelConfig, name: str = TOP) -> str:
-    """Verilog source of the array (uses the bundled yosys)."""
+def _convert(top, name: str) -> str:
+    """Verilog of the component ``top`` (bundled yosys) with the post-processing every file gets."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
 
-    dut = WinogradArray(cfg)
-    return _comb_at_time_zero(_compact_zero_init(verilog.convert(dut, name=name, emit_src=False)))
+    return _comb_at_time_zero(_compact_zero_init(verilog.convert(top, name=name, emit_src=False)))
 
 
-def axis_wrapper(cfg: AccelConfig, name: str = TOP) -> str:
-    """A Verilog wrapper renaming the load port to AXI-Stream conventions."""
-    width = load_layout(cfg).size
-    w = cfg.datapath.act_bits
-    rb = max(1, (cfg.m ** 2 - 1).bit_length())
-    ra = max(1, (cfg.out_depth - 1).bit_length())
-    return f"""// AXI-Stream naming for {name} (generated; see hw/generate.py)
-module {name}_axis (
-    input  wire aclk, input wire aresetn,
-    input  wire s_axis_load_tvalid, output wire s_axis_load_tready, input wire [{width - 1}:0] s_axis_load_tdata,
-    input  wire start, output wire busy, output wire done, output wire [31:0] cycles,
-    input  wire [{rb - 1}:0] rd_bank, input wire [{ra - 1}:0] rd_addr, output wire [{w - 1}:0] rd_data
-);
-    {name} core (
-        .clk(aclk), .rst(~aresetn),
-        .load__valid(s_axis_load_tvalid), .load__ready(s_axis_load_tready), .load__payload(s_axis_load_tdata),
-        .start(start), .busy(busy), .done(done), .cycles(cycles),
-        .rd_bank(rd_bank), .rd_addr(rd_addr), .rd_data(rd_data)
-    );
-endmodule
-"""
+def verilog_text(cfg: AccelConfig, name: str = TOP) -> str:
+    """Verilog source of the array."""
+    return _convert(WinogradArray(cfg), name)
+
+
+def axis_verilog_text(cfg: AccelConfig, name: str = AXIS_TOP) -> str:
+    """Verilog source of the AXI-Stream wrapper with the array inside (one file)."""
+    return _convert(AxisArray(cfg), name)
 
 
 def generate(cfg: AccelConfig, out_dir, *, axis: bool = False) -> Path:
@@ -106,37 +92,6 @@ def generate(cfg: AccelConfig, out_dir, *, axis: bool = False) -> Path:
     out_dir = Path(out_dir)
     path = atomic_write_text(out_dir / f"{TOP}.v", verilog_text(cfg))
     if axis:
-        atomic_write_text(out_dir / f"{TOP}_axis.v", axis_wrapper(cfg))
+        atomic_write_text(out_dir / f"{AXIS_TOP}.v", axis_verilog_text(cfg))
     cfg.write_params(out_dir)
     return path
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--m", type=int, default=4)
-    ap.add_argument("--r", type=int, default=3)
-    ap.add_argument("--act-bits", type=int, default=8)
-    ap.add_argument("--weight-bits", type=int, default=8)
-    ap.add_argument("--c-max", type=int, default=32)
-    ap.add_argument("--k-max", type=int, default=32)
-    ap.add_argument("--h-max", type=int, default=32)
-    ap.add_argument("--w-max", type=int, default=32)
-    ap.add_argument("--pes", type=int, default=4)
-    ap.add_argument("--lanes", type=int, default=4)
-    ap.add_argument("--clusters", type=int, default=1)
-    ap.add_argument("--k-block", type=int, default=None)
-    ap.add_argument("--otu-lanes", type=int, default=1)
-    ap.add_argument("--mode", default="sparse", choices=["sparse", "dense"])
-    ap.add_argument("--axis", action="store_true", help="also write the AXI-Stream named wrapper")
-    ap.add_argument("--out", default="build/hw/array")
-    a = ap.parse_args(argv)
-    dp = DatapathConfig(m=a.m, r=a.r, act_bits=a.act_bits, weight_bits=a.weight_bits, c_max=a.c_max)
-    cfg = AccelConfig(datapath=dp, pes=a.pes, lanes=a.lanes, clusters=a.clusters, k_block=a.k_block,
-                      otu_lanes=a.otu_lanes, k_max=a.k_max, h_max=a.h_max, w_max=a.w_max, mode=a.mode)
-    path = generate(cfg, a.out, axis=a.axis)
-    print(f"wrote {path} and {path.parent / 'params.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
