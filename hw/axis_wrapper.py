@@ -197,10 +197,10 @@ class AxisArray(wiring.Component):
 
         # the layer registers the walker needs, copied as the load port writes them
         payload = core.load.payload
-        index = {name: (i, bits, signed) for i, (name, bits, signed) in enumerate(register_map(cfg))}
+        index = {name: (i, bits) for i, (name, bits, _signed) in enumerate(register_map(cfg))}
         regs = {}
         for name in WATCHED:
-            i, bits, signed = index[name]
+            i, bits = index[name]
             regs[name] = Signal(bits, name=f"layer_{name}")
             with m.If(load_ok & (payload.sel == SEL_REG) & (payload.addr == i)):
                 m.d.sync += regs[name].eq(payload.data[:bits])
@@ -220,10 +220,11 @@ class AxisArray(wiring.Component):
         pending = Signal()  # a word arrives from the core this cycle
         pending_last = Signal()
         issue = Signal()
+        room = fifo.level + pending - (fifo.r_en & fifo.r_rdy) < fifo.depth  # after this cycle's write and read
         m.d.comb += [walk.start.eq(self.out_start & ~busy_out & ~core.busy), walk.last_k.eq(last_k),
                      walk.last_ho.eq(last_ho), walk.last_wo.eq(last_wo),
                      core.rd_bank.eq(walk.bank), core.rd_addr.eq(walk.addr),
-                     issue.eq(walk.valid & (fifo.level + pending - (fifo.r_en & fifo.r_rdy) < fifo.depth)), walk.next.eq(issue),
+                     issue.eq(walk.valid & room), walk.next.eq(issue),
                      fifo.w_en.eq(pending), fifo.w_data.eq(Cat(core.rd_data, pending_last)),
                      self.m_axis_out_tvalid.eq(fifo.r_rdy), fifo.r_en.eq(self.m_axis_out_tready),
                      self.m_axis_out_tdata.eq(fifo.r_data[:wd["rd_data"]]),
