@@ -76,10 +76,10 @@ def _toml_type(annotation: str, what: str):
 
 def _train_keys() -> dict:
     """[train] keys: ExperimentConfig's fields, every registered method's option keys, and sweep."""
-    from winnow.model.training.experiment import CONFIG_FIELDS, ExperimentConfig, option_keys
+    from winnow.model.training.experiment import CONFIG_FIELDS, ExperimentConfig, option_keys, type_name
 
     fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
-    keys = {name: _toml_type(str(fields[name].type), name) for name in CONFIG_FIELDS}
+    keys = {name: _toml_type(type_name(fields[name].type), name) for name in CONFIG_FIELDS}
     keys |= {key: _toml_type(k.type, f"option {k.field} of {k.methods[0]}") for key, k in option_keys().items()}
     keys["sweep"] = list
     return keys

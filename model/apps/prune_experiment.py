@@ -46,17 +46,17 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     import dataclasses
 
     from winnow.model.pruning.registry import METHODS
-    from winnow.model.training.experiment import CONFIG_FIELDS, ExperimentConfig, option_keys
+    from winnow.model.training.experiment import CONFIG_FIELDS, ExperimentConfig, option_keys, type_name
 
     ap.add_argument("--config", type=Path, help="JSON object of [train] keys (ExperimentConfig fields, method options)")
     ap.add_argument("--out", type=Path, default=Path("out/prune"), help="output directory (default out/prune)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
     for name in CONFIG_FIELDS:
-        f = fields[name]
+        f, t = fields[name], type_name(fields[name].type)
         help_ = f"default {f.default!r}" + (f"; one of {', '.join(METHODS)}" if name == "method" else "")
-        ap.add_argument("--" + name.replace("_", "-"), dest=name, type=_type(str(f.type), name), default=None,
-                        metavar=str(f.type).split(" ")[0].upper(), help=help_)
+        ap.add_argument("--" + name.replace("_", "-"), dest=name, type=_type(t, name), default=None,
+                        metavar=t.split(" ")[0].upper(), help=help_)
     g = ap.add_argument_group("method options", "used by the methods named (winnow.model.pruning.registry)")
     for key, k in option_keys().items():
         g.add_argument("--" + key.replace("_", "-"), dest=key, type=_type(k.type, key), default=None,

@@ -128,6 +128,13 @@ def _method_options(method: str, spec: PruningMethod, options):
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "options")
 
 
+def type_name(annotation) -> str:
+    """``"int"``, ``"int | None"``, … of a dataclass field's annotation, postponed (a string) or not."""
+    if isinstance(annotation, str):
+        return annotation
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
 @dataclass(frozen=True)
 class OptionKey:
     """A flat key of a method option: the methods that take it, the config field, its type and default."""
@@ -152,9 +159,9 @@ def option_keys() -> dict[str, OptionKey]:
             if key in CONFIG_FIELDS:
                 raise ConfigError(f"option {fname} of method {name}: its key {key} is an experiment field")
             prev = keys.get(key)
-            if prev is not None and (prev.field, prev.type, prev.default) != (fname, str(f.type), f.default):
+            if prev is not None and (prev.field, prev.type, prev.default) != (fname, type_name(f.type), f.default):
                 raise ConfigError(f"option key {key} means different things to methods {prev.methods[0]} and {name}")
-            keys[key] = OptionKey((*prev.methods, name) if prev else (name,), fname, str(f.type), f.default)
+            keys[key] = OptionKey((*prev.methods, name) if prev else (name,), fname, type_name(f.type), f.default)
     return keys
 
 
