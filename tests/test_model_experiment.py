@@ -115,6 +115,14 @@ def test_flat_keys_become_the_methods_options():
     # the nested form asdict writes (checkpoints, reports) reads back to the same configuration
     assert experiment_config(dataclasses.asdict(cfg)) == cfg
     assert ExperimentConfig(**dataclasses.asdict(cfg)) == cfg
+    # a checkpoint written before the methods had their own options: every field flat
+    legacy = {"dataset": "digits", "m": 4, "method": "kep", "density": 0.5, "winograd_relu": False,
+              "schedule": "one_shot", "iterative_steps": 3, "width": 8, "dense_epochs": 6, "retrain_epochs": 2,
+              "qat_epochs": 1, "lr": 2e-3, "retrain_lr": 1e-3, "qat_lr": 2e-4, "batch_size": 64, "act_bits": 8,
+              "weight_bits": 8, "seed": 0, "integer_eval": True, "filter_ratio": 0.5, "kep_keep": 3,
+              "kep_library": 8, "kep_lambda": 1e-3}
+    assert experiment_config(legacy) == ExperimentConfig(**{**FAST, "density": 0.5, "method": "kep",
+                                                            "options": KepConfig(keep=3, lambda_=1e-3)})
     with pytest.raises(ConfigError, match="options of method kep must be a KepConfig; got FilterConfig"):
         ExperimentConfig(method="kep", options=FilterConfig())
     with pytest.raises(ConfigError, match="unknown option.s. ratio of method kep; its options: keep, library, lambda_"):

@@ -490,7 +490,7 @@ def parser() -> argparse.ArgumentParser:
                        description="The foundation demo: MNIST-5k digits convolved with classic 3×3 filters through "
                                    "F(2,3), F(4,3) and F(6,3) in float64, float32 and on the integer reference, "
                                    "against torch's conv2d and the datapath's error bound; then (unless "
-                                   "--skip-training) a small CNN trained, pruned to 30%% Winograd density and run "
+                                   "--skip-training) a small CNN trained, pruned to 30% Winograd density and run "
                                    "on the integer datapath. Writes foundation.json, pruning.json/.md and network/.")
     p.set_defaults(func=cmd_demo_foundation)
     for p in sub.choices.values():  # "--m" must never silently mean "--mode"
