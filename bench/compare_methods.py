@@ -33,12 +33,13 @@ from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.data.datasets import mnist5k
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.model.errors import ConfigError, WinnowError
-from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.training.experiment import experiment_config, run_experiment, train_dense
 from winnow.model.files.export import sparse_layers
 from winnow.model.integer.network import build_integer_network
 from winnow.model.files.layer_file import SparseLayer
 
 ROOT = Path(__file__).resolve().parents[1]
+#: (label, [train] keys): every row's method and options, looked up in winnow.model.pruning.registry.
 ROWS = [
     ("dense Winograd (no pruning)", dict(method="magnitude", density=1.0)),
     ("magnitude, Winograd domain (Li 2017; Liu & Pool 2018)", dict(method="magnitude", density=0.3)),
@@ -111,13 +112,13 @@ def network_cycles(model: nn.Module, input_shape) -> dict:
 
 def run(quick: bool) -> dict:
     base = dict(dataset="mnist5k", m=4, dense_epochs=1 if quick else 4, retrain_epochs=1 if quick else 3,
-                qat_epochs=1, kep_lambda=1e-4)
+                qat_epochs=1)
     data = mnist5k()
-    dense = train_dense(ExperimentConfig(**base), data, progress=False)
+    dense = train_dense(experiment_config(base), data, progress=False)
     rows = []
     for i, (label, kw) in enumerate(ROWS[:3] if quick else ROWS):
         print(f"[{i + 1}/{len(ROWS)}] {label}", flush=True)
-        r = run_experiment(ExperimentConfig(**base, **kw), data, dense, progress=False)
+        r = run_experiment(experiment_config({**base, **kw}), data, dense, progress=False)
         acc = r["accounting"]["total_winograd_layers"]
         rows.append({"method": label, "config": r["config"], "integer_accuracy": r["integer_accuracy"],
                      "dense_accuracy": r["dense_accuracy"], "spatial_macs": r["spatial_macs"],
@@ -152,12 +153,12 @@ def render(doc: dict) -> str:
                       f"{kep['kept_weights']:,} kept spatial weights ({kep['index_bits_per_kept_weight']:.2f} bits "
                       f"each), against {kep['index_bits_unstructured']:,} for element-wise indices; parameters "
                       f"{kep['parameter_reduction']:.2f}× fewer."]
-    fits = [r for r in rows if r.get("filters") and r["config"]["method"] != "kep"]
+    fits = [r for r in rows if r.get("filters")]
     for r in fits:
         ks = ", ".join(f"{f['ks_distance']:.3f}" for f in r["filters"])
         lines.append("")
         lines.append(f"{r['method']}: Kolmogorov–Smirnov distance of kept vs original filter norms per layer: {ks}.")
-    alone = next((r for r in rows if r["config"]["method"] == "kep" and r["config"]["density"] == 1.0), None)
+    alone = next((r for r in rows if r.get("kep") and r["config"]["density"] == 1.0), None)
     if alone:
         lines += ["", f"KEP's spatial zeros do not survive the Winograd transform: U = G g Gᵀ mixes every tap of a "
                       f"plane into most positions, so the KEP model's Winograd density is "
@@ -240,7 +241,7 @@ def render_hardware(doc: dict) -> list[str]:
         notes.append("Spatial-only rows keep most Winograd weights and gain little over their own dense run ("
                      + "; ".join(f"*{r['method']}* {r['hardware']['speedup']:.2f}×" for r in spatial)
                      + ")" + ("; filter pruning's gain is the smaller network itself (vs unpruned column)."
-                              if any(r.get("config", {}).get("method", "").startswith("filter") for r in spatial)
+                              if any(r.get("filters") for r in spatial)
                               else "."))
     eff = [r["hardware"]["efficiency"] for r in hw]
     notes.append(f"Whole-network efficiency (floor / cycles) is {min(eff):.3f} to {max(eff):.3f}.")

@@ -2,7 +2,7 @@
 
 SmallC3D's 3-D convolutions become 3-D Winograd layers (F(2,3)³ and F(4,3)³); the
 Winograd-domain weights are ranked by importance (the output-referred magnitude of
-winnow.model.pruning.winograd), pruned along an iterative schedule with retraining between steps, and
+winnow.model.pruning.winograd; method magnitude, winnow.model.pruning.magnitude), pruned along an iterative schedule with retraining between steps, and
 fine-tuned with fake quantization; accuracy is measured on the integer reference.
 
     python -m bench.pruning_3d [--quick]
@@ -18,6 +18,7 @@ import torch
 
 from winnow.model.files.atomic import atomic_write_json
 from winnow.model.data.datasets import shapes3d
+from winnow.model.pruning.magnitude import MagnitudeConfig
 from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
 
 OUT = Path(__file__).resolve().parent / "results" / "pruning_3d.json"
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     data = shapes3d()
     base = dict(dataset="shapes3d", dense_epochs=2 if a.quick else 6, retrain_epochs=1 if a.quick else 6,
-                qat_epochs=1, schedule="iterative", iterative_steps=3)
+                qat_epochs=1, options=MagnitudeConfig(schedule="iterative", iterative_steps=3))
     dense = train_dense(ExperimentConfig(**base), data, progress=False)
     rows = []
     for m in (2,) if a.quick else (2, 4):

@@ -23,10 +23,13 @@ from pathlib import Path
 
 from winnow.model.files.atomic import atomic_write_json
 from winnow.model.data.datasets import mnist5k
-from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.training.experiment import experiment_config, run_experiment, train_dense
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pruning_sweep.json"
 DENSITIES = (1.0, 0.5, 0.3, 0.2, 0.1)
+#: The methods swept (registered in winnow.model.pruning.registry); at density 1.0 nothing is pruned, so
+#: only the first runs there.
+SWEPT = ("magnitude", "spatial_winograd")
 
 
 def grid(quick: bool):
@@ -34,11 +37,10 @@ def grid(quick: bool):
     densities = (1.0, 0.3) if quick else DENSITIES
     for m in tiles:
         for wrelu in (False, True):
-            for method in ("magnitude", "spatial_winograd"):
+            for method in SWEPT:
                 for d in densities:
-                    if d == 1.0 and method != "magnitude":
-                        continue  # nothing is pruned: the same run for every method
-                    yield {"m": m, "winograd_relu": wrelu, "method": method, "density": d}
+                    if d < 1.0 or method == SWEPT[0]:  # at 1.0 nothing is pruned: the same run for every method
+                        yield {"m": m, "winograd_relu": wrelu, "method": method, "density": d}
 
 
 def key(p: dict) -> str:
@@ -53,7 +55,7 @@ def run(out: Path, quick: bool) -> dict:
     print(f"[sweep] {len(todo)} runs to do, {len(doc['runs'])} already in {out}", flush=True)
     dense = None
     for i, p in enumerate(todo):
-        cfg = ExperimentConfig(**base, **p)
+        cfg = experiment_config({**base, **p})
         if dense is None:
             t = time.time()
             dense = train_dense(cfg, data, progress=False)

@@ -1,11 +1,11 @@
-"""The demo's real path on a few digits, the data loader and atomic writes."""
+"""The foundation demo's real path (`winnow demo-foundation`) on a few digits, the data loader and atomic writes."""
 
 import json
 
 import numpy as np
 import pytest
 
-from winnow.model.apps import demo
+from winnow.cli import main as winnow_main
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.data.datasets import load_mnist5k
 
@@ -21,7 +21,7 @@ def test_mnist5k_is_real_shuffled_and_seeded():
 
 
 def test_demo_writes_report_and_tables(tmp_path, capsys):
-    assert demo.main(["--images", "8", "--out", str(tmp_path), "--skip-training"]) == 0
+    assert winnow_main(["demo-foundation", "--images", "8", "--out", str(tmp_path), "--skip-training"]) == 0
     report = json.loads((tmp_path / "foundation.json").read_text())
     assert [r["tile"] for r in report["rows"]] == ["F(2,3)", "F(4,3)", "F(6,3)"]
     for row in report["rows"]:
@@ -36,7 +36,7 @@ def test_demo_writes_report_and_tables(tmp_path, capsys):
 
 
 def test_demo_rejects_bad_image_count(capsys):
-    assert demo.main(["--images", "0"]) == 2
+    assert winnow_main(["demo-foundation", "--images", "0"]) == 2
     assert "--images must be in [1, 5000]" in capsys.readouterr().err
 
 

@@ -1,6 +1,7 @@
 """The pruning pipeline end to end on small real data, export round trip, checkpoints."""
 
 import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,10 @@ import torch
 from winnow.model.nn.checkpoint import load_checkpoint, save_checkpoint
 from winnow.model.data.datasets import digits
 from winnow.model.errors import ConfigError, WinnowError
-from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
+from winnow.model.pruning.filter import FilterConfig
+from winnow.model.pruning.kep import KepConfig
+from winnow.model.pruning.magnitude import MagnitudeConfig
+from winnow.model.training.experiment import ExperimentConfig, experiment_config, run_experiment, train_dense
 from winnow.model.files.export import ManifestError, export_network, load_network
 from winnow.model.integer.network import build_integer_network
 from winnow.model.files.layer_file import read_layer
@@ -31,10 +35,11 @@ def dense(data):
     return train_dense(ExperimentConfig(**FAST), data, progress=False)
 
 
-@pytest.mark.parametrize("method, wrelu, schedule", [("magnitude", False, "iterative"), ("magnitude", True, "one_shot"),
-                                                     ("spatial_winograd", False, "one_shot")])
-def test_pipeline_prunes_quantizes_and_matches_the_integer_reference(data, dense, method, wrelu, schedule):
-    cfg = ExperimentConfig(**FAST, method=method, winograd_relu=wrelu, schedule=schedule, density=0.3)
+@pytest.mark.parametrize("method, wrelu, options", [("magnitude", False, MagnitudeConfig(schedule="iterative")),
+                                                    ("magnitude", True, MagnitudeConfig(schedule="one_shot")),
+                                                    ("spatial_winograd", False, None)])
+def test_pipeline_prunes_quantizes_and_matches_the_integer_reference(data, dense, method, wrelu, options):
+    cfg = ExperimentConfig(**FAST, method=method, winograd_relu=wrelu, options=options, density=0.3)
     before = copy.deepcopy(dense.state_dict())
     r = run_experiment(cfg, data, dense, progress=False)
     assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())  # the shared model is untouched
@@ -84,16 +89,51 @@ def test_checkpoints_refuse_another_model(tmp_path, dense):
 @pytest.mark.parametrize("kw, words", [({"method": "obd"}, "method must be one of"),
                                        ({"density": 0.0}, r"density must be in \(0, 1\]"),
                                        ({"schedule": "cyclic"}, "schedule must be one of"),
-                                       ({"method": "spatial_winograd", "schedule": "iterative"}, "own two-step"),
-                                       ({"dense_epochs": -1}, "non-negative integer")])
+                                       ({"method": "spatial_winograd", "schedule": "iterative"},
+                                        "schedule = 'iterative' is an option of magnitude; method spatial_winograd "
+                                        "does not use it"),
+                                       ({"dense_epochs": -1}, "non-negative integer"),
+                                       ({"iterative_steps": 0}, "iterative_steps must be an integer >= 1"),
+                                       ({"kep_lambda": -1.0, "method": "kep"}, "kep_lambda must be >= 0"),
+                                       ({"densty": 0.3}, "unknown key.s. densty")])
 def test_bad_experiment_configs(kw, words):
     with pytest.raises(ConfigError, match=words):
-        ExperimentConfig(**kw)
+        experiment_config(kw)
 
 
-@pytest.mark.parametrize("method", ["filter_l1", "filter_distribution_fit", "kep"])
-def test_spatial_methods_feed_winograd_pruning(data, dense, method):
-    cfg = ExperimentConfig(**FAST, method=method, density=0.5, filter_ratio=0.25, kep_keep=4, kep_lambda=1e-3)
+def test_flat_keys_become_the_methods_options():
+    cfg = experiment_config({"method": "kep", "kep_keep": 3, "kep_lambda": 1e-3, "density": 0.5})
+    assert cfg.options == KepConfig(keep=3, library=8, lambda_=1e-3) and cfg.density == 0.5
+    assert experiment_config({"method": "filter_l1", "filter_ratio": 0.25}).options == FilterConfig(ratio=0.25)
+    assert experiment_config({"schedule": "iterative"}).options == MagnitudeConfig("iterative", 3)
+    # another method's key at its default is harmless; a bad value is still named
+    assert experiment_config({"method": "magnitude", "kep_lambda": 1e-4}).options == MagnitudeConfig()
+    with pytest.raises(ConfigError, match=r"kep_keep must be an integer in \[1, 9\]"):
+        experiment_config({"kep_keep": 0})
+    with pytest.raises(ConfigError, match="kep_keep = 3 is an option of kep; method magnitude does not use it"):
+        experiment_config({"kep_keep": 3})
+    # the nested form asdict writes (checkpoints, reports) reads back to the same configuration
+    assert experiment_config(dataclasses.asdict(cfg)) == cfg
+    assert ExperimentConfig(**dataclasses.asdict(cfg)) == cfg
+    # a checkpoint written before the methods had their own options: every field flat
+    legacy = {"dataset": "digits", "m": 4, "method": "kep", "density": 0.5, "winograd_relu": False,
+              "schedule": "one_shot", "iterative_steps": 3, "width": 8, "dense_epochs": 6, "retrain_epochs": 2,
+              "qat_epochs": 1, "lr": 2e-3, "retrain_lr": 1e-3, "qat_lr": 2e-4, "batch_size": 64, "act_bits": 8,
+              "weight_bits": 8, "seed": 0, "integer_eval": True, "filter_ratio": 0.5, "kep_keep": 3,
+              "kep_library": 8, "kep_lambda": 1e-3}
+    assert experiment_config(legacy) == ExperimentConfig(**{**FAST, "density": 0.5, "method": "kep",
+                                                            "options": KepConfig(keep=3, lambda_=1e-3)})
+    with pytest.raises(ConfigError, match="options of method kep must be a KepConfig; got FilterConfig"):
+        ExperimentConfig(method="kep", options=FilterConfig())
+    with pytest.raises(ConfigError, match="unknown option.s. ratio of method kep; its options: keep, library, lambda_"):
+        ExperimentConfig(method="kep", options={"ratio": 0.5})
+
+
+@pytest.mark.parametrize("method, options", [("filter_l1", FilterConfig(ratio=0.25)),
+                                             ("filter_distribution_fit", FilterConfig(ratio=0.25)),
+                                             ("kep", KepConfig(keep=4, lambda_=1e-3))])
+def test_spatial_methods_feed_winograd_pruning(data, dense, method, options):
+    cfg = ExperimentConfig(**FAST, method=method, density=0.5, options=options)
     r = run_experiment(cfg, data, dense, progress=False)
     assert r["spatial_macs"] < r["dense_spatial_macs"]
     assert r["winograd_density"] == pytest.approx(0.5, abs=0.01)
@@ -111,7 +151,7 @@ def test_contradictory_options_are_refused():
     with pytest.raises(ConfigError, match="contradicts"):
         ExperimentConfig(method="kep", winograd_relu=True)
     with pytest.raises(ConfigError, match=r"filter_ratio must be in \[0, 1\)"):
-        ExperimentConfig(method="filter_l1", filter_ratio=1.0)
+        ExperimentConfig(method="filter_l1", options=FilterConfig(ratio=1.0))
 
 
 TRAINED = Path(__file__).parent / "data" / "trained_f43"

@@ -1,12 +1,17 @@
-"""`python -m winnow.model.apps.prune_experiment`: one command for every method, through its real entry point."""
+"""`winnow prune`: one command for every method, through its real entry point."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from winnow.model.apps.prune_experiment import main
+from winnow.cli import main as winnow_main
+
+
+def main(argv):
+    return winnow_main(["prune", *argv])
 
 
 def test_cli_runs_a_method_and_writes_reports(tmp_path, capsys):
@@ -45,5 +50,7 @@ def test_cli_config_file_errors(tmp_path, capsys):
 
 
 def test_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "winnow.model.apps.prune_experiment", "--help"], capture_output=True, text=True, check=True)
-    assert "--filter-ratio" in out.stdout and "--kep-lambda" in out.stdout
+    exe = Path(sys.executable).with_name("winnow")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "winnow.cli"]
+    out = subprocess.run(cmd + ["prune", "--help"], capture_output=True, text=True, check=True)
+    assert "--filter-ratio" in out.stdout and "--kep-lambda" in out.stdout and "--schedule" in out.stdout

@@ -10,15 +10,14 @@ from winnow.model.nn.convert import convert_to_winograd
 from winnow.model.errors import ConfigError
 from winnow.model.nn.layers import WinogradConv2d, winograd_layers
 from winnow.model.training.optim import ScaledAdam, natural_scale, winograd_adam
+from winnow.model.pruning.spatial_winograd import SpatialStructuredPruner, winograd_supports
 from winnow.model.pruning.winograd import (
     Pruner,
-    SpatialStructuredPruner,
     gradient_factors,
     importance_factors,
     iterative_schedule,
     prune_layer,
     transfer_spatial_zeros,
-    winograd_supports,
 )
 
 

@@ -8,6 +8,8 @@
     winnow build   BOARD [--preset NAME] --out DIR   bitstream and resource report
     winnow report  RUN_DIR                      summary.md + plots from a flow's step reports
     winnow flow    CONFIG.toml --out DIR        all of it, resumable, skipping unchanged steps
+    winnow prune   [--method M …] --out DIR     one pruning experiment, any registered method
+    winnow demo-foundation [--images N]         float and integer Winograd convolution of MNIST digits
 
 Every command that measures writes JSON (``report.json``; ``cycles --json FILE``) beside
 its Markdown. Errors are one line on stderr and exit status 2; ``--debug`` shows the
@@ -329,13 +331,67 @@ def _flow_epilogue(root: Path) -> None:
         print(f"Report: {rep} (plots in {rep.parent / 'plots'}, figures in {rep.parent / 'summary.json'})")
 
 
+def cmd_prune(a) -> int:
+    from winnow.model.apps import prune_experiment
+
+    return prune_experiment.run(a)
+
+
+def cmd_demo_foundation(a) -> int:
+    from winnow.model.apps import demo
+
+    return demo.main(a)
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """A subcommand parser whose options are added when it is first used.
+
+    ``winnow prune``'s options come from the registered pruning methods, which import
+    torch: building them only when ``prune`` is parsed or its help shown keeps every
+    other command's start-up fast (the foundation demo's likewise).
+    """
+
+    def __init__(self, *args, add_options=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_options = add_options
+
+    def _populate(self) -> None:
+        if self._add_options is not None:
+            add, self._add_options = self._add_options, None
+            add(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._populate()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self):
+        self._populate()
+        return super().format_help()
+
+    def format_usage(self):
+        self._populate()
+        return super().format_usage()
+
+
+def _prune_options(p: argparse.ArgumentParser) -> None:
+    from winnow.model.apps.prune_experiment import add_arguments
+
+    add_arguments(p)
+
+
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    from winnow.model.apps.demo import add_arguments
+
+    add_arguments(p)
+
+
 # ---------------------------------------------------------------------------- parser
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="winnow", allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n")[1] + "\n\n" + EPILOG)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_LazyParser)
 
     p = sub.add_parser("train", help="train and prune from a TOML configuration ([train] section)",
                        description="Train the dataset's default CNN, prune it (the [train] method and density, "
@@ -421,6 +477,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--force", action="append", default=[], help="re-run this step even if unchanged (repeatable)")
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("prune", help="one pruning experiment with any registered method", add_options=_prune_options,
+                       description="Train the data set's default CNN, prune it with the chosen method (any "
+                                   "registered in winnow.model.pruning.registry), fine-tune with fake quantization, "
+                                   "measure float, fake-quant and integer accuracy, and write report.json, report.md "
+                                   "and network/ (sparse layer files) to --out. The options are the [train] keys of "
+                                   "docs/cli.md; --config reads them from a JSON object first.")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("demo-foundation", add_options=_demo_options,
+                       help="float and integer Winograd convolution of MNIST digits, then a small pruned CNN",
+                       description="The foundation demo: MNIST-5k digits convolved with classic 3×3 filters through "
+                                   "F(2,3), F(4,3) and F(6,3) in float64, float32 and on the integer reference, "
+                                   "against torch's conv2d and the datapath's error bound; then (unless "
+                                   "--skip-training) a small CNN trained, pruned to 30% Winograd density and run "
+                                   "on the integer datapath. Writes foundation.json, pruning.json/.md and network/.")
+    p.set_defaults(func=cmd_demo_foundation)
     for p in sub.choices.values():  # "--m" must never silently mean "--mode"
         p.allow_abbrev = False
     return ap

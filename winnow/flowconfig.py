@@ -3,6 +3,8 @@
 Sections (every key optional unless said)::
 
     [train]     winnow.model.training.experiment.ExperimentConfig fields (dataset, m, method, density, epochs, …)
+                and the method's options by their keys (kep_keep, filter_ratio, schedule, …: the registered
+                methods', winnow.model.pruning.registry)
                 sweep = [0.5, 0.2]   extra densities for the accuracy-against-density plot
     [array]     winnow.hw.config.AccelConfig fields (pes, lanes, clusters, k_block, otu_lanes, requant,
                 k_max, h_max, w_max, pad_max, stream_depth); the datapath comes from the network
@@ -60,11 +62,25 @@ def _check_types(where: str, section: dict, keys: dict) -> dict:
     return dict(section)
 
 
-def _train_keys() -> dict:
-    from winnow.model.training.experiment import ExperimentConfig
+#: TOML types of the annotations of ExperimentConfig fields and method options (strings under postponed evaluation).
+_TOML_TYPES = {"int": int, "float": float, "str": str, "bool": bool,
+               "int | None": int, "float | None": float, "str | None": str}
 
-    types = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int}
-    keys = {f.name: types[str(f.type)] for f in dataclasses.fields(ExperimentConfig)}
+
+def _toml_type(annotation: str, what: str):
+    try:
+        return _TOML_TYPES[annotation]
+    except KeyError:
+        raise ConfigError(f"{what} is annotated {annotation}; [train] keys are int, float, str or bool") from None
+
+
+def _train_keys() -> dict:
+    """[train] keys: ExperimentConfig's fields, every registered method's option keys, and sweep."""
+    from winnow.model.training.experiment import CONFIG_FIELDS, ExperimentConfig, option_keys, type_name
+
+    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    keys = {name: _toml_type(type_name(fields[name].type), name) for name in CONFIG_FIELDS}
+    keys |= {key: _toml_type(k.type, f"option {k.field} of {k.methods[0]}") for key, k in option_keys().items()}
     keys["sweep"] = list
     return keys
 
@@ -83,10 +99,10 @@ class FlowConfig:
 
     def experiment(self):
         """The :class:`winnow.model.training.experiment.ExperimentConfig` of [train]."""
-        from winnow.model.training.experiment import ExperimentConfig
+        from winnow.model.training.experiment import experiment_config
 
         try:
-            return ExperimentConfig(**self.train)
+            return experiment_config(self.train)
         except ConfigError as exc:
             raise FlowConfigError(f"{self.source}: [train]: {exc}") from None
 
@@ -162,9 +178,12 @@ def _check_now(cfg: FlowConfig) -> None:
     from winnow.model.data.datasets import DATASETS
 
     exp = cfg.experiment()
-    if exp.dataset not in DATASETS:
+    embedded = [name for name, ds in DATASETS.items() if ds.embedded]
+    if exp.dataset not in embedded:
+        local = ", ".join(name for name, ds in DATASETS.items() if not ds.embedded)
         raise FlowConfigError(f"{cfg.source}: [train].dataset: unknown or unsupported in a flow: {exp.dataset!r}; "
-                              f"choose from {', '.join(DATASETS)} (cifar10 needs local files: python -m winnow.model.apps.prune_experiment)")
+                              f"choose from {', '.join(embedded)} ({local}: local files, through the Python API "
+                              f"winnow.model.data.datasets.load_dataset and run_experiment)")
     try:  # the network's c_max is known only after training; the array's rules do not depend on it
         dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=16)
     except ConfigError as exc:

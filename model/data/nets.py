@@ -44,7 +44,13 @@ class SmallC3D(nn.Sequential):
 
 
 def model_for(split_name: str, input_shape: tuple[int, ...], classes: int, width: int | None = None) -> nn.Module:
-    """The default network for a data set's input shape."""
+    """The default network for a data set's input shape.
+
+    This is the one *model frontend* today: the pipeline prunes the network it returns.
+    Others (a user's ``nn.Module``, torchvision, ONNX) are not implemented; their seam is
+    a registry of the same generic class as the methods' and data sets'
+    (:class:`winnow.model.training.registry.Registry`).
+    """
     if len(input_shape) == 4:
         return SmallC3D(input_shape[0], classes, width or 8, input_shape[1])
     if len(input_shape) == 3:

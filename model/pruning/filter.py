@@ -14,18 +14,25 @@ Both physically remove the filters: the convolution loses output channels, and t
 layer that consumes them (the next convolution, or the linear layer after a flatten)
 loses the matching inputs, giving a smaller dense model with fewer FLOPs. Pruning the
 same number of filters per layer makes the two methods equal in FLOPs.
+
+In the pipeline they are the methods ``filter_l1`` and ``filter_distribution_fit``
+(options :class:`FilterConfig`, key ``filter_ratio``): the smaller network is
+fine-tuned, converted and, for a density below what is left, pruned further in the
+Winograd domain (:func:`winnow.model.pruning.winograd.winograd_after_spatial`).
 """
 
 from __future__ import annotations
 
 import copy
-import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from winnow.model.errors import ConfigError
+from winnow.model.pruning.method import PruningMethod
+from winnow.model.pruning.winograd import Pruner, winograd_after_spatial
 
 PRUNABLE = (nn.Conv2d, nn.Conv3d)
 
@@ -168,3 +175,38 @@ def layer_macs(model: nn.Module, x: torch.Tensor, skip_zeros: bool = False, line
 def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of all convolutions and linear layers for one image."""
     return layer_macs(model, x)
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Options of ``filter_l1`` and ``filter_distribution_fit`` (key ``filter_ratio``).
+
+    Parameters
+    ----------
+    ratio : float
+        Fraction of the filters of every convolution removed, in [0, 1).
+    """
+
+    ratio: float = 0.5
+
+    def __post_init__(self):
+        r = self.ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
+            raise ConfigError(f"filter_ratio must be in [0, 1) (1 would remove every filter); got {r!r}")
+
+
+def _method(selection: str, description: str) -> PruningMethod:
+    def run(ctx) -> tuple[nn.Module, Pruner]:
+        """Remove filters, fine-tune the smaller network; then Winograd-domain pruning."""
+        model, rep = prune_filters(ctx.dense, ctx.options.ratio, method=selection)
+        ctx.info["filters"] = [{k: r[k] for k in ("layer", "filters", "kept", "ks_distance")} for r in rep]
+        ctx.train(model, 8, "filter fine-tune")
+        return winograd_after_spatial(ctx, model)
+
+    return PruningMethod(FilterConfig, run, description, winograd_relu=False, keeps_structure=False,
+                         option_prefix="filter")
+
+
+L1 = _method("l1", "filter pruning, keeping the largest L1 norms (Li et al. 2017)")
+DISTRIBUTION_FIT = _method("distribution_fit", "filter pruning by distribution fitting "
+                                               "(Zhang, Kou & Liu 2022)")

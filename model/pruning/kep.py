@@ -12,6 +12,10 @@ library, so a plane stores one pattern index instead of per-element indices:
 4. **prune** to the patterns (recomputed on the regularized weights) and fine-tune with
    the mask enforced.
 
+In the pipeline (method ``kep``, options :class:`KepConfig`) the patterned network is
+then converted and, for a density below what is left, pruned further in the Winograd
+domain (:func:`winnow.model.pruning.winograd.winograd_after_spatial`).
+
 :func:`pattern_sparse_conv2d` is the sparse convolution that skips the zero taps: for
 every kernel offset it multiplies only the (k, c) planes whose pattern keeps that
 offset, and it is checked against the dense convolution.
@@ -19,6 +23,7 @@ offset, and it is checked against the dense convolution.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -29,7 +34,35 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from winnow.model.errors import ConfigError
-from winnow.model.pruning.winograd import apply_mask
+from winnow.model.pruning.method import PruningMethod
+from winnow.model.pruning.winograd import Pruner, apply_mask, winograd_after_spatial
+
+
+@dataclass(frozen=True)
+class KepConfig:
+    """Options of ``kep`` (keys ``kep_keep``, ``kep_library``, ``kep_lambda``).
+
+    Parameters
+    ----------
+    keep : int
+        Taps kept of every 3×3 kernel plane, in [1, 9].
+    library : int
+        Patterns in the library (≥ 1).
+    lambda_ : float
+        Weight of the penalty on the taps outside each plane's pattern (≥ 0).
+    """
+
+    keep: int = 4
+    library: int = 8
+    lambda_: float = 1e-4
+
+    def __post_init__(self):
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or not 1 <= self.keep <= 9:
+            raise ConfigError(f"kep_keep must be an integer in [1, 9] (taps kept of a 3×3 kernel); got {self.keep!r}")
+        if isinstance(self.library, bool) or not isinstance(self.library, int) or self.library < 1:
+            raise ConfigError(f"kep_library must be an integer >= 1; got {self.library!r}")
+        if isinstance(self.lambda_, bool) or not isinstance(self.lambda_, (int, float)) or not self.lambda_ >= 0:
+            raise ConfigError(f"kep_lambda must be >= 0; got {self.lambda_!r}")
 
 
 @dataclass(frozen=True)
@@ -163,3 +196,19 @@ def pattern_sparse_conv2d(x: torch.Tensor, weight: torch.Tensor, mask: np.ndarra
     if bias is not None:
         y = y + bias.reshape(1, -1, 1, 1)
     return y, macs
+
+
+def run(ctx) -> tuple[nn.Module, Pruner]:
+    """Regularize towards the prior patterns, prune to them, fine-tune; then Winograd-domain pruning."""
+    opts = ctx.options
+    model = copy.deepcopy(ctx.dense)
+    kep = KEP(model, opts.keep, opts.library, opts.lambda_)
+    ctx.train(model, 6, "kep regularize", extra_loss=kep.penalty)
+    kep.prune()
+    ctx.train(model, 7, "kep fine-tune", hooks=[kep])
+    ctx.info["kep"] = kep.report()
+    return winograd_after_spatial(ctx, model)
+
+
+METHOD = PruningMethod(KepConfig, run, "KEP: kernel-element patterns per 3×3 plane (Neural Networks 180, 2024)",
+                       winograd_relu=False)

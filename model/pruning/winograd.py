@@ -1,15 +1,15 @@
-"""Winograd-domain pruning with masks that stay pruned through retraining.
+"""Winograd-domain pruning mechanics shared by every method: ranking, masks that stay pruned, schedules.
 
-Methods (named after their papers):
+The methods themselves are one module each, registered by name in
+:mod:`winnow.model.pruning.registry` (magnitude, spatial_winograd, filter_l1,
+filter_distribution_fit, kep); what they share lives here:
 
-* **magnitude** (Li et al. 2017, native Winograd-domain pruning; Liu & Pool 2018):
-  dense Winograd training, pruning to a target density, retraining with the mask;
-  one-shot or iterative (a geometric schedule of densities);
-* **spatial-Winograd** (Yu, Park & Naumov 2019): (1) structured pruning of the
-  *spatial* kernel so that whole Winograd positions vanish (:class:`SpatialStructuredPruner`),
-  retrained in the spatial domain; (2) Winograd-domain pruning and retraining where an
-  importance factor matrix scales both the weight importance and the weight gradients
-  per position.
+* :class:`Pruner`: Winograd-domain masks in force through retraining, pruning to a
+  target density by the ranking below (:func:`prune_layer`);
+* :func:`iterative_schedule`: a geometric schedule of densities;
+* :func:`transfer_spatial_zeros` and :func:`winograd_after_spatial`: a spatially pruned
+  network converted to Winograd layers, its exact zeros as the mask, pruned further in
+  the Winograd domain (structured spatial methods feeding Winograd-domain pruning).
 
 **Ranking domain.** All Winograd-domain ranking uses one domain, the *output-referred
 magnitude* |U_p| · F_p with F_p = ∏_d ‖Aᵀ[:, i_d]‖₂ ‖Bᵀ[i_d, :]‖₂. The contribution of
@@ -35,14 +35,10 @@ state tensor of the same shape (Adam's moments, momentum buffers).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn as nn
 
-from winnow.model.algebra.cook_toom import winograd
 from winnow.model.errors import ConfigError
 from winnow.model.nn.layers import WinogradConv, winograd_layers
 
@@ -163,98 +159,30 @@ def iterative_schedule(target: float, steps: int) -> list[float]:
     return [target ** (i / steps) for i in range(1, steps + 1)]
 
 
-# ---------------------------------------------------------------- spatial structured (Yu et al. 2019, step 1)
-
-
-def winograd_supports(m: int, r: int, dims: int, points=None) -> np.ndarray:
-    """Boolean (P, r, …): which spatial weights each Winograd position depends on (G_i ⊗ G_j ≠ 0)."""
-    G = winograd(m, r, points).G_f64 != 0
-    supp = G
-    for _ in range(dims - 1):
-        supp = np.einsum("i...,jb->ij...b", supp, G).reshape((-1,) + supp.shape[1:] + (r,))
-    return supp.reshape((-1,) + (r,) * dims)
-
-
-@dataclass
-class SpatialMaskResult:
-    threshold: float
-    winograd_density: float
-    spatial_density: float
-
-
-class SpatialStructuredPruner:
-    """Yu et al.'s first step on spatial ``nn.Conv2d``/``nn.Conv3d`` layers.
-
-    For every kernel (k, c) and Winograd position p of F(m, r), if all spatial weights
-    in p's support have |g| below a threshold, they are all pruned, so U_p becomes
-    exactly zero once the layer is converted. The threshold is found by bisection so the
-    resulting Winograd-domain density is the smallest one at or above the target.
-    Masks are enforced like :class:`Pruner`'s (gradient hook + optimizer post-step hook).
-    """
-
-    def __init__(self, model: nn.Module, m: int, points=None):
-        self.m, self.points = m, points
-        self.layers = [mod for mod in model.modules()
-                       if isinstance(mod, (nn.Conv2d, nn.Conv3d)) and mod.stride == (1,) * (mod.weight.ndim - 2)
-                       and mod.groups == 1 and len(set(mod.kernel_size)) == 1 and mod.kernel_size[0] > 1]
-        if not self.layers:
-            raise ConfigError("no eligible spatial convolution (stride 1, groups 1, cubic kernel > 1) to prune")
-        self.masks = {id(mod): torch.ones_like(mod.weight) for mod in self.layers}
-        self._handles = [mod.weight.register_hook(self._hook(mod)) for mod in self.layers]
-
-    def _hook(self, mod):
-        return lambda grad: grad * self.masks[id(mod)]
-
-    def _mask_for(self, weight: torch.Tensor, supp: torch.Tensor, thr: float) -> tuple[torch.Tensor, float]:
-        a = weight.detach().abs()  # (K, C, r, …)
-        K, C = a.shape[:2]
-        flat = a.reshape(K, C, 1, -1)
-        s = supp.reshape(1, 1, supp.shape[0], -1)
-        peak = torch.where(s, flat, torch.zeros_like(flat)).amax(dim=-1)  # (K, C, P)
-        dead = peak < thr  # positions to zero
-        pruned = (dead.unsqueeze(-1) & s).any(dim=2).reshape(a.shape)
-        alive = (s & ~pruned.reshape(K, C, 1, -1)).any(dim=-1)  # U_p is zero iff its whole support is pruned
-        return (~pruned).to(weight.dtype), float(alive.float().mean())
-
-    def prune(self, winograd_density: float) -> list[SpatialMaskResult]:
-        check_density(winograd_density, "winograd_density")
-        results = []
-        for mod in self.layers:
-            dims = mod.weight.ndim - 2
-            supp = torch.tensor(winograd_supports(self.m, mod.kernel_size[0], dims, self.points))
-            current = self.masks[id(mod)]
-            w = mod.weight.detach() * current
-            lo, hi = 0.0, float(w.abs().max()) * 1.0001 + 1e-12
-            best = (current, 1.0, 0.0)
-            for _ in range(40):
-                mid = (lo + hi) / 2
-                mask, dens = self._mask_for(w, supp, mid)
-                if dens >= winograd_density:
-                    best, lo = (mask * current, dens, mid), mid
-                else:
-                    hi = mid
-            self.masks[id(mod)] = best[0]
-            with torch.no_grad():
-                mod.weight.mul_(best[0])
-            results.append(SpatialMaskResult(best[2], best[1], float(best[0].mean())))
-        return results
-
-    def attach(self, optimizer: torch.optim.Optimizer):
-        def post_step(opt, args, kwargs):
-            for mod in self.layers:
-                apply_mask(mod.weight, self.masks[id(mod)], opt)
-        h = optimizer.register_step_post_hook(post_step)
-        self._handles.append(h)
-        return h
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-
 def transfer_spatial_zeros(model: nn.Module) -> None:
     """After converting a spatially pruned model: mask every U that is exactly zero."""
     with torch.no_grad():
         for _, layer in winograd_layers(model):
             layer.mask.copy_((layer.weight != 0).to(layer.mask.dtype))
+
+
+def winograd_after_spatial(ctx, model: nn.Module) -> tuple[nn.Module, Pruner]:
+    """Finish a method that pruned the spatial network: measure it, convert, then Winograd-domain pruning.
+
+    Records the spatial model's accuracy and multiplications in ``ctx.info``, converts
+    it (no Winograd-ReLU: the spatial structure is kept), masks the Winograd weights the
+    spatial zeros made exactly 0, and, if ``ctx.cfg.density`` is below the density that
+    leaves, prunes to it and retrains with the mask.
+    """
+    from winnow.model.nn.convert import convert_to_winograd
+
+    ctx.info["spatial_accuracy"] = ctx.accuracy(model)
+    ctx.record_spatial_macs(model)
+    convert_to_winograd(model, m=ctx.cfg.m)
+    transfer_spatial_zeros(model)  # Winograd weights that the spatial zeros made exactly 0
+    pruner = Pruner(model)
+    ctx.info["winograd_density_from_spatial"] = pruner.density()
+    if ctx.cfg.density < pruner.density():
+        pruner.prune(ctx.cfg.density)
+        ctx.train(model, 9, "winograd retrain", hooks=[pruner])
+    return model, pruner

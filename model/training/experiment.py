@@ -3,27 +3,31 @@
 Pipeline (every step seeded; the same configuration gives the same numbers):
 
 1. **dense**: the default network for the data set, trained in the spatial domain;
-2. **method** (``magnitude`` or ``spatial_winograd``, module :mod:`winnow.model.pruning.winograd`):
-   * magnitude (Li et al. 2017; Liu & Pool 2018): convert to Winograd layers (with the
-     Winograd-ReLU rule if asked; then a dense Winograd-domain fine-tune, since moving
-     the ReLU changes the function), prune to the target density one-shot or on an
-     iterative schedule, retrain with the masks;
-   * spatial_winograd (Yu et al. 2019): structured spatial pruning to Winograd density
-     √target, spatial retraining, conversion (zeros transfer exactly), Winograd-domain
-     pruning to the target with the importance factors, retraining;
+2. **method**: the pruning method registered under ``method``
+   (:data:`winnow.model.pruning.registry.METHODS`: magnitude, spatial_winograd,
+   filter_l1, filter_distribution_fit, kep, one module each), with its own options
+   (``options``: the method's config dataclass); it returns a model with Winograd
+   layers and the pruner whose masks hold from then on;
 3. **QAT**: calibrate activation scales, fine-tune with fake quantization
    (:mod:`winnow.model.nn.qat`), masks still enforced;
 4. **measure**: test accuracy in float (before QAT), fake-quant (float64 evaluation)
    and on the bit-accurate integer reference; the Winograd-domain density; the
    multiplication accounting (:mod:`winnow.model.accounting`).
+
+Configurations written as flat keys (the TOML ``[train]`` section, ``winnow prune``'s
+options, a JSON object, older checkpoints) go through :func:`experiment_config`: a
+method's options are keys ``<prefix>_<option>`` (``kep_keep``, ``filter_ratio``) or,
+for magnitude, ``schedule`` and ``iterative_steps``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,28 +39,27 @@ from winnow.model.data.datasets import Split, load_dataset
 from winnow.model.errors import ConfigError
 from winnow.model.integer.network import IntegerNetwork, build_integer_network
 from winnow.model.data.nets import model_for
-from winnow.model.pruning.winograd import Pruner, SpatialStructuredPruner, check_density, iterative_schedule, transfer_spatial_zeros
+from winnow.model.pruning.method import PruningMethod
+from winnow.model.pruning.registry import METHODS
+from winnow.model.pruning.winograd import Pruner, check_density
 from winnow.model.nn.qat import prepare_qat, restore_qat
 from winnow.model.training.train import TrainConfig, accuracy, seed_everything, train
-
-METHODS = ("magnitude", "spatial_winograd", "filter_l1", "filter_distribution_fit", "kep")
-SPATIAL_METHODS = ("filter_l1", "filter_distribution_fit", "kep")
-#: Methods whose pruned model keeps the default network's structure (zeros, not removed filters).
-STRUCTURE_PRESERVING = ("magnitude", "spatial_winograd", "kep")
-SCHEDULES = ("one_shot", "iterative")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Every knob of :func:`run_experiment`; validated on construction."""
+    """Every knob of :func:`run_experiment`; validated on construction.
+
+    ``options`` holds the method's own options: an instance of its registered config
+    dataclass (``KepConfig(keep=3)``), a dict of its fields, or ``None`` for its
+    defaults; after construction it is always the dataclass instance.
+    """
 
     dataset: str = "mnist5k"
     m: int = 4
     method: str = "magnitude"
     density: float = 0.3
     winograd_relu: bool = False
-    schedule: str = "one_shot"
-    iterative_steps: int = 3
     width: int | None = None
     dense_epochs: int = 4
     retrain_epochs: int = 3
@@ -69,27 +72,16 @@ class ExperimentConfig:
     weight_bits: int = 8
     seed: int = 0
     integer_eval: bool = True
-    filter_ratio: float = 0.5
-    kep_keep: int = 4
-    kep_library: int = 8
-    kep_lambda: float = 1e-4
+    options: Any = None
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        spec = self.spec
+        object.__setattr__(self, "options", _method_options(self.method, spec, self.options))
         check_density(self.density)
-        if self.method == "spatial_winograd" and self.schedule == "iterative":
-            raise ConfigError("spatial_winograd has its own two-step schedule; use schedule='one_shot' with it")
-        if self.method in SPATIAL_METHODS and self.schedule == "iterative":
-            raise ConfigError(f"{self.method} prunes in the spatial domain once; use schedule='one_shot'")
-        if self.method in SPATIAL_METHODS and self.winograd_relu:
+        if self.winograd_relu and not spec.winograd_relu:
             raise ConfigError(f"{self.method} keeps the network's structure; winograd_relu=True contradicts it")
-        if not 0 <= self.filter_ratio < 1:
-            raise ConfigError(f"filter_ratio must be in [0, 1) (1 would remove every filter); got {self.filter_ratio}")
-        if self.kep_lambda < 0:
-            raise ConfigError(f"kep_lambda must be >= 0; got {self.kep_lambda}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
         for nm in ("lr", "retrain_lr", "qat_lr"):
@@ -100,14 +92,113 @@ class ExperimentConfig:
                                        or not 1 <= self.width <= 1024):
             raise ConfigError(f"width must be an integer in [1, 1024] (or unset for the data set's default); "
                               f"got {self.width!r}")
-        if isinstance(self.kep_keep, bool) or not isinstance(self.kep_keep, int) or not 1 <= self.kep_keep <= 9:
-            raise ConfigError(f"kep_keep must be an integer in [1, 9] (taps kept of a 3×3 kernel); got {self.kep_keep!r}")
-        if isinstance(self.kep_library, bool) or not isinstance(self.kep_library, int) or self.kep_library < 1:
-            raise ConfigError(f"kep_library must be an integer >= 1; got {self.kep_library!r}")
-        for nm in ("dense_epochs", "retrain_epochs", "qat_epochs", "iterative_steps"):
+        for nm in ("dense_epochs", "retrain_epochs", "qat_epochs"):
             v = getattr(self, nm)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if nm == "iterative_steps" else 0):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{nm} must be a non-negative integer; got {v!r}")
+
+    @property
+    def spec(self) -> PruningMethod:
+        """The registered method."""
+        return METHODS.get(self.method)
+
+    @property
+    def keeps_structure(self) -> bool:
+        """Whether the pruned network has the default network's structure (see :func:`trained_skeleton`)."""
+        return self.spec.keeps_structure
+
+
+def _method_options(method: str, spec: PruningMethod, options):
+    if options is None:
+        return spec.config()
+    if isinstance(options, dict):
+        known = [f.name for f in dataclasses.fields(spec.config)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)} of method {method}; its options: "
+                              f"{', '.join(known) or '(none)'}")
+        return spec.config(**options)
+    if not isinstance(options, spec.config):
+        raise ConfigError(f"options of method {method} must be a {spec.config.__name__}; "
+                          f"got {type(options).__name__}")
+    return options
+
+
+#: ExperimentConfig fields given directly as flat keys (``options`` is spelt out as the methods' keys).
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "options")
+
+
+def type_name(annotation) -> str:
+    """``"int"``, ``"int | None"``, … of a dataclass field's annotation, postponed (a string) or not."""
+    if isinstance(annotation, str):
+        return annotation
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
+@dataclass(frozen=True)
+class OptionKey:
+    """A flat key of a method option: the methods that take it, the config field, its type and default."""
+
+    methods: tuple[str, ...]
+    field: str
+    type: str
+    default: Any
+
+
+def option_keys() -> dict[str, OptionKey]:
+    """Every method option's flat key, over the registered methods (in registration order).
+
+    Raises ``ConfigError`` if two methods give one key different meanings, or a key is
+    an ExperimentConfig field.
+    """
+    keys: dict[str, OptionKey] = {}
+    for name, spec in METHODS.items():
+        fields = {f.name: f for f in dataclasses.fields(spec.config)}
+        for key, fname in spec.option_keys(name).items():
+            f = fields[fname]
+            if key in CONFIG_FIELDS:
+                raise ConfigError(f"option {fname} of method {name}: its key {key} is an experiment field")
+            prev = keys.get(key)
+            if prev is not None and (prev.field, prev.type, prev.default) != (fname, type_name(f.type), f.default):
+                raise ConfigError(f"option key {key} means different things to methods {prev.methods[0]} and {name}")
+            keys[key] = OptionKey((*prev.methods, name) if prev else (name,), fname, type_name(f.type), f.default)
+    return keys
+
+
+def experiment_config(values: dict) -> ExperimentConfig:
+    """An ExperimentConfig from flat keys (module docstring).
+
+    The chosen method's keys become its options. A key of another method is checked
+    (its value must be one that method accepts) and must keep that method's default:
+    a setting the chosen method would silently ignore is an error naming both.
+    ``options`` as a dict of the chosen method's fields is accepted too (the nested
+    form ``dataclasses.asdict`` writes).
+    """
+    keys = option_keys()
+    unknown = sorted(set(values) - set(CONFIG_FIELDS) - set(keys) - {"options"})
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; known keys: "
+                          f"{', '.join(sorted([*CONFIG_FIELDS, *keys]))}")
+    method = values.get("method", ExperimentConfig.method)
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    own: dict = {}
+    for key, value in values.items():
+        k = keys.get(key)
+        if k is None:
+            continue
+        if method in k.methods:
+            own[k.field] = value
+            continue
+        METHODS.get(k.methods[0]).config(**{k.field: value})  # a bad value is named whichever method it is for
+        if value != k.default:
+            raise ConfigError(f"{key} = {value!r} is an option of {', '.join(k.methods)}; "
+                              f"method {method} does not use it")
+    options = values.get("options")
+    if options is not None and own:
+        raise ConfigError("give the method's options as keys or as options, not both")
+    fields = {k: values[k] for k in CONFIG_FIELDS if k in values}
+    return ExperimentConfig(**fields, options=options if options is not None else own)
 
 
 def _phase(cfg: ExperimentConfig, epochs: int, lr: float, salt: int) -> TrainConfig:
@@ -129,79 +220,67 @@ def spatial_macs(model: nn.Module, x: torch.Tensor) -> float:
     return float(layer_macs(model, x, skip_zeros=True, linear=False))
 
 
-def _spatial_method(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool, info: dict) -> nn.Module:
-    """Filter pruning (L1 / distribution fit) or KEP, retrained in the spatial domain."""
-    from winnow.model.pruning.filter import prune_filters
-    from winnow.model.pruning.kep import KEP
+@dataclass
+class PruneContext:
+    """What a pruning method's ``run(ctx)`` gets (:mod:`winnow.model.pruning.method`).
 
-    if cfg.method == "kep":
-        model = copy.deepcopy(dense)
-        kep = KEP(model, cfg.kep_keep, cfg.kep_library, cfg.kep_lambda)
-        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 6), extra_loss=kep.penalty,
-              desc="kep regularize", progress=progress)
-        kep.prune()
-        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 7), hooks=[kep], desc="kep fine-tune",
-              progress=progress)
-        info["kep"] = kep.report()
-    else:
-        method = "l1" if cfg.method == "filter_l1" else "distribution_fit"
-        model, rep = prune_filters(dense, cfg.filter_ratio, method=method)
-        info["filters"] = [{k: r[k] for k in ("layer", "filters", "kept", "ks_distance")} for r in rep]
-        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 8), desc="filter fine-tune",
-              progress=progress)
-    info["spatial_accuracy"] = accuracy(model, data.x_test, data.y_test)
-    return model
+    Attributes
+    ----------
+    cfg : ExperimentConfig
+        The whole experiment: ``m``, ``density``, ``winograd_relu``, the epochs and rates.
+    dense : nn.Module
+        The trained dense spatial model, shared by every run: copy it, never change it.
+    data : Split
+    progress : bool
+        Show progress bars while training.
+    info : dict
+        Figures the method reports (merged into the experiment's result).
+    """
+
+    cfg: ExperimentConfig
+    dense: nn.Module
+    data: Split
+    progress: bool
+    info: dict
+
+    @property
+    def options(self):
+        """The method's own options (its config dataclass)."""
+        return self.cfg.options
+
+    def train(self, model: nn.Module, salt: int, desc: str, hooks=(), extra_loss=None,
+              epochs: int | None = None, lr: float | None = None) -> None:
+        """Train ``model`` (default: ``cfg.retrain_epochs`` at ``cfg.retrain_lr``), seeded by ``cfg.seed`` and ``salt``.
+
+        ``salt`` tells a method's training phases apart (each draws its own batches);
+        ``hooks`` are pruners whose masks hold through every step; ``extra_loss()`` is
+        added to every batch's loss.
+        """
+        cfg = self.cfg
+        phase = _phase(cfg, cfg.retrain_epochs if epochs is None else epochs,
+                       cfg.retrain_lr if lr is None else lr, salt)
+        train(model, self.data, phase, hooks=list(hooks), extra_loss=extra_loss, desc=desc, progress=self.progress)
+
+    def accuracy(self, model: nn.Module) -> float:
+        """Test accuracy of ``model``."""
+        return accuracy(model, self.data.x_test, self.data.y_test)
+
+    def record_spatial_macs(self, model: nn.Module) -> None:
+        """Report ``model``'s spatial multiplications (zeros skipped) as the method's ``spatial_macs``."""
+        self.info["spatial_macs"] = spatial_macs(model, self.data.x_test)
 
 
 def prune_model(cfg: ExperimentConfig, dense: nn.Module, data: Split, progress: bool = True,
                 info: dict | None = None) -> tuple[nn.Module, Pruner]:
-    """Step 2: a pruned Winograd model (the dense model is left untouched).
+    """Step 2: the registered method's pruned Winograd model (the dense model is left untouched).
 
-    Spatial methods (filter pruning, KEP) run first in the spatial domain; their model
-    is then converted and, for ``density`` < 1, pruned further in the Winograd domain —
-    structured spatial methods feeding Winograd-domain pruning.
+    A method that does not report ``spatial_macs`` (it prunes only in the Winograd
+    domain) has the dense model's.
     """
     info = {} if info is None else info
-    model = copy.deepcopy(dense)
     info["dense_spatial_macs"] = spatial_macs(dense, data.x_test)
-    if cfg.method in SPATIAL_METHODS:
-        model = _spatial_method(cfg, dense, data, progress, info)
-        info["spatial_macs"] = spatial_macs(model, data.x_test)
-        convert_to_winograd(model, m=cfg.m)
-        transfer_spatial_zeros(model)  # Winograd weights that the spatial zeros made exactly 0
-        pruner = Pruner(model)
-        info["winograd_density_from_spatial"] = pruner.density()
-        if cfg.density < pruner.density():
-            pruner.prune(cfg.density)
-            train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 9), hooks=[pruner],
-                  desc="winograd retrain", progress=progress)
-        return model, pruner
-    if cfg.method == "spatial_winograd":
-        sp = SpatialStructuredPruner(model, cfg.m)
-        sp.prune(math.sqrt(cfg.density))
-        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 2), hooks=[sp], desc="spatial retrain",
-              progress=progress)
-        sp.remove()
-        info["spatial_macs"] = spatial_macs(model, data.x_test)
-        convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
-        transfer_spatial_zeros(model)
-        pruner = Pruner(model, scale_gradients=True)
-        pruner.prune(cfg.density)
-        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 3), hooks=[pruner],
-              desc="winograd retrain", progress=progress)
-        return model, pruner
-    info["spatial_macs"] = info["dense_spatial_macs"]
-    convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
-    pruner = Pruner(model)
-    if cfg.winograd_relu:  # the function changed: dense fine-tune in the Winograd domain first
-        train(model, data, _phase(cfg, cfg.retrain_epochs, cfg.retrain_lr, 4), hooks=[pruner],
-              desc="dense winograd-relu", progress=progress)
-    steps = iterative_schedule(cfg.density, cfg.iterative_steps) if cfg.schedule == "iterative" else [cfg.density]
-    for i, d in enumerate(steps):
-        pruner.prune(d)
-        epochs = cfg.retrain_epochs if cfg.schedule == "one_shot" else max(1, round(cfg.retrain_epochs / len(steps)))
-        train(model, data, _phase(cfg, epochs, cfg.retrain_lr, 10 + i), hooks=[pruner],
-              desc=f"retrain @{d:.2f}", progress=progress)
+    model, pruner = cfg.spec.run(PruneContext(cfg, dense, data, progress, info))
+    info.setdefault("spatial_macs", info["dense_spatial_macs"])
     return model, pruner
 
 
@@ -247,13 +326,14 @@ def trained_skeleton(cfg: ExperimentConfig, input_shape, classes: int, scales: l
     """The fine-tuned model's structure (Winograd layers, fake quantization with ``scales``), untrained.
 
     Loading the checkpoint of a :func:`run_experiment` model into it restores that model.
-    Filter pruning removes filters, so its structure cannot be rebuilt from the configuration.
+    A method that removes filters does not keep the structure, which then cannot be rebuilt
+    from the configuration.
     """
-    if cfg.method not in STRUCTURE_PRESERVING:
+    if not cfg.keeps_structure:
         raise ConfigError(f"method {cfg.method} removes filters: its network cannot be rebuilt from the "
                           f"configuration (use the network the training run exported)")
     model = model_for(cfg.dataset, tuple(input_shape), classes, cfg.width)
-    convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu and cfg.method not in SPATIAL_METHODS)
+    convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
     restore_qat(model, scales, act_bits=cfg.act_bits, weight_bits=cfg.weight_bits)
     return model
 

@@ -1,0 +1,20 @@
+"""The pruning methods by name: one registry line per method (docs/pytorch.md, "Adding a pruning method").
+
+Each entry is a :class:`winnow.model.pruning.method.PruningMethod` (its options'
+dataclass, its ``run``, what it accepts); the pipeline, ``winnow prune``, the flow's
+``[train]`` validation and the benchmarks find methods here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from winnow.model.pruning import filter, kep, magnitude, spatial_winograd
+from winnow.model.pruning.method import PruningMethod
+from winnow.model.training.registry import Registry
+
+METHODS: Registry[PruningMethod] = Registry("pruning method")
+
+METHODS.register("magnitude", magnitude.METHOD)
+METHODS.register("spatial_winograd", spatial_winograd.METHOD)
+METHODS.register("filter_l1", filter.L1)
+METHODS.register("filter_distribution_fit", filter.DISTRIBUTION_FIT)
+METHODS.register("kep", kep.METHOD)
