@@ -19,7 +19,8 @@ from pathlib import Path
 from winnow.model.files.atomic import atomic_write_text
 from winnow.model.integer.datapath import DatapathConfig
 
-from winnow.hw.array import WinogradArray, load_layout
+from winnow.hw.abi import load_layout
+from winnow.hw.array import WinogradArray
 from winnow.hw.config import AccelConfig
 
 TOP = "winnow_array"

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from winnow.hw.config import AccelConfig, register_map
+from winnow.hw.abi import entry_layout, quant_layout, register_map
+from winnow.hw.config import AccelConfig
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.model.errors import ConfigError
 
@@ -91,7 +92,7 @@ def test_memory_inventory_adds_up():
     # the rest by hand: input n² = 16 banks × (3·3 tile positions of the padded 11×11 input) · 8 channels
     # × 8 bits; streams 4 × stream_depth × entry bits; quant k_max = 8 × quant bits; output otu_lanes·m² = 8
     # banks × K·⌈25 tiles / 2 lanes⌉ = 8·13 words × 8 bits
-    rest = 16 * 72 * 8 + 4 * cfg.stream_depth * cfg.entry_bits + 8 * cfg.quant_bits + 8 * 104 * 8
+    rest = 16 * 72 * 8 + 4 * cfg.stream_depth * entry_layout(cfg).size + 8 * quant_layout(cfg.datapath).size + 8 * 104 * 8
     assert cfg.memory_bits == mems["v_buffer"]["bits"] + mems["accumulators"]["bits"] + rest
 
 

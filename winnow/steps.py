@@ -205,7 +205,7 @@ def array_label(cfg) -> str:
 
 def cycles(cfg, layers, out: Path | None = None) -> dict:
     """Sparse, dense (same array) and floor cycles per layer and for the network."""
-    from winnow.hw.cycle_model import sparse_and_dense
+    from winnow.hw.packer import sparse_and_dense
 
     rows = []
     for name, layer in layers:
