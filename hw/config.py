@@ -157,6 +157,46 @@ class AccelConfig:
                               f"limits: ⌈positions·clusters/P⌉·⌈k_max/clusters⌉·c_max + k_blocks); "
                               f"got {self.stream_depth}")
 
+    # ------------------------------------------------------------ derived configuration
+    @staticmethod
+    def default_otu_lanes(lanes: int) -> int:
+        """Output-unit lanes when a user gives none: gcd(L, 4), enough that layers with few input
+        channels stay PE-bound at the densities of interest (docs/hardware.md)."""
+        return math.gcd(lanes, 4)
+
+    @classmethod
+    def resolved(cls, datapath: DatapathConfig, *, mode: str = "sparse", **fields) -> "AccelConfig":
+        """The array of ``fields`` (others at their defaults) with every derived default filled in.
+
+        The one place the CLI (``winnow gen/cycles/sim``), the flow's ``[array]``, the generator
+        and the board presets get their defaults from: ``otu_lanes`` (absent or ``None``)
+        = :meth:`default_otu_lanes`; ``k_block``, ``requant`` and ``stream_depth`` (absent or
+        ``None``) as the constructor derives them.
+        """
+        fields = dict(fields)
+        lanes = fields.get("lanes", cls.__dataclass_fields__["lanes"].default)
+        if fields.get("otu_lanes") is None and isinstance(lanes, int) and not isinstance(lanes, bool):
+            fields["otu_lanes"] = cls.default_otu_lanes(lanes)
+        return cls(datapath=datapath, mode=mode, **fields)
+
+    def changed(self, *, mode: str | None = None, **fields) -> "AccelConfig":
+        """This array with ``fields`` changed, re-deriving what depends on them unless given.
+
+        ``k_block`` follows a new ``k_max``; ``otu_lanes`` becomes :meth:`default_otu_lanes`
+        when the new ``lanes`` is not a multiple of it; ``stream_depth`` is re-derived when any
+        field changes (a preset's stream fits a dense layer at its own limits).
+        """
+        fields = dict(fields)
+        if "k_max" in fields:
+            fields.setdefault("k_block", None)
+        lanes = fields.get("lanes")
+        if isinstance(lanes, int) and not isinstance(lanes, bool) and lanes > 0 and "otu_lanes" not in fields \
+                and lanes % self.otu_lanes:
+            fields["otu_lanes"] = self.default_otu_lanes(lanes)
+        if fields:
+            fields.setdefault("stream_depth", None)
+        return dataclasses.replace(self, mode=self.mode if mode is None else mode, **fields)
+
     # ------------------------------------------------------------ derived numbers
     @property
     def n(self) -> int:

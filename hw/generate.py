@@ -112,7 +112,7 @@ def generate(cfg: AccelConfig, out_dir, *, axis: bool = False) -> Path:
     return path
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--m", type=int, default=4)
     ap.add_argument("--r", type=int, default=3)
@@ -126,14 +126,24 @@ def main(argv=None) -> int:
     ap.add_argument("--lanes", type=int, default=4)
     ap.add_argument("--clusters", type=int, default=1)
     ap.add_argument("--k-block", type=int, default=None)
-    ap.add_argument("--otu-lanes", type=int, default=1)
+    ap.add_argument("--otu-lanes", type=int, default=None, help="default gcd(lanes, 4), as winnow gen")
     ap.add_argument("--mode", default="sparse", choices=["sparse", "dense"])
     ap.add_argument("--axis", action="store_true", help="also write the AXI-Stream named wrapper")
     ap.add_argument("--out", default="build/hw/array")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def config_from_args(argv) -> AccelConfig:
+    """The array the command line ``argv`` describes (defaults: :meth:`AccelConfig.resolved`)."""
+    a = _parser().parse_args(argv)
     dp = DatapathConfig(m=a.m, r=a.r, act_bits=a.act_bits, weight_bits=a.weight_bits, c_max=a.c_max)
-    cfg = AccelConfig(datapath=dp, pes=a.pes, lanes=a.lanes, clusters=a.clusters, k_block=a.k_block,
-                      otu_lanes=a.otu_lanes, k_max=a.k_max, h_max=a.h_max, w_max=a.w_max, mode=a.mode)
+    return AccelConfig.resolved(dp, pes=a.pes, lanes=a.lanes, clusters=a.clusters, k_block=a.k_block,
+                                otu_lanes=a.otu_lanes, k_max=a.k_max, h_max=a.h_max, w_max=a.w_max, mode=a.mode)
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    cfg = config_from_args(argv)
     path = generate(cfg, a.out, axis=a.axis)
     print(f"wrote {path} and {path.parent / 'params.json'}")
     return 0

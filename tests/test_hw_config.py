@@ -133,3 +133,34 @@ def test_serial_memories_are_one_per_cluster_and_round_trip(tmp_path):
     d["serial"] = 1
     with pytest.raises(ConfigError, match="serial must be true or false"):
         AccelConfig.from_dict(d)
+
+
+def test_cli_flow_generator_and_preset_derive_the_same_defaults():
+    """The derived defaults (otu_lanes, k_block, requant, stream_depth) live once, on AccelConfig."""
+    from winnow.boards.presets import PRESET_FIELDS, PRESETS
+    from winnow.cli import _resolve_array, parser
+    from winnow.flowconfig import parse_flow_config
+    from winnow.hw.generate import config_from_args
+    from winnow.steps import array_config
+
+    dp = DatapathConfig(m=2, r=3, c_max=8)
+    given = {"pes": 2, "lanes": 6, "k_max": 12, "h_max": 16, "w_max": 16}
+    flow = array_config(dp, parse_flow_config("[array]\n" + "\n".join(f"{k} = {v}" for k, v in given.items()))
+                        .array_fields())
+    opts = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
+    cli = _resolve_array(parser().parse_args(["gen", "--m=2", "--c-max=8", *opts, "--out=x"]))
+    gen = config_from_args(["--m=2", "--c-max=8", *opts])
+    # by hand: gcd(6, 4) = 2 output-unit lanes, k_block = k_max, m² = 4 requantizers, a dense layer's
+    # stream: 16 positions / 2 PEs × 12 rows × 8 channels + one end-of-block mark
+    assert (flow.otu_lanes, flow.k_block, flow.requant) == (2, 12, 4)
+    assert flow.stream_depth == 8 * 12 * 8 + 1
+    assert cli == flow == gen
+    # a preset changed on the command line equals the preset's own fields changed, resolved afresh
+    dp_p, fields = PRESET_FIELDS["orangecrab"]
+    assert PRESETS["orangecrab"] == AccelConfig.resolved(dp_p, **fields)
+    changed = _resolve_array(parser().parse_args(["gen", "--preset=orangecrab", "--lanes=3", "--k-max=8", "--out=x"]))
+    assert changed == AccelConfig.resolved(dp_p, **{**fields, "lanes": 3, "k_max": 8})
+    assert (changed.otu_lanes, changed.k_block) == (1, 8)  # 3 is a multiple of the preset's one OTU lane
+    assert changed.stream_depth == changed.dense_stream_length != PRESETS["orangecrab"].stream_depth
+    widened = _resolve_array(parser().parse_args(["gen", "--preset=ulx3s", "--lanes=6", "--otu-lanes=3", "--out=x"]))
+    assert widened.otu_lanes == 3  # given: kept
