@@ -23,7 +23,7 @@ cost nothing.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from winnow.hw import abi
 from winnow.hw.config import AccelConfig, ubits
 from winnow.hw.delay import delay
-from winnow.hw.ports import LaunchSignature, MemReadSignature, MemWriteSignature, lanes
+from winnow.hw.ports import LaunchSignature, MemWriteSignature, lanes
 from winnow.hw.sequencer import step_layout
 from winnow.hw.vbuffer import v_read_signature
 

@@ -15,10 +15,10 @@ cycle, the cluster's PE reads any (c, p) with the same one-cycle latency.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Cat, Module, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from winnow.hw.config import AccelConfig, ubits
 from winnow.hw.input_unit import v_write_signature
