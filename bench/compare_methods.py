@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from winnow.hw.config import AccelConfig
-from winnow.hw.cycle_model import sparse_and_dense
+from winnow.hw.packer import sparse_and_dense
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.data.datasets import mnist5k
 from winnow.model.integer.datapath import DatapathConfig

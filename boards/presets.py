@@ -30,16 +30,22 @@ from winnow.hw.config import AccelConfig
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.model.errors import ConfigError
 
-PRESETS: dict[str, AccelConfig] = {
-    "ulx3s": AccelConfig(datapath=DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=32),
-                         pes=4, lanes=4, requant=1, k_max=32, h_max=28, w_max=28, pad_max=1),
-    "ulx3s-f43": AccelConfig(datapath=DatapathConfig(m=4, r=3, act_bits=8, weight_bits=8, c_max=32),
-                             pes=2, lanes=2, requant=1, k_max=32, h_max=28, w_max=28, pad_max=1),
-    "orangecrab": AccelConfig(datapath=DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=16),
-                              pes=2, lanes=2, requant=1, k_max=16, h_max=16, w_max=16, pad_max=1),
-    "icebreaker": AccelConfig(datapath=DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=8),
-                              pes=1, lanes=1, requant=1, k_max=8, h_max=16, w_max=16, pad_max=1, serial=True),
+#: The fields of each preset; the rest are :meth:`AccelConfig.resolved`'s defaults. The measured
+#: builds use one output-unit lane (``otu_lanes = 1``), not the gcd(L, 4) default.
+PRESET_FIELDS: dict[str, tuple[DatapathConfig, dict]] = {
+    "ulx3s": (DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=32),
+              dict(pes=4, lanes=4, otu_lanes=1, requant=1, k_max=32, h_max=28, w_max=28, pad_max=1)),
+    "ulx3s-f43": (DatapathConfig(m=4, r=3, act_bits=8, weight_bits=8, c_max=32),
+                  dict(pes=2, lanes=2, otu_lanes=1, requant=1, k_max=32, h_max=28, w_max=28, pad_max=1)),
+    "orangecrab": (DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=16),
+                   dict(pes=2, lanes=2, otu_lanes=1, requant=1, k_max=16, h_max=16, w_max=16, pad_max=1)),
+    "icebreaker": (DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=8),
+                   dict(pes=1, lanes=1, otu_lanes=1, requant=1, k_max=8, h_max=16, w_max=16, pad_max=1,
+                        serial=True)),
 }
+
+PRESETS: dict[str, AccelConfig] = {name: AccelConfig.resolved(dp, **fields)
+                                   for name, (dp, fields) in PRESET_FIELDS.items()}
 
 #: The board each preset is for (a preset named after its board is that board's default).
 PRESET_BOARD = {"ulx3s": "ulx3s", "ulx3s-f43": "ulx3s", "orangecrab": "orangecrab", "icebreaker": "icebreaker"}

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from winnow.hw.config import AccelConfig
+from winnow.model.files.atomic import atomic_write_text
 from winnow.model.sources import source_digest
-from winnow.sim.cocotb_run import build_args, cocotb_env, simulator_available, tool_env, tool_environ
+from winnow.sim.cocotb_run import _runner, build_args, cocotb_env, simulator_available, tool_env, tool_environ
 
 from winnow.boards.export import TOP, export_verilog
 
@@ -39,7 +40,7 @@ class LinkRun:
 def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=None, *, divisor: int = 4,
                  timeout_bytes: int = 64, opt: str = "-O1") -> tuple[list[LinkRun], dict]:
     """Run ``layers`` = [(packed, xq, name)] through the UART; returns (runs, timings)."""
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
 
     reason = simulator_available(simulator)
     if reason:
@@ -62,7 +63,13 @@ def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_d
         res_file.unlink()
     # the model runs for seconds, not minutes: compile it quickly rather than well
     with tool_environ(tool_env(opt, slow_opt=opt)):
-        runner = get_runner(simulator)
+        # only the ports the testbench touches are public to VPI (as winnow.sim.cocotb_run does): with every
+        # signal public, GCC -O1 spent over 25 minutes on Verilator's symbol-table constructor once the
+        # array's typed ports passed its split threshold (3,821 public variables)
+        runner = _runner(simulator)
+        if simulator == "verilator":  # the runner takes the last source as the top's language
+            sources = [atomic_write_text(build_dir / "ports.vlt", "`verilator_config\n" + "".join(
+                f'public_flat_rw -module "{TOP}" -var "{p}"\n' for p in ("clk", "rst", "rx", "tx")))] + sources
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
                      timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
         t1 = time.perf_counter()

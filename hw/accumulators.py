@@ -17,11 +17,24 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from winnow.hw.config import AccelConfig, ubits
+from winnow.hw.pe import acc_write_signature
+from winnow.hw.ports import MemReadSignature, lanes
+
+
+def acc_read_signature(cfg: AccelConfig) -> MemReadSignature:
+    """The output unit's read (and clear) of the accumulators: row k of cluster s (serial: and one
+    position) → the row of every position (serial: of that position), L signed ``acc_bits`` lanes each."""
+    addr = {"cluster": ubits(cfg.clusters - 1), "k": ubits(cfg.acc_depth - 1)}
+    row = lanes(cfg.widths.acc_bits, cfg.lanes)
+    if cfg.serial:
+        addr["pos"] = ubits(cfg.positions - 1)
+        return MemReadSignature(data.StructLayout(addr), row, clear=True)
+    return MemReadSignature(data.StructLayout(addr), data.ArrayLayout(row, cfg.positions), clear=True)
 
 
 class AccumulatorsRef:
@@ -54,34 +67,23 @@ class Accumulators(wiring.Component):
         PE index within the cluster that writes each (cluster, position) bank.
     pe_half : In(1)
         Half the PEs write.
-    wr_en, wr_pos, wr_k, wr_data : In(array of P)
+    wr : In(:func:`winnow.hw.pe.acc_write_signature`) × P
         PE j's row write: position, row address, L lanes of signed ``acc_bits``.
     rd_half : In(1)
         Half the output unit reads (always ≠ ``pe_half`` while both run).
-    rd_cluster, rd_k : In
-        Row to read (of every position).
-    rd_pos : In (serial only)
-        The position to read.
-    rd_clear : In(1)
-        Zero that row in the same cycle (the read still returns the old value).
-    rd_data : Out(array of positions)
-        The row of each position, one cycle after the address (serial: of ``rd_pos``).
+    rd : In(:func:`acc_read_signature`)
+        Row (cluster, k; serial: and position) to read; ``clear`` zeroes it in the same
+        cycle (the read still returns the old value); the row of each position (serial:
+        of ``addr.pos``) one cycle after the address.
     """
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
         n2, P, S = config.positions, config.pes, config.clusters
-        word = config.lanes * config.widths.acc_bits
-        ports = {
+        super().__init__({
             "owner": In(ubits(config.pes_per_cluster - 1)).array(S, n2), "pe_half": In(1),
-            "wr_en": In(1).array(P), "wr_pos": In(ubits(n2 - 1)).array(P),
-            "wr_k": In(ubits(config.acc_depth - 1)).array(P), "wr_data": In(word).array(P),
-            "rd_half": In(1), "rd_cluster": In(ubits(S - 1)), "rd_k": In(ubits(config.acc_depth - 1)),
-            "rd_clear": In(1), "rd_data": Out(word) if config.serial else Out(word).array(n2),
-        }  # fmt: skip
-        if config.serial:
-            ports["rd_pos"] = In(ubits(n2 - 1))
-        super().__init__(ports)
+            "wr": In(acc_write_signature(config)).array(P), "rd_half": In(1), "rd": In(acc_read_signature(config)),
+        })  # fmt: skip
 
     def elaborate(self, platform):
         m = Module()
@@ -89,7 +91,8 @@ class Accumulators(wiring.Component):
         n2, S, PC = cfg.positions, cfg.clusters, cfg.pes_per_cluster
         word = cfg.lanes * cfg.widths.acc_bits
         sel1 = Signal(ubits(2 * S - 1))  # (cluster, half) of the read, one cycle later
-        m.d.sync += sel1.eq(self.rd_cluster * 2 + self.rd_half)
+        rd = self.rd
+        m.d.sync += sel1.eq(rd.addr.cluster * 2 + self.rd_half)
         if cfg.serial:
             pw = ubits(n2 - 1)
             words = []
@@ -99,37 +102,38 @@ class Accumulators(wiring.Component):
                     m.submodules[f"acc{s}_{h}"] = mem
                     wp, rp = mem.write_port(), mem.read_port()
                     pe_side = self.pe_half == h
-                    clear = self.rd_clear & (self.rd_cluster == s) & (self.rd_half == h)
-                    rd_addr = Cat(self.rd_pos, self.rd_k)
-                    m.d.comb += [wp.en.eq(Mux(pe_side, self.wr_en[s], clear)),
-                                 wp.addr.eq(Mux(pe_side, Cat(self.wr_pos[s], self.wr_k[s]), rd_addr)),
-                                 wp.data.eq(Mux(pe_side, self.wr_data[s], 0)), rp.addr.eq(rd_addr)]
+                    clear = rd.clear & (rd.addr.cluster == s) & (self.rd_half == h)
+                    rd_addr = Cat(rd.addr.pos, rd.addr.k)
+                    wr = self.wr[s]
+                    m.d.comb += [wp.en.eq(Mux(pe_side, wr.en, clear)),
+                                 wp.addr.eq(Mux(pe_side, Cat(wr.addr.pos, wr.addr.k), rd_addr)),
+                                 wp.data.eq(Mux(pe_side, wr.data.as_value(), 0)), rp.addr.eq(rd_addr)]
                     words.append(rp.data)
-            m.d.comb += self.rd_data.eq(Array(words)[sel1])
+            m.d.comb += rd.data.eq(Array(words)[sel1])
             return m
-        data = [[None] * (2 * S) for _ in range(n2)]
+        words = [[None] * (2 * S) for _ in range(n2)]
         for s in range(S):
             pes = list(range(s * PC, (s + 1) * PC))
             for p in range(n2):
                 if PC > 1:
                     o = self.owner[s][p]
-                    en = Array([self.wr_en[j] & (self.wr_pos[j] == p) for j in pes])[o]
-                    k = Array([self.wr_k[j] for j in pes])[o]
-                    d = Array([self.wr_data[j] for j in pes])[o]
+                    en = Array([self.wr[j].en & (self.wr[j].addr.pos == p) for j in pes])[o]
+                    k = Array([self.wr[j].addr.k for j in pes])[o]
+                    d = Array([self.wr[j].data.as_value() for j in pes])[o]
                 else:
-                    j = pes[0]
-                    en, k, d = self.wr_en[j] & (self.wr_pos[j] == p), self.wr_k[j], self.wr_data[j]
+                    wr = self.wr[pes[0]]
+                    en, k, d = wr.en & (wr.addr.pos == p), wr.addr.k, wr.data.as_value()
                 for h in range(2):
                     mem = Memory(shape=unsigned(word), depth=cfg.acc_depth, init=[])
                     m.submodules[f"acc{s}_{p}_{h}"] = mem
                     wp = mem.write_port()
                     rp = mem.read_port()
                     pe_side = self.pe_half == h
-                    clear = self.rd_clear & (self.rd_cluster == s) & (self.rd_half == h)
-                    m.d.comb += [wp.en.eq(Mux(pe_side, en, clear)), wp.addr.eq(Mux(pe_side, k, self.rd_k)),
-                                 wp.data.eq(Mux(pe_side, d, 0)), rp.addr.eq(self.rd_k)]
-                    data[p][s * 2 + h] = rp.data
+                    clear = rd.clear & (rd.addr.cluster == s) & (self.rd_half == h)
+                    m.d.comb += [wp.en.eq(Mux(pe_side, en, clear)), wp.addr.eq(Mux(pe_side, k, rd.addr.k)),
+                                 wp.data.eq(Mux(pe_side, d, 0)), rp.addr.eq(rd.addr.k)]
+                    words[p][s * 2 + h] = rp.data
         for p in range(n2):
-            m.d.comb += self.rd_data[p].eq(Array(data[p])[sel1])
+            m.d.comb += rd.data[p].eq(Array(words[p])[sel1])
         return m
 

@@ -11,32 +11,79 @@ Units (each a component with a NumPy twin and its own test):
   double-buffered;
 * :class:`winnow.hw.output_unit.OutputUnit`: output transforms, requantization, output memory.
 
-The load port writes every memory and register while the array is idle:
-select ``REG`` (address = index in :func:`winnow.hw.config.register_map`), ``X`` (input bank,
-address), ``STREAM`` (PE, entry index), ``QUANT`` (output channel).
+The load port writes every memory and register while the array is idle; the word format,
+the selects and the register map are the ABI's (:mod:`winnow.hw.abi`, table in
+docs/hardware.md). :class:`LoadDecoder` turns it into one typed write port per memory;
+every unit-to-unit link is a typed port (:mod:`winnow.hw.ports`) joined with
+``wiring.connect``, which checks both sides' widths at elaboration.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth import Cat, Module
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from winnow.hw import abi
+from winnow.hw.abi import Sel
 from winnow.hw.accumulators import Accumulators
-from winnow.hw.config import AccelConfig, check_buildable, load_fields, register_map, ubits
-from winnow.hw.input_unit import InputUnit
-from winnow.hw.output_unit import OutputUnit
-from winnow.hw.packer import SEL_QUANT, SEL_REG, SEL_STREAM, SEL_X
-from winnow.hw.pe import SparsePE
-from winnow.hw.registers import register_layout
+from winnow.hw.config import AccelConfig, check_buildable, ubits
+from winnow.hw.input_unit import InputUnit, x_write_signature
+from winnow.hw.output_unit import OutputUnit, quant_write_signature
+from winnow.hw.pe import SparsePE, stream_write_signature
 from winnow.hw.sequencer import Sequencer
 from winnow.hw.vbuffer import VBuffer
 
 
+class LoadDecoder(wiring.Component):
+    """The load port (:func:`winnow.hw.abi.load_layout`) → the registers and one write port per memory.
 
-def load_layout(cfg: AccelConfig) -> data.StructLayout:
-    """Payload of the load port: memory select, bank, address, data word (:func:`winnow.hw.config.load_fields`)."""
-    return data.StructLayout(load_fields(cfg))
+    Parameters
+    ----------
+    config : AccelConfig
+
+    Attributes
+    ----------
+    load : In(stream)
+        Load-port words; always ready.
+    regs : Out(register_layout)
+        The registers (select ``REG``, address = index in :func:`winnow.hw.abi.register_map`).
+    x : Out(:func:`winnow.hw.input_unit.x_write_signature`)
+        Input memory writes (select ``X``).
+    stream : Out(:func:`winnow.hw.pe.stream_write_signature`) × P
+        PE j's stream memory writes (select ``STREAM``, bank j).
+    quant : Out(:func:`winnow.hw.output_unit.quant_write_signature`)
+        Quantization memory writes (select ``QUANT``).
+    """
+
+    def __init__(self, config: AccelConfig):
+        self._cfg = config
+        super().__init__({
+            "load": In(stream.Signature(abi.load_layout(config))), "regs": Out(abi.register_layout(config)),
+            "x": Out(x_write_signature(config)), "stream": Out(stream_write_signature(config)).array(config.pes),
+            "quant": Out(quant_write_signature(config)),
+        })  # fmt: skip
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        ld = self.load.payload
+        m.d.comb += self.load.ready.eq(1)
+        layout = abi.register_layout(cfg)
+        raw = self.regs.as_value()
+        for i, (name, bits, _sgn) in enumerate(abi.register_map(cfg)):
+            off = layout[name].offset
+            with m.If(self.load.valid & (ld.sel == Sel.REG) & (ld.addr == i)):
+                m.d.sync += raw[off:off + bits].eq(ld.data[:bits])
+        # the data word is the widest any select writes: each port takes its low bits
+        m.d.comb += [self.x.en.eq(self.load.valid & (ld.sel == Sel.X)), self.x.addr.word.eq(ld.addr),
+                     self.x.addr.bank.eq(ld.bank), self.x.data.eq(ld.data)]
+        for j, port in enumerate(self.stream):
+            m.d.comb += [port.en.eq(self.load.valid & (ld.sel == Sel.STREAM) & (ld.bank == j)),
+                         port.addr.eq(ld.addr), port.data.eq(ld.data)]
+        m.d.comb += [self.quant.en.eq(self.load.valid & (ld.sel == Sel.QUANT)), self.quant.addr.eq(ld.addr),
+                     self.quant.data.eq(ld.data)]
+        return m
 
 
 class WinogradArray(wiring.Component):
@@ -67,7 +114,7 @@ class WinogradArray(wiring.Component):
         check_buildable(config)
         self._cfg = config
         super().__init__({
-            "load": In(stream.Signature(load_layout(config))),
+            "load": In(stream.Signature(abi.load_layout(config))),
             "start": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32),
             "rd_bank": In(ubits(config.out_banks - 1)), "rd_addr": In(ubits(config.out_depth - 1)),
             "rd_data": Out(config.datapath.act_bits),
@@ -76,17 +123,7 @@ class WinogradArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        ld = self.load.payload
-        m.d.comb += self.load.ready.eq(1)
-
-        layout = register_layout(cfg)
-        regs = Signal(layout)
-        raw = regs.as_value()
-        for i, (name, bits, _sgn) in enumerate(register_map(cfg)):
-            off = layout[name].offset
-            with m.If(self.load.valid & (ld.sel == SEL_REG) & (ld.addr == i)):
-                m.d.sync += raw[off:off + bits].eq(ld.data[:bits])
-
+        m.submodules.load = dec = LoadDecoder(cfg)
         m.submodules.seq = seq = Sequencer(cfg)
         m.submodules.itu = itu = InputUnit(cfg)
         m.submodules.vbuf = vbuf = VBuffer(cfg)
@@ -97,37 +134,34 @@ class WinogradArray(wiring.Component):
             pe = SparsePE(cfg)
             m.submodules[f"pe{j}"] = pe
             pes.append(pe)
+        regs = dec.regs
 
+        # the load port into every memory
+        wiring.connect(m, wiring.flipped(self.load), dec.load)
+        wiring.connect(m, dec.x, itu.load)
+        wiring.connect(m, dec.quant, otu.quant)
+        for j, pe in enumerate(pes):
+            wiring.connect(m, dec.stream[j], pe.load)
+
+        # the sequencer launches the units
         m.d.comb += [seq.start.eq(self.start), seq.groups.eq(regs.groups), seq.blocks.eq(regs.k_blocks),
                      seq.units_busy.eq(itu.busy | otu.busy | Cat(*[pe.busy for pe in pes]).any()),
                      self.busy.eq(seq.busy), self.done.eq(seq.done), self.cycles.eq(seq.cycles)]
+        wiring.connect(m, seq.itu, itu.ctl)
+        wiring.connect(m, seq.pe, *[pe.ctl for pe in pes])
+        wiring.connect(m, seq.otu, otu.ctl)
+        m.d.comb += [itu.regs.eq(regs), itu.start.eq(self.start & ~seq.busy), otu.regs.eq(regs),
+                     vbuf.rd_half.eq(seq.pe.step.group[0]), acc.pe_half.eq(seq.pe.step.acc_half),
+                     acc.rd_half.eq(seq.otu.step.acc_half)]  # fmt: skip
         for s in range(cfg.clusters):
             for p in range(cfg.positions):
                 m.d.comb += [vbuf.owner[s][p].eq(regs[f"owner{s}_{p}"]), acc.owner[s][p].eq(regs[f"owner{s}_{p}"])]
 
-        m.d.comb += [itu.load_en.eq(self.load.valid & (ld.sel == SEL_X)), itu.load_bank.eq(ld.bank),
-                     itu.load_addr.eq(ld.addr), itu.load_data.eq(ld.data), itu.regs.eq(regs),
-                     itu.start.eq(self.start & ~seq.busy), itu.go.eq(seq.itu_go), itu.half.eq(seq.itu.group[0]),
-                     vbuf.w_en.eq(itu.v_en), vbuf.w_addr.eq(itu.v_addr), vbuf.w_lane.eq(itu.v_lane),
-                     vbuf.w_data.eq(itu.v_data), vbuf.rd_half.eq(seq.pe.group[0])]  # fmt: skip
-
-        m.d.comb += [acc.pe_half.eq(seq.pe.acc_half), acc.rd_half.eq(seq.otu.acc_half)]
+        # the data path: input unit → V buffer → PEs → accumulators → output unit
+        wiring.connect(m, itu.v, vbuf.w)
         for j, pe in enumerate(pes):
-            m.d.comb += [pe.start.eq(seq.pe_go), pe.restart.eq(seq.pe_restart),
-                         pe.load_en.eq(self.load.valid & (ld.sel == SEL_STREAM) & (ld.bank == j)),
-                         pe.load_addr.eq(ld.addr), pe.load_data.eq(ld.data),
-                         vbuf.rd_pos[j].eq(pe.v_pos), vbuf.rd_c[j].eq(pe.v_addr), pe.v_data.eq(vbuf.rd_data[j]),
-                         acc.wr_en[j].eq(pe.acc_en), acc.wr_pos[j].eq(pe.acc_pos), acc.wr_k[j].eq(pe.acc_k),
-                         acc.wr_data[j].eq(pe.acc_data)]  # fmt: skip
-
-        m.d.comb += [otu.regs.eq(regs), otu.go.eq(seq.otu_go), otu.step.eq(seq.otu),
-                     acc.rd_cluster.eq(otu.acc_cluster), acc.rd_k.eq(otu.acc_k), acc.rd_clear.eq(otu.acc_clear),
-                     otu.quant_en.eq(self.load.valid & (ld.sel == SEL_QUANT)), otu.quant_addr.eq(ld.addr),
-                     otu.quant_data.eq(ld.data), otu.rd_bank.eq(self.rd_bank), otu.rd_addr.eq(self.rd_addr),
-                     self.rd_data.eq(otu.rd_data)]  # fmt: skip
-        if cfg.serial:
-            m.d.comb += [vbuf.w_pos.eq(itu.v_pos), acc.rd_pos.eq(otu.acc_pos), otu.acc_data.eq(acc.rd_data)]
-        else:
-            for p in range(cfg.positions):
-                m.d.comb += otu.acc_data[p].eq(acc.rd_data[p])
+            wiring.connect(m, pe.v, vbuf.rd[j])
+            wiring.connect(m, pe.acc, acc.wr[j])
+        wiring.connect(m, otu.acc, acc.rd)
+        m.d.comb += [otu.rd_bank.eq(self.rd_bank), otu.rd_addr.eq(self.rd_addr), self.rd_data.eq(otu.rd_data)]
         return m

@@ -31,12 +31,12 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from winnow.hw.array import WinogradArray
-from winnow.hw.config import AccelConfig, register_map, ubits
-from winnow.hw.packer import SEL_REG
+from winnow.hw.abi import Sel, register_map
+from winnow.hw.config import AccelConfig, ubits
 
 #: The core's control ports the wrapper passes through unchanged.
 CONTROL = ("start", "busy", "done", "cycles")
-#: The layer registers the read-back walker needs (winnow.hw.config.register_map).
+#: The layer registers the read-back walker needs (winnow.hw.abi.register_map).
 WATCHED = ("k", "h", "w", "h0", "w0")
 
 
@@ -202,7 +202,7 @@ class AxisArray(wiring.Component):
         for name in WATCHED:
             i, bits = index[name]
             regs[name] = Signal(bits, name=f"layer_{name}")
-            with m.If(load_ok & (payload.sel == SEL_REG) & (payload.addr == i)):
+            with m.If(load_ok & (payload.sel == Sel.REG) & (payload.addr == i)):
                 m.d.sync += regs[name].eq(payload.data[:bits])
         h0, w0 = regs["h0"].as_signed(), regs["w0"].as_signed()  # −padding
         last_ho = Signal(ubits(cfg.ho_max))

@@ -157,6 +157,46 @@ class AccelConfig:
                               f"limits: ⌈positions·clusters/P⌉·⌈k_max/clusters⌉·c_max + k_blocks); "
                               f"got {self.stream_depth}")
 
+    # ------------------------------------------------------------ derived configuration
+    @staticmethod
+    def default_otu_lanes(lanes: int) -> int:
+        """Output-unit lanes when a user gives none: gcd(L, 4), enough that layers with few input
+        channels stay PE-bound at the densities of interest (docs/hardware.md)."""
+        return math.gcd(lanes, 4)
+
+    @classmethod
+    def resolved(cls, datapath: DatapathConfig, *, mode: str = "sparse", **fields) -> "AccelConfig":
+        """The array of ``fields`` (others at their defaults) with every derived default filled in.
+
+        The one place the CLI (``winnow gen/cycles/sim``), the flow's ``[array]``, the generator
+        and the board presets get their defaults from: ``otu_lanes`` (absent or ``None``)
+        = :meth:`default_otu_lanes`; ``k_block``, ``requant`` and ``stream_depth`` (absent or
+        ``None``) as the constructor derives them.
+        """
+        fields = dict(fields)
+        lanes = fields.get("lanes", cls.__dataclass_fields__["lanes"].default)
+        if fields.get("otu_lanes") is None and isinstance(lanes, int) and not isinstance(lanes, bool):
+            fields["otu_lanes"] = cls.default_otu_lanes(lanes)
+        return cls(datapath=datapath, mode=mode, **fields)
+
+    def changed(self, *, mode: str | None = None, **fields) -> "AccelConfig":
+        """This array with ``fields`` changed, re-deriving what depends on them unless given.
+
+        ``k_block`` follows a new ``k_max``; ``otu_lanes`` becomes :meth:`default_otu_lanes`
+        when the new ``lanes`` is not a multiple of it; ``stream_depth`` is re-derived when any
+        field changes (a preset's stream fits a dense layer at its own limits).
+        """
+        fields = dict(fields)
+        if "k_max" in fields:
+            fields.setdefault("k_block", None)
+        lanes = fields.get("lanes")
+        if isinstance(lanes, int) and not isinstance(lanes, bool) and lanes > 0 and "otu_lanes" not in fields \
+                and lanes % self.otu_lanes:
+            fields["otu_lanes"] = self.default_otu_lanes(lanes)
+        if fields:
+            fields.setdefault("stream_depth", None)
+        return dataclasses.replace(self, mode=self.mode if mode is None else mode, **fields)
+
     # ------------------------------------------------------------ derived numbers
     @property
     def n(self) -> int:
@@ -246,17 +286,6 @@ class AccelConfig:
         return self.m * self.m // self.requant
 
     @property
-    def itu_tile_cycles(self) -> int:
-        """Cycles the input unit spends on one tile: 1, or n² with serial memories (a pixel per cycle)."""
-        return self.positions if self.serial else 1
-
-    @property
-    def otu_item_cycles(self) -> int:
-        """Cycles the output unit spends on one lane slice of a row: Q, or n² with serial
-        accumulators (a position per cycle)."""
-        return self.positions if self.serial else self.requant_cycles
-
-    @property
     def out_banks(self) -> int:
         """Output banks: one per (tile mod otu_lanes, ho mod m, wo mod m)."""
         return self.otu_lanes * self.m * self.m
@@ -276,37 +305,10 @@ class AccelConfig:
         """P·L: multiply-accumulates per cycle."""
         return self.pes * self.lanes
 
-    @property
-    def entry_fields(self) -> dict[str, int]:
-        """Bit fields of one PE stream entry, LSB first.
-
-        Position p, row k within the block and cluster (⌊(k mod k_block)/S⌋), input
-        channel c, weight value, ``last`` (final entry of a (p, k) row: write the
-        row) and ``eob`` (final entry of the PE's share of a k block).
-        """
-        return {"p": ubits(self.positions - 1), "k": ubits(self.acc_depth - 1), "c": ubits(self.c_max - 1),
-                "value": self.datapath.weight_bits, "last": 1, "eob": 1}  # fmt: skip
-
-    @property
-    def entry_bits(self) -> int:
-        return sum(self.entry_fields.values())
-
-    @property
-    def shift_bits(self) -> int:
-        """Width of the requantization right shift (0 … requant_bits − 1)."""
-        return ubits(self.widths.requant_bits - 1)
-
-    @property
-    def quant_fields(self) -> dict[str, int]:
-        """Bit fields of one per-output-channel word: bias (signed), mult, shift."""
-        return {"bias": self.datapath.bias_bits, "mult": self.datapath.mult_bits, "shift": self.shift_bits}
-
-    @property
-    def quant_bits(self) -> int:
-        return sum(self.quant_fields.values())
-
     def memories(self) -> dict[str, dict[str, int]]:
         """Every on-chip memory of the array: count, depth and width of each kind, and total bits."""
+        from winnow.hw import abi  # the word formats (abi builds on this module)
+
         w = self.widths
         dp = self.datapath
         n2 = self.positions
@@ -321,9 +323,9 @@ class AccelConfig:
         mems = {
             "input": (*banks["input"], dp.act_bits),
             "v_buffer": (*banks["v_buffer"], self.lanes * w.v_bits),
-            "streams": (self.pes, self.stream_depth, self.entry_bits),
+            "streams": (self.pes, self.stream_depth, abi.entry_layout(self).size),
             "accumulators": (*banks["accumulators"], self.lanes * w.acc_bits),
-            "quant": (1, self.k_max, self.quant_bits),
+            "quant": (1, self.k_max, abi.quant_layout(dp).size),
             "output": (self.out_banks, self.out_depth, dp.act_bits),
         }
         return {k: {"count": c, "depth": d, "width": wd, "bits": c * d * wd} for k, (c, d, wd) in mems.items()}
@@ -335,6 +337,9 @@ class AccelConfig:
 
     def to_dict(self) -> dict:
         """Everything the packer, cycle model and testbench need, JSON-ready."""
+        from winnow.hw import abi  # the word formats (abi builds on this module)
+
+        entry = abi.entry_layout(self)
         return {
             "schema": PARAMS_SCHEMA,
             "datapath": self.datapath.to_dict(),
@@ -350,8 +355,9 @@ class AccelConfig:
                 "x_banks": self.n * self.n, "x_depth": self.x_depth, "x_rows": self.x_rows, "x_cols": self.x_cols,
                 "out_banks": self.out_banks, "out_depth": self.out_depth, "out_tiles": self.out_tiles,
                 "tiles_h_max": self.tiles_h_max, "tiles_w_max": self.tiles_w_max,
-                "entry_fields": self.entry_fields, "entry_bits": self.entry_bits,
-                "quant_fields": self.quant_fields, "load_fields": load_fields(self),
+                "entry_fields": abi.field_widths(entry), "entry_bits": entry.size,
+                "quant_fields": abi.field_widths(abi.quant_layout(self.datapath)),
+                "load_fields": abi.field_widths(abi.load_layout(self)),
                 "memories": self.memories(), "memory_bits": self.memory_bits,
             },
         }  # fmt: skip
@@ -413,46 +419,3 @@ def check_buildable(cfg: "AccelConfig") -> None:
 
 #: The array's own integer fields (everything but the datapath, the mode and ``serial``), in declaration order.
 ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("datapath", "mode", "serial"))
-
-
-def load_fields(cfg: AccelConfig) -> dict[str, int]:
-    """Bit fields of one load-port word, LSB first: memory select, bank, address, data."""
-    regs = register_map(cfg)
-    depth = max(cfg.x_depth, cfg.stream_depth, cfg.k_max, len(regs))
-    width = max(cfg.datapath.act_bits, cfg.entry_bits, cfg.quant_bits, max(b for _, b, _ in regs))
-    return {"sel": 2, "bank": ubits(max(cfg.n * cfg.n, cfg.pes) - 1), "addr": ubits(depth - 1), "data": width}
-
-
-def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
-    """The per-layer run-time registers, in load order: (name, width, signed).
-
-    Written through the load port (select ``REG``, address = index in this list) by
-    the packer's image; the sequencer and the units read them during a run.
-    ``owner{s}_{p}`` is the PE (index within cluster s) that walks position p's rows
-    of cluster s.
-    """
-    th, tw = cfg.tiles_h_max, cfg.tiles_w_max
-    coord = ubits(max(cfg.h_max, cfg.w_max) + 2 * cfg.n + cfg.pad_max) + 1  # signed tile origins
-    regs = [
-        ("c", ubits(cfg.c_max), False),
-        ("k", ubits(cfg.k_max), False),
-        ("h", ubits(cfg.h_max), False),
-        ("w", ubits(cfg.w_max), False),
-        ("tiles_w", ubits(tw), False),
-        ("tiles", ubits(th * tw), False),
-        ("groups", ubits(cfg.groups_max), False),
-        ("k_blocks", ubits(cfg.k_blocks_max), False),
-        ("k_last", ubits(cfg.k_block), False),  # rows of the last k block
-        ("h0", coord, True),       # first tile row origin: −pad_h
-        ("h0_q", coord, True),     # ⌊h0 / n⌋
-        ("h0_r", ubits(cfg.n - 1), False),  # h0 mod n
-        ("h0_qc", ubits(cfg.x_cols * (cfg.x_rows + 1)) + 1, True),  # ⌊h0 / n⌋ · x_cols: the row's bank address
-        ("w0", coord, True),
-        ("w0_q", coord, True),
-        ("w0_r", ubits(cfg.n - 1), False),
-        ("relu", 1, False),
-        ("winograd_relu", 1, False),
-    ]
-    regs += [(f"owner{s}_{p}", ubits(cfg.pes_per_cluster - 1), False)
-             for s in range(cfg.clusters) for p in range(cfg.positions)]
-    return regs

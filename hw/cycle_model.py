@@ -7,6 +7,8 @@ units that have work in it and ends when all are idle; their busy times are::
     PEs          max_j (seg_j(b) + PE_LATENCY)      seg_j(b): PE j's entries for block b
     output unit  K_b·L/otu_lanes·Q + otu_latency    K_b: rows of block b; Q = m²/requant
 
+(the latencies are the ABI's: :mod:`winnow.hw.abi`, which the RTL units read too).
+
 With position-serial memories (``AccelConfig.serial``) the input unit takes
 C·L·n² + ITU_LATENCY + n² and the output unit K_b·L/otu_lanes·n² + 6 + Q (the
 last tile's Q requantizer cycles follow its n² positions): :func:`itu_cycles`,
@@ -19,7 +21,8 @@ end-of-block marker), so a PE is never idle in a PE phase.
 
 The floor of an array of P·L multipliers is ⌈T · nnz / (P·L)⌉: every non-zero weight
 meets every tile once and nothing else is done. The dense baseline runs the same
-array on streams holding every weight (:func:`winnow.hw.packer.pack_layer` in dense mode).
+array on streams holding every weight (:func:`winnow.hw.packer.pack_layer` in dense mode;
+:func:`winnow.hw.packer.sparse_and_dense` gives both).
 """
 
 from __future__ import annotations
@@ -29,37 +32,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from winnow.hw import abi
+from winnow.hw.balance import block_rows, segment_lengths
 from winnow.hw.config import AccelConfig
-from winnow.hw.packer import block_rows, pack_layer, segment_lengths
 from winnow.hw.schedule import phases
-
-# The latencies are properties of the RTL pipeline stages (hw/input_unit.py, hw/pe.py,
-# hw/output_unit.py); tests/test_hw_array.py checks that they agree.
-ITU_LATENCY = 4
-PE_LATENCY = 5
-
-
-def otu_latency(cfg: AccelConfig) -> int:
-    """The output unit's cycles beyond its items: 6, or 7 with shared requantizers (R < m²);
-    serial: 6 + Q (read, input register, bias, the last tile's Q requantizer cycles, multiply, round)."""
-    if cfg.serial:
-        return 6 + cfg.requant_cycles
-    return 6 if cfg.requant == cfg.m * cfg.m else 7
-
-
-def itu_latency(cfg: AccelConfig) -> int:
-    """The input unit's cycles beyond its tiles: ITU_LATENCY, plus n² serial (V' written a position a cycle)."""
-    return ITU_LATENCY + (cfg.positions if cfg.serial else 0)
 
 
 def itu_cycles(cfg: AccelConfig, in_channels: int) -> int:
     """Busy cycles of the input unit for one tile group: C·L tiles, n² cycles each when serial."""
-    return in_channels * cfg.lanes * cfg.itu_tile_cycles + itu_latency(cfg)
+    return in_channels * cfg.lanes * abi.itu_tile_cycles(cfg) + abi.itu_latency(cfg)
 
 
 def otu_cycles(cfg: AccelConfig, rows: int) -> int:
     """Busy cycles of the output unit for one step of ``rows`` output channels."""
-    return rows * cfg.lanes // cfg.otu_lanes * cfg.otu_item_cycles + otu_latency(cfg)
+    return rows * cfg.lanes // cfg.otu_lanes * abi.otu_item_cycles(cfg) + abi.otu_latency(cfg)
 
 
 @dataclass(frozen=True)
@@ -110,7 +96,7 @@ def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
     rows = block_rows(cfg, out_channels)
     seg = np.asarray(segments, dtype=np.int64).reshape(cfg.pes, len(rows))
     itu = itu_cycles(cfg, in_channels)
-    pe = [int(seg[:, b].max()) + PE_LATENCY for b in range(len(rows))]
+    pe = [int(seg[:, b].max()) + abi.PE_LATENCY for b in range(len(rows))]
     otu = [otu_cycles(cfg, kb) for kb in rows]
     total = 1
     busy = {"itu": 0, "pe": 0, "otu": 0}
@@ -134,20 +120,6 @@ def packed_cycles(packed) -> CycleReport:
     """Cycles of a :class:`winnow.hw.packer.PackedLayer` (its own mode: sparse or dense)."""
     return cycles(packed.config, in_channels=packed.layer.in_channels, out_channels=packed.layer.out_channels,
                   tiles=packed.tiles, segments=packed.segments, nnz=packed.layer.nnz)  # fmt: skip
-
-
-def sparse_and_dense(layer, cfg: AccelConfig):
-    """(the layer packed for ``cfg``, its cycles, its dense-Winograd cycles on the same array).
-
-    Dense mode streams every weight, zeros included: every row holds C entries, so its
-    segments follow from :func:`winnow.hw.packer.segment_lengths` without packing the dense layer
-    (``tests/test_hw_cycle_model.py`` checks this equals packing it).
-    """
-    packed = pack_layer(layer, cfg)
-    C, K = layer.in_channels, layer.out_channels
-    dense = cycles(cfg, in_channels=C, out_channels=K, tiles=packed.tiles,
-                   segments=segment_lengths(cfg, np.full((cfg.positions, K), C, dtype=np.int64)), nnz=layer.nnz)
-    return packed, packed_cycles(packed), dense
 
 
 def shape_cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,

@@ -12,7 +12,7 @@ one (c, lane) tile per cycle:
     s2  :class:`InputTransform` (V' = B'ᵀ x B', optional Winograd-ReLU; two stages)
     s4  V'[c, ·, lane] written to the V buffer half of the group
 
-so it is busy C·L + 4 cycles per group (:data:`latency` = 4).
+so it is busy C·L + 4 cycles per group (:data:`winnow.hw.abi.ITU_LATENCY`).
 
 With position-serial memories (``config.serial``) the n² banks are one memory
 (address bank·2^a + address in the bank: the load layout is the same) and a tile takes
@@ -23,7 +23,7 @@ n² cycles, one pixel each:
     s2  the full tile goes into the :class:`InputTransform` (two stages)
     s4  V' is captured; the next n² cycles write one position p per cycle
 
-so it is busy C·L·n² + 4 + n² cycles per group (:meth:`latency_of`).
+so it is busy C·L·n² + 4 + n² cycles per group (:func:`winnow.hw.abi.itu_latency`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,27 @@ from amaranth.lib.wiring import In, Out
 
 from winnow.model.integer.datapath import DatapathConfig
 
+from winnow.hw import abi
 from winnow.hw.config import AccelConfig, ubits
 from winnow.hw.delay import delay
 from winnow.hw.input_transform import InputTransform, input_transform_ref
-from winnow.hw.registers import register_layout
+from winnow.hw.ports import LaunchSignature, MemWriteSignature, lanes
+from winnow.hw.sequencer import step_layout
+
+
+def x_write_signature(cfg: AccelConfig) -> MemWriteSignature:
+    """The input memory's write port: address (``word`` in bank ``bank``, LSB first), one ``act_bits`` pixel."""
+    return MemWriteSignature(data.StructLayout({"word": ubits(cfg.x_depth - 1), "bank": ubits(cfg.positions - 1)}),
+                             cfg.datapath.act_bits)
+
+
+def v_write_signature(cfg: AccelConfig) -> MemWriteSignature:
+    """The V buffer's write port: row half·c_max + c, lane (and position, serial); n² values (serial: one)."""
+    addr = {"row": ubits(2 * cfg.c_max - 1), "lane": ubits(cfg.lanes - 1)}
+    if cfg.serial:
+        addr["pos"] = ubits(cfg.positions - 1)
+    vb = cfg.widths.v_bits
+    return MemWriteSignature(data.StructLayout(addr), signed(vb) if cfg.serial else lanes(vb, cfg.positions))
 
 
 def input_unit_ref(xq: np.ndarray, config: DatapathConfig, padding, group: int, lanes: int,
@@ -72,46 +89,32 @@ class InputUnit(wiring.Component):
 
     Attributes
     ----------
-    load_en, load_bank, load_addr, load_data : In
-        Write port of the input memory (bank (h mod n)·n + w mod n, two's complement words).
+    load : In(:func:`x_write_signature`)
+        Write port of the input memory (bank :func:`winnow.hw.abi.x_bank`, address
+        :func:`winnow.hw.abi.x_addr`, two's complement words).
     regs : In(register_layout)
         The layer's registers (c, h, w, tiles_w, tile origins, winograd_relu).
     start : In(1)
         Run start: the walker goes back to the first tile.
-    go : In(1)
-        Launch: transform the next tile group.
-    half : In(1)
-        V-buffer half of the running group (held from the cycle after ``go``).
+    ctl : In(LaunchSignature)
+        ``go``: transform the next tile group; ``step.group``: its parity is the V-buffer
+        half (held from the cycle after ``go``).
     busy : Out(1)
-    v_en, v_addr, v_lane, v_data : Out
-        V-buffer write: address half·c_max + c, lane, n² signed ``v_bits`` values
-        (serial: one value, position ``v_pos``).
-    v_pos : Out (serial only)
-        The position of ``v_data``.
+        Busy :func:`winnow.hw.abi.itu_latency` cycles beyond the tiles' own.
+    v : Out(:func:`v_write_signature`)
+        V-buffer write: row half·c_max + c, lane, n² signed ``v_bits`` values (serial: one
+        value, of position ``addr.pos``).
     """
-
-    latency = 2 + InputTransform.latency
-
-    @staticmethod
-    def latency_of(cfg: AccelConfig) -> int:
-        """Busy cycles beyond the tiles' own (C·L, or C·L·n² serial): 4, or 4 + n² serial."""
-        return InputUnit.latency + (cfg.positions if cfg.serial else 0)
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
-        dp = config.datapath
-        n = config.n
-        vb = signed(config.widths.v_bits)
-        ports = {
-            "load_en": In(1), "load_bank": In(ubits(n * n - 1)), "load_addr": In(ubits(config.x_depth - 1)),
-            "load_data": In(dp.act_bits),
-            "regs": In(register_layout(config)), "start": In(1), "go": In(1), "half": In(1), "busy": Out(1),
-            "v_en": Out(1), "v_addr": Out(ubits(2 * config.c_max - 1)), "v_lane": Out(ubits(config.lanes - 1)),
-            "v_data": Out(vb if config.serial else data.ArrayLayout(vb, n * n)),
-        }  # fmt: skip
-        if config.serial:
-            ports["v_pos"] = Out(ubits(n * n - 1))
-        super().__init__(ports)
+        if 2 + InputTransform.latency != abi.ITU_LATENCY:  # the stages below: read, rotate, the transform
+            raise AssertionError(f"the input unit's pipeline is {2 + InputTransform.latency} deep; the ABI says "
+                                 f"{abi.ITU_LATENCY}")
+        super().__init__({
+            "load": In(x_write_signature(config)), "regs": In(abi.register_layout(config)), "start": In(1),
+            "ctl": In(LaunchSignature(step_layout(config))), "busy": Out(1), "v": Out(v_write_signature(config)),
+        })  # fmt: skip
 
     def elaborate(self, platform):
         m = Module()
@@ -119,14 +122,14 @@ class InputUnit(wiring.Component):
         dp = cfg.datapath
         n, mt, L = cfg.n, cfg.m, cfg.lanes
         regs = self.regs
+        half = self.ctl.step.group[0]
 
         if cfg.serial:
             aw = ubits(cfg.x_depth - 1)
             mem = Memory(shape=unsigned(dp.act_bits), depth=(n * n) << aw, init=[])
             m.submodules.x = mem
             wp = mem.write_port()
-            m.d.comb += [wp.en.eq(self.load_en), wp.addr.eq(Cat(self.load_addr, self.load_bank)),
-                         wp.data.eq(self.load_data)]
+            m.d.comb += [wp.en.eq(self.load.en), wp.addr.eq(self.load.addr), wp.data.eq(self.load.data)]
             x_rd = [mem.read_port()]
         else:
             x_rd = []
@@ -134,8 +137,8 @@ class InputUnit(wiring.Component):
                 mem = Memory(shape=unsigned(dp.act_bits), depth=cfg.x_depth, init=[])
                 m.submodules[f"x{b}"] = mem
                 wp = mem.write_port()
-                m.d.comb += [wp.en.eq(self.load_en & (self.load_bank == b)), wp.addr.eq(self.load_addr),
-                             wp.data.eq(self.load_data)]
+                m.d.comb += [wp.en.eq(self.load.en & (self.load.addr.bank == b)), wp.addr.eq(self.load.addr.word),
+                             wp.data.eq(self.load.data)]
                 x_rd.append(mem.read_port())
 
         m.submodules.itu = itu = InputTransform(dp)
@@ -177,7 +180,7 @@ class InputUnit(wiring.Component):
             m.d.sync += reset_state(st) + reset_state(gs)
         nxt = {nm: Signal(kinds[nm], name=f"nx_{nm}") for nm in st}
         m.d.comb += advance(st, nxt)
-        with m.If(self.go):
+        with m.If(self.ctl.go):
             m.d.sync += [issue.eq(regs.c != 0), c_i.eq(0), l_i.eq(0), base.eq(0), ei.eq(0), ej.eq(0)]
         with m.Elif(tile_end):
             with m.If(l_i + 1 == L):
@@ -191,14 +194,14 @@ class InputUnit(wiring.Component):
                 m.d.sync += l_i.eq(l_i + 1)
                 m.d.sync += [st[k].eq(v) for k, v in nxt.items()]
         if cfg.serial:
-            with m.If(issue & ~self.go):
+            with m.If(issue & ~self.ctl.go):
                 m.d.sync += ej.eq(Mux(ej == n - 1, 0, ej + 1))
                 with m.If(ej == n - 1):
                     m.d.sync += ei.eq(Mux(ei == n - 1, 0, ei + 1))
         s1 = Signal()
         c1 = Signal.like(c_i)
         l1 = Signal.like(l_i)
-        m.d.sync += [s1.eq(issue & ~self.go), c1.eq(c_i), l1.eq(l_i)]
+        m.d.sync += [s1.eq(issue & ~self.ctl.go), c1.eq(c_i), l1.eq(l_i)]
         if cfg.serial:
             s2, c2, l2 = self._serial_tile(m, x_rd[0], st, base, ei, ej, s1, tile_end, c1, l1, itu)
         else:
@@ -221,12 +224,12 @@ class InputUnit(wiring.Component):
             with m.If(itu.o.valid):
                 m.d.sync += [ser[p].eq(itu.o.payload.v[p]) for p in range(n * n)]
                 m.d.sync += [w_act.eq(1), w_pos.eq(0), w_c.eq(c_out), w_l.eq(l_out)]
-            m.d.comb += [self.v_en.eq(w_act), self.v_addr.eq(self.half * cfg.c_max + w_c), self.v_lane.eq(w_l),
-                         self.v_pos.eq(w_pos), self.v_data.eq(ser[0])]
+            m.d.comb += [self.v.en.eq(w_act), self.v.addr.row.eq(half * cfg.c_max + w_c), self.v.addr.lane.eq(w_l),
+                         self.v.addr.pos.eq(w_pos), self.v.data.eq(ser[0])]
             busy = busy | w_act
         else:
-            m.d.comb += [self.v_en.eq(itu.o.valid), self.v_addr.eq(self.half * cfg.c_max + c_out),
-                         self.v_lane.eq(l_out), self.v_data.eq(itu.o.payload.v)]
+            m.d.comb += [self.v.en.eq(itu.o.valid), self.v.addr.row.eq(half * cfg.c_max + c_out),
+                         self.v.addr.lane.eq(l_out), self.v.data.eq(itu.o.payload.v)]
         m.d.comb += self.busy.eq(busy)
         return m
 

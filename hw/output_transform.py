@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from winnow.model.integer.datapath import DatapathConfig, signed_range
 from winnow.model.integer.quant import round_shift, saturate
 
+from winnow.hw import abi
 from winnow.hw.config import ubits
 from winnow.hw.linear import left, right
 
@@ -58,15 +59,10 @@ class OutputTransform(wiring.Component):
         ``y``: R signed ``act_bits`` outputs (row-major indices sub·R …); ``sub``.
     """
 
-    @staticmethod
-    def latency_of(m: int, requant: int | None = None) -> int:
-        """Register stages: 4, plus one that registers the R selected sums when R < m²."""
-        return 4 if requant is None or requant == m * m else 5
-
     def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config
         self._R, self._shift_bits, sub, quant, out = requantizer_ports(config, requant)
-        self.latency = self.latency_of(config.m, self._R)
+        self.latency = abi.otu_core_latency(config.m, self._R)  # 4, + 1 registering the R selected sums
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "m": data.ArrayLayout(signed(config.widths.acc_bits), config.n ** 2), **quant, "sub": sub}))),
@@ -141,10 +137,9 @@ def requantizer_ports(config: DatapathConfig, requant: int | None):
     R = mm2 if requant is None else requant
     if not 1 <= R <= mm2 or mm2 % R:
         raise ValueError(f"requant = {R} must divide m² = {mm2}")
-    shift_bits = ubits(config.widths.requant_bits - 1)
+    shift_bits = abi.shift_bits(config)
     sub = ubits(mm2 // R - 1)
-    quant = {"bias": signed(config.bias_bits), "mult": unsigned(config.mult_bits), "shift": unsigned(shift_bits),
-             "relu": 1}
+    quant = {**abi.quant_layout(config).members, "relu": 1}  # the quantization word, as the memory holds it
     out = Out(stream.Signature(data.StructLayout({"y": data.ArrayLayout(signed(config.act_bits), R), "sub": sub})))
     return R, shift_bits, sub, quant, out
 

@@ -34,12 +34,19 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from winnow.hw import abi
+from winnow.hw.accumulators import acc_read_signature
 from winnow.hw.config import AccelConfig, ubits
 from winnow.hw.delay import delay
 from winnow.hw.output_transform import OutputTransform, output_transform_ref
+from winnow.hw.ports import LaunchSignature, MemWriteSignature
 from winnow.hw.serial_output_transform import SerialOutputTransform
-from winnow.hw.registers import register_layout
 from winnow.hw.sequencer import step_layout
+
+
+def quant_write_signature(cfg: AccelConfig) -> MemWriteSignature:
+    """The quantization memory's write port: output channel k → one word (:func:`winnow.hw.abi.quant_layout`)."""
+    return MemWriteSignature(ubits(cfg.k_max - 1), abi.quant_layout(cfg.datapath))
 
 
 def output_unit_ref(cfg: AccelConfig, M: np.ndarray, quant: np.ndarray, *, group: int, block: int, tiles: int,
@@ -56,7 +63,7 @@ def output_unit_ref(cfg: AccelConfig, M: np.ndarray, quant: np.ndarray, *, group
                 continue
             y = output_transform_ref(M[kk, :, lane].reshape(n, n), bias, mult, shift, relu, cfg.datapath)
             for q, v in enumerate(y.reshape(-1)):
-                out[((t % U) * mt * mt + q, k * cfg.out_tiles + t // U)] = int(v)
+                out[(abi.out_bank(cfg, t, q // mt, q % mt), abi.out_addr(cfg, k, t))] = int(v)
     return out
 
 
@@ -71,18 +78,14 @@ class OutputUnit(wiring.Component):
     ----------
     regs : In(register_layout)
         The layer's registers (tiles, k_blocks, k_last, relu).
-    go : In(1)
-        Launch: finish the step in ``step``.
-    step : In(step_layout)
-        The running step (valid from the cycle after ``go``).
+    ctl : In(LaunchSignature)
+        ``go``: finish the step in ``step`` (valid from the cycle after ``go``).
     busy : Out(1)
-    acc_cluster, acc_k, acc_clear : Out
-        Accumulator row read (and clear).
-    acc_data : In(array of positions)
-        The row of every position, one cycle after the address (serial: one word, of ``acc_pos``).
-    acc_pos : Out (serial only)
-        The position to read.
-    quant_en, quant_addr, quant_data : In
+        Busy :func:`winnow.hw.abi.otu_latency` cycles beyond its items.
+    acc : Out(:func:`winnow.hw.accumulators.acc_read_signature`)
+        Accumulator row read (and clear); the row of every position comes back one cycle
+        after the address (serial: of ``addr.pos``).
+    quant : In(:func:`quant_write_signature`)
         Write port of the quantization memory (bias | mult | shift per output channel).
     rd_bank, rd_addr : In
         Output read-back address.
@@ -90,29 +93,16 @@ class OutputUnit(wiring.Component):
         The output word (two's complement ``act_bits``), one cycle after the address.
     """
 
-    @staticmethod
-    def latency_of(cfg: AccelConfig) -> int:
-        """Busy cycles beyond K_b·L/otu_lanes·Q (serial: ·n²): accumulator read, input register (serial:
-        gather, then the Q cycles of the last tile), the core."""
-        if cfg.serial:
-            return 2 + SerialOutputTransform.tail_of(cfg.m, cfg.requant)
-        return 2 + OutputTransform.latency_of(cfg.m, cfg.requant)
-
     def __init__(self, config: AccelConfig):
         self._cfg = config
-        self.latency = self.latency_of(config)
-        word = config.lanes * config.widths.acc_bits
-        ports = {
-            "regs": In(register_layout(config)), "go": In(1), "step": In(step_layout(config)), "busy": Out(1),
-            "acc_cluster": Out(ubits(config.clusters - 1)), "acc_k": Out(ubits(config.acc_depth - 1)),
-            "acc_clear": Out(1), "acc_data": In(word) if config.serial else In(word).array(config.positions),
-            "quant_en": In(1), "quant_addr": In(ubits(config.k_max - 1)), "quant_data": In(config.quant_bits),
+        # accumulator read, input register (serial: gather, then the last tile's Q cycles), the core
+        self.latency = abi.otu_latency(config)
+        super().__init__({
+            "regs": In(abi.register_layout(config)), "ctl": In(LaunchSignature(step_layout(config))),
+            "busy": Out(1), "acc": Out(acc_read_signature(config)), "quant": In(quant_write_signature(config)),
             "rd_bank": In(ubits(config.out_banks - 1)), "rd_addr": In(ubits(config.out_depth - 1)),
             "rd_data": Out(config.datapath.act_bits),
-        }  # fmt: skip
-        if config.serial:
-            ports["acc_pos"] = Out(ubits(config.positions - 1))
-        super().__init__(ports)
+        })  # fmt: skip
 
     def elaborate(self, platform):
         m = Module()
@@ -121,12 +111,12 @@ class OutputUnit(wiring.Component):
         w = cfg.widths
         n2, mt, L, U, S = cfg.positions, cfg.m, cfg.lanes, cfg.otu_lanes, cfg.clusters
         slices = L // U
-        regs, step = self.regs, self.step
+        regs, step, go = self.regs, self.ctl.step, self.ctl.go
 
-        m.submodules.quant = qmem = Memory(shape=unsigned(cfg.quant_bits), depth=cfg.k_max, init=[])
+        m.submodules.quant = qmem = Memory(shape=abi.quant_layout(dp), depth=cfg.k_max, init=[])
         qwp = qmem.write_port()
         qrp = qmem.read_port()
-        m.d.comb += [qwp.en.eq(self.quant_en), qwp.addr.eq(self.quant_addr), qwp.data.eq(self.quant_data)]
+        m.d.comb += [qwp.en.eq(self.quant.en), qwp.addr.eq(self.quant.addr), qwp.data.eq(self.quant.data)]
 
         # s0: the row walk
         issue = Signal()
@@ -137,12 +127,12 @@ class OutputUnit(wiring.Component):
         rows = Signal(ubits(cfg.k_block))
         m.d.comb += rows.eq(Mux(step.block + 1 == regs.k_blocks, regs.k_last, cfg.k_block))
         last_slice = lg == slices - 1
-        T = cfg.otu_item_cycles
+        T = abi.otu_item_cycles(cfg)
         # banked: which R of the tile's m² outputs the cores requantize; serial: the position read
         sub = Signal(ubits(T - 1))
         adv = Signal()                         # the walk moves on (every T cycles)
         m.d.comb += adv.eq(issue & (sub == T - 1))
-        with m.If(self.go):
+        with m.If(go):
             m.d.sync += [issue.eq(1), k_in.eq(0), s_o.eq(0), kl.eq(0), lg.eq(0), sub.eq(0)]
         with m.Elif(issue & ~adv):
             m.d.sync += sub.eq(sub + 1)
@@ -164,21 +154,21 @@ class OutputUnit(wiring.Component):
                 m.d.sync += lg.eq(lg + 1)
         k_glob = Signal(ubits(cfg.k_max))
         slot_k = Signal(ubits(cfg.out_depth))  # k_glob · out_tiles, a running sum
-        with m.If(self.go):
+        with m.If(go):
             m.d.sync += slot_k.eq(0)
         with m.Elif(adv & last_slice):
             m.d.sync += slot_k.eq(slot_k + cfg.out_tiles)
         m.d.comb += [k_glob.eq(step.k_base + k_in), qrp.addr.eq(k_glob),
-                     self.acc_cluster.eq(s_o), self.acc_k.eq(kl)]
+                     self.acc.addr.cluster.eq(s_o), self.acc.addr.k.eq(kl)]
         if cfg.serial:  # every position is read once per slice: the last slice clears it
-            m.d.comb += [self.acc_pos.eq(sub), self.acc_clear.eq(issue & last_slice)]
+            m.d.comb += [self.acc.addr.pos.eq(sub), self.acc.clear.eq(issue & last_slice)]
         else:
-            m.d.comb += self.acc_clear.eq(adv & last_slice)
+            m.d.comb += self.acc.clear.eq(adv & last_slice)
         # output address and tile validity of each core travel beside the pipeline
         slot = Signal(ubits(cfg.out_depth - 1))
         m.d.comb += slot.eq(step.slot_k + slot_k + step.slot_t + lg)
         lgU = Signal(ubits(L))  # lg · otu_lanes, a running sum
-        with m.If(self.go | (adv & last_slice)):
+        with m.If(go | (adv & last_slice)):
             m.d.sync += lgU.eq(0)
         with m.Elif(adv):
             m.d.sync += lgU.eq(lgU + U)
@@ -187,14 +177,12 @@ class OutputUnit(wiring.Component):
         ok = [Signal(name=f"tile_ok{u}") for u in range(U)]
         m.d.comb += [ok[u].eq(issue & (t0 + u < regs.tiles)) for u in range(U)]
 
-        qf = cfg.quant_fields
-
         def quant_fields(qd):
-            return {"bias": qd[:qf["bias"]].as_signed(), "mult": qd[qf["bias"]:qf["bias"] + qf["mult"]],
-                    "shift": qd[qf["bias"] + qf["mult"]:]}
+            return {"bias": qd.bias, "mult": qd.mult, "shift": qd.shift}
 
-        def lane_slice(word, u, lg1):
-            """OTU lane u's lane of slice lg1 in an accumulator word."""
+        def lane_slice(row, u, lg1):
+            """OTU lane u's lane of slice lg1 in an accumulator row."""
+            word = row.as_value()
             return Array([word[(i * U + u) * w.acc_bits:(i * U + u + 1) * w.acc_bits]
                           for i in range(slices)])[lg1].as_signed()
 
@@ -212,7 +200,7 @@ class OutputUnit(wiring.Component):
                 core = SerialOutputTransform(dp, requant=cfg.requant)
                 m.submodules[f"otu{u}"] = core
                 cores.append(core)
-                m.d.sync += [core.i.valid.eq(o1), core.i.payload.m.eq(lane_slice(self.acc_data, u, lg1)),
+                m.d.sync += [core.i.valid.eq(o1), core.i.payload.m.eq(lane_slice(self.acc.data, u, lg1)),
                              core.i.payload.pos.eq(sub1)]
                 m.d.sync += [core.i.payload[k].eq(v) for k, v in quant_fields(qrp.data).items()]
                 m.d.comb += [core.i.payload.relu.eq(regs.relu), core.o.ready.eq(1)]
@@ -234,7 +222,7 @@ class OutputUnit(wiring.Component):
                 m.submodules[f"otu{u}"] = core
                 cores.append(core)
                 for p in range(n2):
-                    m.d.sync += core.i.payload.m[p].eq(lane_slice(self.acc_data[p], u, lg1))
+                    m.d.sync += core.i.payload.m[p].eq(lane_slice(self.acc.data[p], u, lg1))
                 m.d.sync += [core.i.payload[k].eq(v) for k, v in quant_fields(qrp.data).items()]
                 m.d.sync += core.i.payload.sub.eq(sub1)
                 m.d.comb += [core.i.payload.relu.eq(regs.relu), core.i.valid.eq(o2), core.o.ready.eq(1)]

@@ -8,8 +8,7 @@
 * Each PE's stream is cut into one *segment* per output-channel block b (k_block
   rows); within a segment the PE's positions come in assignment order, the rows k of
   its cluster ascend, and within a row the input channels c ascend (CSR order). Every
-  entry is one word ``p | k | c | value | last | eob`` (fields LSB first, widths from
-  :attr:`AccelConfig.entry_fields`); ``k`` is the row's address in the accumulator
+  entry is one word ``p | k | c | value | last | eob`` (:func:`winnow.hw.abi.entry_layout`); ``k`` is the row's address in the accumulator
   bank, ⌊(k mod k_block)/S⌋; ``last`` marks the final entry of a (p, k) row, where the
   PE writes its accumulator; ``eob`` the final entry of the segment. A segment without
   non-zeros holds one zero-weight ``eob`` entry. Rows without non-zeros are absent:
@@ -32,81 +31,11 @@ from winnow.model.errors import ConfigError, DataError
 from winnow.model.files.layer_file import SparseLayer
 from winnow.model.algebra.tiling import ConvGeometry
 
-from winnow.hw.config import AccelConfig, load_fields, register_map
-
-#: Load-port memory selects.
-SEL_REG, SEL_X, SEL_STREAM, SEL_QUANT = 0, 1, 2, 3
-
-
-def _pack_fields(values: dict[str, np.ndarray], fields: dict[str, int]) -> np.ndarray:
-    """Concatenate integer fields, LSB first, two's complement within each field."""
-    word = np.zeros(np.broadcast(*values.values()).shape, dtype=object)
-    off = 0
-    for name, bits in fields.items():
-        v = np.asarray(values[name], dtype=np.int64) & ((1 << bits) - 1)
-        word = word + (v.astype(object) << off)
-        off += bits
-    return word
-
-
-def balance_positions(loads: np.ndarray, pes: int) -> np.ndarray:
-    """LPT assignment of positions (with ``loads`` entries each) to ``pes`` PEs → owner per position.
-
-    Ties go to the PE with the fewest positions, then the lowest index, so positions
-    without entries still spread over the PEs.
-    """
-    loads = np.asarray(loads, dtype=np.int64)
-    owner = np.zeros(loads.size, dtype=np.int64)
-    total = [0] * pes
-    count = [0] * pes
-    for p in _order(loads):
-        j = min(range(pes), key=lambda i: (total[i], count[i], i))
-        owner[p] = j
-        total[j] += int(loads[p])
-        count[j] += 1
-    return owner
-
-
-def block_rows(cfg: AccelConfig, out_channels: int) -> list[int]:
-    """Rows K_b of each output-channel block of a layer with ``out_channels`` rows."""
-    kb = cfg.k_block
-    return [min(kb, out_channels - b * kb) for b in range(-(-out_channels // kb))]
-
-
-def assign_owners(cfg: AccelConfig, counts: np.ndarray) -> np.ndarray:
-    """(clusters, positions) owner: PE index within the cluster, LPT on the cluster's rows per position.
-
-    ``counts`` is (positions, K): the stream entries of each row (p, k).
-    """
-    S, K = cfg.clusters, counts.shape[1]
-    owner = np.zeros((S, cfg.positions), dtype=np.int64)
-    for s in range(S):
-        owner[s] = balance_positions(counts[:, s:K:S].sum(axis=1), cfg.pes_per_cluster)
-    return owner
-
-
-def _order(loads: np.ndarray) -> list[int]:
-    return sorted(range(loads.size), key=lambda q: (-loads[q], q))
-
-
-def segment_lengths(cfg: AccelConfig, counts: np.ndarray) -> np.ndarray:
-    """(pes, blocks) entries of each PE's segment per block for a layer with ``counts`` (positions, K).
-
-    Equal to the lengths :func:`pack_layer` produces (a segment without entries holds one
-    end-of-block marker).
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    S, K = cfg.clusters, counts.shape[1]
-    owner = assign_owners(cfg, counts)
-    rows = block_rows(cfg, K)
-    seg = np.zeros((cfg.pes, len(rows)), dtype=np.int64)
-    for b in range(len(rows)):
-        lo = b * cfg.k_block
-        for s in range(S):
-            per_pos = counts[:, lo + s:lo + rows[b]:S].sum(axis=1)
-            seg[s * cfg.pes_per_cluster:(s + 1) * cfg.pes_per_cluster, b] = np.bincount(
-                owner[s], weights=per_pos, minlength=cfg.pes_per_cluster)
-    return np.maximum(seg, 1)
+from winnow.hw import abi
+from winnow.hw.abi import Sel
+from winnow.hw.balance import assign_owners, block_rows, lpt_order, segment_lengths
+from winnow.hw.config import AccelConfig
+from winnow.hw.cycle_model import CycleReport, cycles, packed_cycles
 
 
 @dataclass(frozen=True)
@@ -126,7 +55,7 @@ class PackedLayer:
     segments : int64 (pes, blocks)
         Entries of each PE's segment per output-channel block.
     registers : dict
-        Run-time register values (:func:`winnow.hw.config.register_map`).
+        Run-time register values (:func:`winnow.hw.abi.register_map`).
     quant : int64 (K, 3)
         bias, mult, shift per output channel.
     """
@@ -163,16 +92,16 @@ class PackedLayer:
         cfg = self.config
         s = self.streams[j]
         k_addr = np.where(s[:, 1] >= 0, (s[:, 1] % cfg.k_block) // cfg.clusters, 0)
-        return _pack_fields({"p": s[:, 0], "k": k_addr, "c": s[:, 2], "value": s[:, 3], "last": s[:, 4],
-                             "eob": s[:, 5]}, cfg.entry_fields)  # fmt: skip
+        return abi.pack(abi.entry_layout(cfg), {"p": s[:, 0], "k": k_addr, "c": s[:, 2], "value": s[:, 3],
+                                                "last": s[:, 4], "eob": s[:, 5]})  # fmt: skip
 
     def quant_words(self) -> np.ndarray:
         q = self.quant
-        return _pack_fields({"bias": q[:, 0], "mult": q[:, 1], "shift": q[:, 2]}, self.config.quant_fields)
+        return abi.pack(abi.quant_layout(self.config.datapath), {"bias": q[:, 0], "mult": q[:, 1], "shift": q[:, 2]})
 
     def register_words(self) -> list[int]:
         out = []
-        for name, bits, _signed in register_map(self.config):
+        for name, bits, _signed in abi.register_map(self.config):
             out.append(int(self.registers[name]) & ((1 << bits) - 1))
         return out
 
@@ -186,51 +115,44 @@ class PackedLayer:
             raise DataError(f"input must have shape {(C, H, W)} for layer {self.layer.name}; got {xq.shape}")
         banks = np.zeros((n * n, cfg.x_depth), dtype=np.int64)
         c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
-        bank = (h % n) * n + (w % n)
-        addr = (c * cfg.x_rows + h // n) * cfg.x_cols + w // n
+        bank, addr = abi.x_bank(cfg, h, w), abi.x_addr(cfg, c, h, w)
         banks[bank.ravel(), addr.ravel()] = xq.ravel() & ((1 << cfg.datapath.act_bits) - 1)
         return banks
 
-    def load_words(self, xq: np.ndarray) -> list[tuple[int, int, int, int]]:
+    def load_words(self, xq: np.ndarray) -> list[tuple[Sel, int, int, int]]:
         """The whole load sequence (select, bank, address, data) for the load port."""
-        out = [(SEL_REG, 0, i, v) for i, v in enumerate(self.register_words())]
-        out += [(SEL_QUANT, 0, k, int(v)) for k, v in enumerate(self.quant_words())]
+        out = [(Sel.REG, 0, i, v) for i, v in enumerate(self.register_words())]
+        out += [(Sel.QUANT, 0, k, int(v)) for k, v in enumerate(self.quant_words())]
         for j in range(self.config.pes):
-            out += [(SEL_STREAM, j, a, int(v)) for a, v in enumerate(self.stream_words(j))]
+            out += [(Sel.STREAM, j, a, int(v)) for a, v in enumerate(self.stream_words(j))]
         banks = self.input_banks(xq)
         C, H, W = self.layer.in_channels, *self.layer.size
-        n = self.config.n
-        for h in range(H):  # only the words that hold pixels
-            for w in range(W):
-                b = (h % n) * n + (w % n)
-                for c in range(C):
-                    a = (c * self.config.x_rows + h // n) * self.config.x_cols + w // n
-                    out.append((SEL_X, b, a, int(banks[b, a])))
+        # only the words that hold pixels, in (h, w, c) order
+        h, w, c = (v.ravel() for v in np.meshgrid(np.arange(H), np.arange(W), np.arange(C), indexing="ij"))
+        b, a = abi.x_bank(self.config, h, w), abi.x_addr(self.config, c, h, w)
+        out += [(Sel.X, bb, aa, v) for bb, aa, v in zip(b.tolist(), a.tolist(), banks[b, a].tolist())]
         return out
 
     def load_port_words(self, xq: np.ndarray) -> list[int]:
-        """:meth:`load_words` packed into load-port payload integers (:func:`winnow.hw.config.load_fields`)."""
-        fields = load_fields(self.config)
-        out = []
-        for sel, bank, addr, data in self.load_words(xq):
-            word, off = 0, 0
-            for name, v in (("sel", sel), ("bank", bank), ("addr", addr), ("data", data)):
-                word |= (int(v) & ((1 << fields[name]) - 1)) << off
-                off += fields[name]
-            out.append(word)
-        return out
+        """:meth:`load_words` packed into load-port payload integers (:func:`winnow.hw.abi.load_layout`)."""
+        words = self.load_words(xq)
+        if not words:
+            return []
+        sel, bank, addr, data = zip(*words)
+        return abi.pack(abi.load_layout(self.config), {
+            "sel": np.array([s.value for s in sel], dtype=np.int64), "bank": np.array(bank, dtype=np.int64),
+            "addr": np.array(addr, dtype=np.int64), "data": np.array(data, dtype=object)}).tolist()
 
     def output_reads(self) -> list[tuple[int, int]]:
         """(bank, address) of every output, in (k, ho, wo) order: what to read back after a run."""
         cfg = self.config
-        m, U = cfg.m, cfg.otu_lanes
+        m = cfg.m
         K = self.layer.out_channels
         Ho, Wo = self.geometry.out
         tw = self.geometry.tiles[1]
         k, h, w = np.meshgrid(np.arange(K), np.arange(Ho), np.arange(Wo), indexing="ij")
         t = (h // m) * tw + w // m
-        bank = (t % U) * m * m + (h % m) * m + (w % m)
-        addr = k * cfg.out_tiles + t // U
+        bank, addr = abi.out_bank(cfg, t, h, w), abi.out_addr(cfg, k, t)
         return list(zip(bank.ravel().tolist(), addr.ravel().tolist()))
 
     def unpack_reads(self, values) -> np.ndarray:
@@ -288,7 +210,7 @@ def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
     row_start = np.concatenate([[0], np.cumsum(counts.ravel())])  # entries of row (p, k) = [start, end)
     streams, segments = [], np.zeros((cfg.pes, len(rows)), dtype=np.int64)
     for s in range(S):
-        order = _order(counts[:, s:K:S].sum(axis=1))  # positions by load, as assign_owners placed them
+        order = lpt_order(counts[:, s:K:S].sum(axis=1))  # positions by load, as assign_owners placed them
         for i in range(cfg.pes_per_cluster):
             j = s * cfg.pes_per_cluster + i
             mine = [p for p in order if owner[s, p] == i]
@@ -318,3 +240,17 @@ def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
     quant = np.stack([layer.bias, layer.mult, layer.shift], axis=1).astype(np.int64)
     return PackedLayer(config=cfg, layer=layer, geometry=geom, owner=owner, streams=streams, segments=segments,
                        registers=regs, quant=quant)  # fmt: skip
+
+
+def sparse_and_dense(layer: SparseLayer, cfg: AccelConfig) -> tuple[PackedLayer, CycleReport, CycleReport]:
+    """(the layer packed for ``cfg``, its cycles, its dense-Winograd cycles on the same array).
+
+    Dense mode streams every weight, zeros included: every row holds C entries, so its
+    segments follow from :func:`winnow.hw.balance.segment_lengths` without packing the dense
+    layer (``tests/test_hw_cycle_model.py`` checks this equals packing it).
+    """
+    packed = pack_layer(layer, cfg)
+    C, K = layer.in_channels, layer.out_channels
+    dense = cycles(cfg, in_channels=C, out_channels=K, tiles=packed.tiles,
+                   segments=segment_lengths(cfg, np.full((cfg.positions, K), C, dtype=np.int64)), nnz=layer.nnz)
+    return packed, packed_cycles(packed), dense

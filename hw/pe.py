@@ -16,20 +16,35 @@ The registers between the multiplexer, the multiplier and the adder keep each of
 on its own clock cycle (the ECP5 critical path was all three in one, 33 ns). A launch
 walks one segment; with ``restart`` (a new tile group) from entry 0, else from where the
 previous segment ended. A segment of ``len`` entries keeps ``busy`` high for
-``len + 5`` cycles. Zero weights are simply absent from a sparse stream: they
+``len + 5`` cycles (:data:`winnow.hw.abi.PE_LATENCY`). Zero weights are simply absent from a sparse stream: they
 cost nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from winnow.hw import abi
 from winnow.hw.config import AccelConfig, ubits
 from winnow.hw.delay import delay
+from winnow.hw.ports import LaunchSignature, MemWriteSignature, lanes
+from winnow.hw.sequencer import step_layout
+from winnow.hw.vbuffer import v_read_signature
+
+
+def acc_write_signature(cfg: AccelConfig) -> MemWriteSignature:
+    """A PE's row write into the accumulators: position and row k → L signed ``acc_bits`` lanes."""
+    addr = data.StructLayout({"pos": ubits(cfg.positions - 1), "k": ubits(cfg.acc_depth - 1)})
+    return MemWriteSignature(addr, lanes(cfg.widths.acc_bits, cfg.lanes))
+
+
+def stream_write_signature(cfg: AccelConfig) -> MemWriteSignature:
+    """The stream memory's write port: entry index → one entry (:func:`winnow.hw.abi.entry_layout`)."""
+    return MemWriteSignature(ubits(cfg.stream_depth - 1), abi.entry_layout(cfg))
 
 
 def pe_ref(stream: np.ndarray, v: np.ndarray, k_max: int) -> np.ndarray:
@@ -57,64 +72,50 @@ class SparsePE(wiring.Component):
 
     Attributes
     ----------
-    start : In(1)
-        Pulse: walk the next segment.
-    restart : In(1)
-        With ``start``: begin at entry 0 (a new tile group).
+    ctl : In(LaunchSignature)
+        ``go``: walk the next segment; ``restart`` (with ``go``): begin at entry 0 (a new
+        tile group).
     busy : Out(1)
-    load_en, load_addr, load_data : In
-        Write port of the stream memory (packed entries, :attr:`AccelConfig.entry_fields`).
-    v_addr : Out
-        Channel c of the entry at s2 (registered).
-    v_pos : Out
-        Position p of the entry at s2 (registered).
-    v_data : In
-        L lanes of signed ``v_bits`` of (c, p) (one cycle after ``v_addr``).
-    acc_en, acc_pos, acc_k, acc_data : Out
+    load : In(:func:`stream_write_signature`)
+        Write port of the stream memory.
+    v : Out(:func:`winnow.hw.vbuffer.v_read_signature`)
+        V-buffer read: position p and channel c of the entry at s2 (registered); L lanes
+        of signed ``v_bits`` back one cycle later.
+    acc : Out(:func:`acc_write_signature`)
         Row write to the accumulator memory: L lanes of signed ``acc_bits``.
     """
 
-    latency = 5
+    latency = abi.PE_LATENCY
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
-        w = config.widths
-        f = config.entry_fields
         super().__init__({
-            "start": In(1), "restart": In(1), "busy": Out(1),
-            "load_en": In(1), "load_addr": In(ubits(config.stream_depth - 1)), "load_data": In(config.entry_bits),
-            "v_addr": Out(f["c"]), "v_pos": Out(f["p"]), "v_data": In(config.lanes * w.v_bits),
-            "acc_en": Out(1), "acc_pos": Out(f["p"]), "acc_k": Out(f["k"]),
-            "acc_data": Out(config.lanes * w.acc_bits),
+            "ctl": In(LaunchSignature(step_layout(config))), "busy": Out(1),
+            "load": In(stream_write_signature(config)), "v": Out(v_read_signature(config)),
+            "acc": Out(acc_write_signature(config)),
         })  # fmt: skip
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         w = cfg.widths
-        f = cfg.entry_fields
         L = cfg.lanes
-        m.submodules.mem = mem = Memory(shape=unsigned(cfg.entry_bits), depth=cfg.stream_depth, init=[])
+        m.submodules.mem = mem = Memory(shape=abi.entry_layout(cfg), depth=cfg.stream_depth, init=[])
         wp = mem.write_port()
         rp = mem.read_port()
-        m.d.comb += [wp.en.eq(self.load_en), wp.addr.eq(self.load_addr), wp.data.eq(self.load_data)]
+        m.d.comb += [wp.en.eq(self.load.en), wp.addr.eq(self.load.addr), wp.data.eq(self.load.data)]
 
         idx = Signal(ubits(cfg.stream_depth))
         issuing = Signal()
         v1 = Signal()
         m.d.comb += rp.addr.eq(idx)
 
-        # s1: unpack the entry
-        word = rp.data
-        off = {}
-        o = 0
-        for name, bits in f.items():
-            off[name] = word[o:o + bits]
-            o += bits
-        eob = v1 & off["eob"]
-        with m.If(self.start):
+        # s1: the entry (a view of the ABI's layout)
+        off = rp.data
+        eob = v1 & off.eob
+        with m.If(self.ctl.go):
             m.d.sync += issuing.eq(1)
-            with m.If(self.restart):
+            with m.If(self.ctl.restart):
                 m.d.sync += idx.eq(0)
         with m.Elif(issuing):
             with m.If(eob):
@@ -124,20 +125,21 @@ class SparsePE(wiring.Component):
         m.d.sync += v1.eq(issuing & ~eob)
         # s2: the V-buffer address, registered (the stream memory's output would otherwise run
         # through the buffer's owner multiplexer into its RAM address in the same cycle)
-        m.d.sync += [self.v_addr.eq(off["c"]), self.v_pos.eq(off["p"])]
+        m.d.sync += [self.v.addr.c.eq(off.c), self.v.addr.pos.eq(off.p)]
 
         # the entry's fields travel beside the pipeline (registered at s2 … s5)
-        fields = {"k": off["k"], "p": off["p"], "value": off["value"].as_signed(), "last": off["last"]}
-        lines = {k: delay(m, v, 4, k) for k, v in fields.items()}
-        e4, e5 = ({k: lines[k][d] for k in fields} for d in (2, 3))
-        v2, v3, v4, v5 = delay(m, v1, 4, "valid")
+        fields = {"k": off.k, "p": off.p, "value": off.value, "last": off.last}
+        depth = self.latency - 1
+        lines = {k: delay(m, v, depth, k) for k, v in fields.items()}
+        e4, e5 = ({k: lines[k][d] for k in fields} for d in (depth - 2, depth - 1))
+        v2, v3, v4, v5 = delay(m, v1, depth, "valid")
         # s3: the V buffer's word arrives; register it with the entry
-        vreg = Signal(L * w.v_bits)
-        m.d.sync += vreg.eq(self.v_data)
+        vreg = Signal(lanes(w.v_bits, L))
+        m.d.sync += vreg.eq(self.v.data)
         # s4: the products
         prod = [Signal(signed(w.prod_bits), name=f"prod{l}") for l in range(L)]
         for l in range(L):
-            m.d.sync += prod[l].eq(e4["value"] * vreg[l * w.v_bits:(l + 1) * w.v_bits].as_signed())
+            m.d.sync += prod[l].eq(e4["value"] * vreg[l])
         # s5: accumulate; on 'last' the row goes out and the accumulator restarts
         acc = [Signal(signed(w.acc_bits), name=f"acc{l}") for l in range(L)]
         nxt = []
@@ -148,8 +150,8 @@ class SparsePE(wiring.Component):
         with m.If(v5):
             for l in range(L):
                 m.d.sync += acc[l].eq(Mux(e5["last"], 0, nxt[l]))
-        m.d.comb += [self.acc_en.eq(v5 & e5["last"]), self.acc_pos.eq(e5["p"]), self.acc_k.eq(e5["k"])]
+        m.d.comb += [self.acc.en.eq(v5 & e5["last"]), self.acc.addr.pos.eq(e5["p"]), self.acc.addr.k.eq(e5["k"])]
         m.d.comb += self.busy.eq(issuing | v1 | v2 | v3 | v4 | v5)
         for l, sm in enumerate(nxt):
-            m.d.comb += self.acc_data[l * w.acc_bits:(l + 1) * w.acc_bits].eq(sm)
+            m.d.comb += self.acc.data[l].eq(sm)
         return m

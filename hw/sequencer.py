@@ -18,6 +18,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from winnow.hw.config import AccelConfig, ubits
+from winnow.hw.ports import LaunchSignature
 
 
 def step_layout(cfg: AccelConfig) -> data.StructLayout:
@@ -51,22 +52,20 @@ class Sequencer(wiring.Component):
         Running; the last run has ended (high until the next start).
     cycles : Out(32)
         Cycles of the last (or current) run.
-    itu_go, pe_go, otu_go : Out(1)
-        Launch pulses of the input unit, the PEs and the output unit.
-    pe_restart : Out(1)
-        With ``pe_go``: the PEs' step starts a group (block 0): streams restart at entry 0.
-    itu, pe, otu : Out(step_layout)
-        Each stage's step in the running phase (valid from the cycle after the launch).
+    itu, pe, otu : Out(winnow.hw.ports.LaunchSignature)
+        Each stage's control: ``go``, the launch pulse of the input unit, the PEs and the
+        output unit; ``restart``, with ``go``: the stage's step starts a group (block 0; the
+        PEs' streams restart at entry 0); ``step``, the stage's step in the running phase
+        (valid from the cycle after the launch).
     """
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
-        st = step_layout(config)
+        launch = LaunchSignature(step_layout(config))
         super().__init__({
             "start": In(1), "groups": In(ubits(config.groups_max)), "blocks": In(ubits(config.k_blocks_max)),
             "units_busy": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32),
-            "itu_go": Out(1), "pe_go": Out(1), "otu_go": Out(1), "pe_restart": Out(1),
-            "itu": Out(st), "pe": Out(st), "otu": Out(st),
+            "itu": Out(launch), "pe": Out(launch), "otu": Out(launch),
         })  # fmt: skip
 
     def elaborate(self, platform):
@@ -78,17 +77,19 @@ class Sequencer(wiring.Component):
         gen_valid = Signal()
         m.d.comb += gen_valid.eq(g < self.groups)
         m.d.comb += self.busy.eq(run)
+        itu, pe, otu = self.itu.step, self.pe.step, self.otu.step
         with m.If(run):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(~self.units_busy):
-                with m.If(~(gen_valid | self.itu.valid | self.pe.valid)):
-                    m.d.sync += [run.eq(0), self.done.eq(1), self.itu.valid.eq(0), self.pe.valid.eq(0),
-                                 self.otu.valid.eq(0)]  # fmt: skip
+                with m.If(~(gen_valid | itu.valid | pe.valid)):
+                    m.d.sync += [run.eq(0), self.done.eq(1), itu.valid.eq(0), pe.valid.eq(0),
+                                 otu.valid.eq(0)]  # fmt: skip
                 with m.Else():
-                    m.d.comb += [self.itu_go.eq(gen_valid & (b == 0)), self.pe_go.eq(self.itu.valid),
-                                 self.pe_restart.eq(self.itu.block == 0), self.otu_go.eq(self.pe.valid)]
-                    m.d.sync += [self.itu.eq(gen), self.itu.valid.eq(gen_valid), self.pe.eq(self.itu),
-                                 self.otu.eq(self.pe), gen.acc_half.eq(~gen.acc_half)]
+                    m.d.comb += [self.itu.go.eq(gen_valid & (b == 0)), self.itu.restart.eq(b == 0),
+                                 self.pe.go.eq(itu.valid), self.pe.restart.eq(itu.block == 0),
+                                 self.otu.go.eq(pe.valid), self.otu.restart.eq(pe.block == 0)]
+                    m.d.sync += [itu.eq(gen), itu.valid.eq(gen_valid), pe.eq(itu), otu.eq(pe),
+                                 gen.acc_half.eq(~gen.acc_half)]
                     with m.If(gen_valid):
                         with m.If(b + 1 == self.blocks):
                             m.d.sync += [b.eq(0), gen.k_base.eq(0), gen.slot_k.eq(0), g.eq(g + 1),
@@ -99,5 +100,5 @@ class Sequencer(wiring.Component):
                                          gen.slot_k.eq(gen.slot_k + cfg.k_block * cfg.out_tiles)]
         with m.Elif(self.start):
             m.d.sync += [run.eq(1), self.done.eq(0), self.cycles.eq(0), gen.eq(0),
-                         self.itu.valid.eq(0), self.pe.valid.eq(0), self.otu.valid.eq(0)]  # fmt: skip
+                         itu.valid.eq(0), pe.valid.eq(0), otu.valid.eq(0)]  # fmt: skip
         return m

@@ -16,7 +16,7 @@ and requantizes R outputs per cycle for Q = m²/R cycles, exactly as the paralle
 
 Timing: positions 0 … n² − 1 of a tile on consecutive (or any) valid cycles; the
 outputs sub·R … of the tile leave ``5 + sub`` cycles after its last position, and
-``busy`` covers those :meth:`SerialOutputTransform.tail_of` cycles.
+``busy`` covers those :func:`winnow.hw.abi.serial_otu_tail` cycles.
 """
 
 from __future__ import annotations
@@ -62,11 +62,6 @@ class SerialOutputTransform(wiring.Component):
     busy : Out(1)
         A tile is between its last position and its last output.
     """
-
-    @staticmethod
-    def tail_of(m: int, requant: int | None = None) -> int:
-        """Cycles after a tile's last position until (and including) its last output: 4 + Q."""
-        return 4 + (1 if requant is None else m * m // requant)
 
     def __init__(self, config: DatapathConfig, requant: int | None = None):
         self._cfg = config

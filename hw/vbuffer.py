@@ -15,12 +15,20 @@ cycle, the cluster's PE reads any (c, p) with the same one-cycle latency.
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Array, Cat, Module, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from winnow.hw.config import AccelConfig, ubits
+from winnow.hw.input_unit import v_write_signature
+from winnow.hw.ports import MemReadSignature, lanes
+
+
+def v_read_signature(cfg: AccelConfig) -> MemReadSignature:
+    """A PE's read port of the V buffer: position and input channel c → L signed ``v_bits`` lanes."""
+    addr = data.StructLayout({"pos": ubits(cfg.positions - 1), "c": ubits(cfg.c_max - 1)})
+    return MemReadSignature(addr, lanes(cfg.widths.v_bits, cfg.lanes))
 
 
 class VBufferRef:
@@ -46,35 +54,25 @@ class VBuffer(wiring.Component):
 
     Attributes
     ----------
-    w_en, w_addr, w_lane, w_data : In
-        Input-unit write: address half·c_max + c, lane, n² signed ``v_bits`` values
-        (serial: one value, position ``w_pos``).
-    w_pos : In (serial only)
+    w : In(:func:`winnow.hw.input_unit.v_write_signature`)
+        Input-unit write: row half·c_max + c, lane, n² signed ``v_bits`` values
+        (serial: one value, of position ``addr.pos``).
     owner : In(array of clusters × positions)
         PE index within the cluster that reads each (cluster, position) bank.
     rd_half : In(1)
         Half the PEs read (the PE step's group parity).
-    rd_pos, rd_c : In(array of P)
-        PE j's position and input channel this cycle.
-    rd_data : Out(array of P)
-        L lanes of signed ``v_bits`` for PE j, one cycle after its address.
+    rd : In(:func:`v_read_signature`) × P
+        PE j's read: position and input channel this cycle; L lanes of signed ``v_bits``
+        back one cycle later.
     """
 
     def __init__(self, config: AccelConfig):
         self._cfg = config
         n2, P, S = config.positions, config.pes, config.clusters
-        vb = config.widths.v_bits
-        ports = {
-            "w_en": In(1), "w_addr": In(ubits(2 * config.c_max - 1)), "w_lane": In(ubits(config.lanes - 1)),
-            "w_data": In(signed(vb) if config.serial else data.ArrayLayout(signed(vb), n2)),
-            "owner": In(ubits(config.pes_per_cluster - 1)).array(S, n2),
-            "rd_half": In(1),
-            "rd_pos": In(ubits(n2 - 1)).array(P), "rd_c": In(ubits(config.c_max - 1)).array(P),
-            "rd_data": Out(config.lanes * vb).array(P),
-        }  # fmt: skip
-        if config.serial:
-            ports["w_pos"] = In(ubits(n2 - 1))
-        super().__init__(ports)
+        super().__init__({
+            "w": In(v_write_signature(config)), "owner": In(ubits(config.pes_per_cluster - 1)).array(S, n2),
+            "rd_half": In(1), "rd": In(v_read_signature(config)).array(P),
+        })  # fmt: skip
 
     def elaborate(self, platform):
         m = Module()
@@ -87,31 +85,31 @@ class VBuffer(wiring.Component):
                 mem = Memory(shape=unsigned(L * vb), depth=(2 * cfg.c_max) << pw, init=[])
                 m.submodules[f"v{s}"] = mem
                 wp = mem.write_port(granularity=vb)
-                m.d.comb += [wp.addr.eq(Cat(self.w_pos, self.w_addr)), wp.data.eq(Cat(*[self.w_data] * L))]
+                m.d.comb += [wp.addr.eq(Cat(self.w.addr.pos, self.w.addr.row)), wp.data.eq(Cat(*[self.w.data] * L))]
                 for lane in range(L):
-                    m.d.comb += wp.en[lane].eq(self.w_en & (self.w_lane == lane))
+                    m.d.comb += wp.en[lane].eq(self.w.en & (self.w.addr.lane == lane))
                 rp = mem.read_port()
-                m.d.comb += [rp.addr.eq(Cat(self.rd_pos[s], self.rd_half * cfg.c_max + self.rd_c[s])),
-                             self.rd_data[s].eq(rp.data)]
+                m.d.comb += [rp.addr.eq(Cat(self.rd[s].addr.pos, self.rd_half * cfg.c_max + self.rd[s].addr.c)),
+                             self.rd[s].data.eq(rp.data)]
             return m
         for s in range(S):
             pes = range(s * PC, (s + 1) * PC)
-            c_of = Array([self.rd_c[j] for j in pes])
+            c_of = Array([self.rd[j].addr.c for j in pes])
             words = []
             for p in range(n2):
                 mem = Memory(shape=unsigned(L * vb), depth=2 * cfg.c_max, init=[])
                 m.submodules[f"v{s}_{p}"] = mem
                 wp = mem.write_port(granularity=vb)
-                m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(Cat(*[self.w_data[p]] * L))]
+                m.d.comb += [wp.addr.eq(self.w.addr.row), wp.data.eq(Cat(*[self.w.data[p]] * L))]
                 for lane in range(L):
-                    m.d.comb += wp.en[lane].eq(self.w_en & (self.w_lane == lane))
+                    m.d.comb += wp.en[lane].eq(self.w.en & (self.w.addr.lane == lane))
                 rp = mem.read_port()
-                c_sel = c_of[self.owner[s][p]] if PC > 1 else self.rd_c[s * PC]
+                c_sel = c_of[self.owner[s][p]] if PC > 1 else self.rd[s * PC].addr.c
                 m.d.comb += rp.addr.eq(self.rd_half * cfg.c_max + c_sel)
                 words.append(rp.data)
             bank = Array(words)
             for j in pes:
-                pos1 = Signal.like(self.rd_pos[j], name=f"pos1_{j}")
-                m.d.sync += pos1.eq(self.rd_pos[j])
-                m.d.comb += self.rd_data[j].eq(bank[pos1])
+                pos1 = Signal(ubits(n2 - 1), name=f"pos1_{j}")
+                m.d.sync += pos1.eq(self.rd[j].addr.pos)
+                m.d.comb += self.rd[j].data.eq(bank[pos1])
         return m

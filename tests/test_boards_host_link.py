@@ -9,7 +9,8 @@ from winnow.boards import protocol as P
 from winnow.boards.host import BoardError, HostDriver
 from winnow.boards.host_link import ByteLink, HostLink, link_info
 from winnow.boards.pysim_link import PysimTransport
-from winnow.hw.config import AccelConfig, load_fields
+from winnow.hw.abi import load_layout
+from winnow.hw.config import AccelConfig
 from winnow.hw.cycle_model import packed_cycles
 from winnow.hw.packer import pack_layer
 from winnow.model.integer.datapath import DatapathConfig
@@ -31,7 +32,7 @@ def test_info_reports_the_array_ports_and_config_id():
         got = HostDriver(tr, timeout=20).info()
     # by hand for CFG: F(2,3) writes m² = 4 output banks (2 bits); 6×6 inputs make 3×3 tiles, so a bank holds
     # K·9 = 36 words (6 address bits); outputs are act_bits = 8 wide; a load word is its fields side by side
-    want = P.LinkInfo(version=P.VERSION, load_bits=sum(load_fields(CFG).values()), bank_bits=2, addr_bits=6,
+    want = P.LinkInfo(version=P.VERSION, load_bits=load_layout(CFG).size, bank_bits=2, addr_bits=6,
                       data_bits=8, config_id=P.config_id(CFG))
     assert got == want == link_info(CFG)
 

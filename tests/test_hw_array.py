@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from winnow.hw import cycle_model
+from winnow.hw import abi, cycle_model
 from winnow.hw.config import AccelConfig
 from winnow.hw.packer import pack_layer
 from winnow.model.integer.datapath import DatapathConfig
@@ -11,19 +11,32 @@ from winnow.sim.layers import random_input, random_layer, reference_output
 from winnow.sim.pysim_run import run_pysim
 
 
+def _latency(unit) -> int:
+    unit._MustUse__silence = True  # only inspected, never elaborated
+    return unit.latency
+
+
 @pytest.mark.parametrize("serial", [False, True])
 @pytest.mark.parametrize("m, requant", [(2, None), (2, 1), (4, 16), (4, 4), (6, 36), (6, 6)])
-def test_latencies_of_the_model_are_the_rtl_pipeline_depths(m, requant, serial):
-    from winnow.hw.input_unit import InputUnit
+def test_latencies_of_the_abi_are_the_rtl_pipeline_depths(m, requant, serial):
+    from winnow.hw.input_transform import InputTransform
+    from winnow.hw.output_transform import OutputTransform
     from winnow.hw.output_unit import OutputUnit
     from winnow.hw.pe import SparsePE
 
     cfg = AccelConfig(datapath=DatapathConfig(m=m, r=3, c_max=4), pes=1, lanes=1, k_max=4, h_max=8, w_max=8,
                       requant=requant, serial=serial)
-    assert cycle_model.ITU_LATENCY == InputUnit.latency
-    assert cycle_model.itu_latency(cfg) == InputUnit.latency_of(cfg)
-    assert cycle_model.PE_LATENCY == SparsePE.latency
-    assert cycle_model.otu_latency(cfg) == OutputUnit.latency_of(cfg)
+    n2, Q = (m + 2) ** 2, m * m // cfg.requant
+    # by hand, the stages each unit's docstring lists: read and rotate before the two-stage transform
+    # (serial: then n² position writes); the PE's stream read, V' address, V' word, product, sum; the
+    # output unit's accumulator read and input register before the core (4 stages, 5 with R < m²;
+    # serial: the last position, the bias add, Q requantizer cycles, multiply and round)
+    assert abi.ITU_LATENCY == 2 + InputTransform.latency == 4
+    assert abi.itu_latency(cfg) == 4 + (n2 if serial else 0)
+    assert abi.PE_LATENCY == _latency(SparsePE(cfg)) == 5
+    assert abi.otu_latency(cfg) == _latency(OutputUnit(cfg)) == (6 + Q if serial else (6 if Q == 1 else 7))
+    if not serial:
+        assert _latency(OutputTransform(cfg.datapath, requant=cfg.requant)) == abi.otu_latency(cfg) - 2
 
 
 @pytest.mark.parametrize("m, layer_kw, mode, arr", [

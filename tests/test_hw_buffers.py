@@ -6,7 +6,7 @@ from amaranth.sim import Simulator
 
 from winnow.hw.accumulators import Accumulators, AccumulatorsRef
 from winnow.hw.config import AccelConfig
-from winnow.hw.packer import balance_positions
+from winnow.hw.balance import balance_positions
 from winnow.hw.vbuffer import VBuffer, VBufferRef
 from winnow.model.integer.datapath import DatapathConfig, signed_range
 
@@ -46,13 +46,12 @@ def test_vbuffer_serves_each_pe_its_cluster_copy(kw):
         for addr in range(2 * cfg.c_max):
             for lane in range(cfg.lanes):
                 v = rng.integers(lo, hi + 1, size=cfg.positions)
-                ctx.set(dut.w_en, 1)
-                ctx.set(dut.w_addr, addr)
-                ctx.set(dut.w_lane, lane)
-                ctx.set(dut.w_data, [int(x) for x in v])
+                ctx.set(dut.w.en, 1)
+                ctx.set(dut.w.addr, {"row": addr, "lane": lane})
+                ctx.set(dut.w.data, [int(x) for x in v])
                 ref.write(addr, lane, v)
                 await ctx.tick()
-        ctx.set(dut.w_en, 0)
+        ctx.set(dut.w.en, 0)
         for _ in range(40):
             half = int(rng.integers(0, 2))
             ctx.set(dut.rd_half, half)
@@ -61,12 +60,11 @@ def test_vbuffer_serves_each_pe_its_cluster_copy(kw):
                 s, i = divmod(j, cfg.pes_per_cluster)
                 mine = np.flatnonzero(owner[s] == i)
                 p, c = int(rng.choice(mine)), int(rng.integers(0, cfg.c_max))
-                ctx.set(dut.rd_pos[j], p)
-                ctx.set(dut.rd_c[j], c)
+                ctx.set(dut.rd[j].addr, {"pos": p, "c": c})
                 want.append(ref.read(s, p, half * cfg.c_max + c))
             await ctx.tick()
             for j in range(cfg.pes):
-                got = _lanes(ctx.get(dut.rd_data[j]), vb, cfg.lanes)
+                got = _lanes(ctx.get(dut.rd[j].data.as_value()), vb, cfg.lanes)
                 assert got == [int(x) for x in want[j]]
                 checked.append(j)
 
@@ -105,25 +103,23 @@ def test_accumulators_write_read_and_clear(kw):
                 p = int(rng.choice(np.flatnonzero(owner[s] == i)))
                 k = int(rng.integers(0, cfg.acc_depth))
                 lanes = rng.integers(lo, hi + 1, size=cfg.lanes)
-                ctx.set(dut.wr_en[j], en)
-                ctx.set(dut.wr_pos[j], p)
-                ctx.set(dut.wr_k[j], k)
-                ctx.set(dut.wr_data[j], sum((int(x) & mask) << (l * ab) for l, x in enumerate(lanes)))
+                ctx.set(dut.wr[j].en, en)
+                ctx.set(dut.wr[j].addr, {"pos": p, "k": k})
+                ctx.set(dut.wr[j].data.as_value(), sum((int(x) & mask) << (l * ab) for l, x in enumerate(lanes)))
                 if en:
                     writes.append((s, p, k, lanes))
             rs, rk, clear = int(rng.integers(0, cfg.clusters)), int(rng.integers(0, cfg.acc_depth)), bool(rnd % 3 == 0)
-            ctx.set(dut.rd_cluster, rs)
-            ctx.set(dut.rd_k, rk)
-            ctx.set(dut.rd_clear, clear)
+            ctx.set(dut.rd.addr, {"cluster": rs, "k": rk})
+            ctx.set(dut.rd.clear, clear)
             want = ref.read(rs, 1 - pe_half, rk, clear=clear)
             for s, p, k, lanes in writes:
                 ref.write(s, p, pe_half, k, lanes)
             await ctx.tick()
             for j in range(cfg.pes):
-                ctx.set(dut.wr_en[j], 0)
-            ctx.set(dut.rd_clear, 0)
+                ctx.set(dut.wr[j].en, 0)
+            ctx.set(dut.rd.clear, 0)
             for p in range(cfg.positions):
-                assert _lanes(ctx.get(dut.rd_data[p]), ab, cfg.lanes) == [int(x) for x in want[p]], (rnd, p)
+                assert _lanes(ctx.get(dut.rd.data[p].as_value()), ab, cfg.lanes) == [int(x) for x in want[p]], (rnd, p)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

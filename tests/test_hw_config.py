@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from winnow.hw.config import AccelConfig, register_map
+from winnow.hw.abi import entry_layout, quant_layout, register_map
+from winnow.hw.config import AccelConfig
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.model.errors import ConfigError
 
@@ -91,7 +92,7 @@ def test_memory_inventory_adds_up():
     # the rest by hand: input n² = 16 banks × (3·3 tile positions of the padded 11×11 input) · 8 channels
     # × 8 bits; streams 4 × stream_depth × entry bits; quant k_max = 8 × quant bits; output otu_lanes·m² = 8
     # banks × K·⌈25 tiles / 2 lanes⌉ = 8·13 words × 8 bits
-    rest = 16 * 72 * 8 + 4 * cfg.stream_depth * cfg.entry_bits + 8 * cfg.quant_bits + 8 * 104 * 8
+    rest = 16 * 72 * 8 + 4 * cfg.stream_depth * entry_layout(cfg).size + 8 * quant_layout(cfg.datapath).size + 8 * 104 * 8
     assert cfg.memory_bits == mems["v_buffer"]["bits"] + mems["accumulators"]["bits"] + rest
 
 
@@ -132,3 +133,32 @@ def test_serial_memories_are_one_per_cluster_and_round_trip(tmp_path):
     d["serial"] = 1
     with pytest.raises(ConfigError, match="serial must be true or false"):
         AccelConfig.from_dict(d)
+
+
+def test_cli_flow_generator_and_preset_derive_the_same_defaults():
+    """The derived defaults (otu_lanes, k_block, requant, stream_depth) live once, on AccelConfig (winnow gen, the flow, presets)."""
+    from winnow.boards.presets import PRESET_FIELDS, PRESETS
+    from winnow.cli import _resolve_array, parser
+    from winnow.flowconfig import parse_flow_config
+    from winnow.steps import array_config
+
+    dp = DatapathConfig(m=2, r=3, c_max=8)
+    given = {"pes": 2, "lanes": 6, "k_max": 12, "h_max": 16, "w_max": 16}
+    flow = array_config(dp, parse_flow_config("[array]\n" + "\n".join(f"{k} = {v}" for k, v in given.items()))
+                        .array_fields())
+    opts = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
+    cli = _resolve_array(parser().parse_args(["gen", "--m=2", "--c-max=8", *opts, "--out=x"]))
+    # by hand: gcd(6, 4) = 2 output-unit lanes, k_block = k_max, m² = 4 requantizers, a dense layer's
+    # stream: 16 positions / 2 PEs × 12 rows × 8 channels + one end-of-block mark
+    assert (flow.otu_lanes, flow.k_block, flow.requant) == (2, 12, 4)
+    assert flow.stream_depth == 8 * 12 * 8 + 1
+    assert cli == flow
+    # a preset changed on the command line equals the preset's own fields changed, resolved afresh
+    dp_p, fields = PRESET_FIELDS["orangecrab"]
+    assert PRESETS["orangecrab"] == AccelConfig.resolved(dp_p, **fields)
+    changed = _resolve_array(parser().parse_args(["gen", "--preset=orangecrab", "--lanes=3", "--k-max=8", "--out=x"]))
+    assert changed == AccelConfig.resolved(dp_p, **{**fields, "lanes": 3, "k_max": 8})
+    assert (changed.otu_lanes, changed.k_block) == (1, 8)  # 3 is a multiple of the preset's one OTU lane
+    assert changed.stream_depth == changed.dense_stream_length != PRESETS["orangecrab"].stream_depth
+    widened = _resolve_array(parser().parse_args(["gen", "--preset=ulx3s", "--lanes=6", "--otu-lanes=3", "--out=x"]))
+    assert widened.otu_lanes == 3  # given: kept

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from winnow.hw.config import AccelConfig
-from winnow.hw.cycle_model import ITU_LATENCY, PE_LATENCY, cycles, otu_latency, packed_cycles, shape_cycles, sparse_and_dense
-from winnow.hw.packer import pack_layer
+from winnow.hw.abi import ITU_LATENCY, PE_LATENCY, otu_latency
+from winnow.hw.cycle_model import cycles, packed_cycles, shape_cycles
+from winnow.hw.packer import pack_layer, sparse_and_dense
 from winnow.hw.schedule import phases
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.sim.layers import random_layer

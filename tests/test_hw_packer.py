@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from winnow.hw.config import AccelConfig
-from winnow.hw.packer import balance_positions, pack_layer
+from winnow.hw.balance import balance_positions
+from winnow.hw.packer import pack_layer
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.model.errors import ConfigError
 from winnow.sim.layers import random_layer

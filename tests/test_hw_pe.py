@@ -45,28 +45,29 @@ def test_rtl_matches_twin_segment_by_segment(density, k_block):
 
         async def tb(ctx):
             for a, wd in enumerate(words):
-                ctx.set(dut.load_en, 1)
-                ctx.set(dut.load_addr, a)
-                ctx.set(dut.load_data, int(wd))
+                ctx.set(dut.load.en, 1)
+                ctx.set(dut.load.addr, a)
+                ctx.set(dut.load.data.as_value(), int(wd))  # the packed word, as the load port carries it
                 await ctx.tick()
-            ctx.set(dut.load_en, 0)
+            ctx.set(dut.load.en, 0)
             for rep in range(2):  # two tile groups: the second restarts at entry 0
                 for b in range(len(segs)):
-                    ctx.set(dut.start, 1)
-                    ctx.set(dut.restart, b == 0)
+                    ctx.set(dut.ctl.go, 1)
+                    ctx.set(dut.ctl.restart, b == 0)
                     await ctx.tick()
-                    ctx.set(dut.start, 0)
+                    ctx.set(dut.ctl.go, 0)
                     pending, n_busy, rows = None, 0, {}
                     for _ in range(segs[b] + 8):
                         if pending is not None:  # the V buffer answers one cycle after the address
                             c, p = pending
-                            ctx.set(dut.v_data, sum((int(v[c, p, l]) & ((1 << wb) - 1)) << (l * wb) for l in range(2)))
+                            ctx.set(dut.v.data.as_value(),
+                                    sum((int(v[c, p, l]) & ((1 << wb) - 1)) << (l * wb) for l in range(2)))
                         n_busy += ctx.get(dut.busy)
-                        if ctx.get(dut.acc_en):
-                            raw = ctx.get(dut.acc_data)
-                            rows[(ctx.get(dut.acc_pos), ctx.get(dut.acc_k))] = [
+                        if ctx.get(dut.acc.en):
+                            raw = ctx.get(dut.acc.data.as_value())
+                            rows[(ctx.get(dut.acc.addr.pos), ctx.get(dut.acc.addr.k))] = [
                                 _signed((raw >> (l * ab)) & ((1 << ab) - 1), ab) for l in range(2)]
-                        pending = (ctx.get(dut.v_addr), ctx.get(dut.v_pos))
+                        pending = (ctx.get(dut.v.addr.c), ctx.get(dut.v.addr.pos))
                         await ctx.tick()
                     busy.append(n_busy)
                     if rep == 0:

@@ -33,8 +33,8 @@ def test_launches_follow_the_schedule(groups, blocks, seed):
             ctx.set(dut.units_busy, any(v > 0 for v in rem.values()))
             if ctx.get(dut.done):
                 break
-            go = {u: ctx.get(getattr(dut, f"{u}_go")) for u in rem}
-            restart = ctx.get(dut.pe_restart)
+            go = {u: ctx.get(getattr(dut, u).go) for u in rem}
+            restart = ctx.get(dut.pe.restart)
             launched = any(go.values())  # every phase of the schedule launches at least one unit
             await ctx.tick()
             rem = {u: max(v - 1, 0) for u, v in rem.items()}
@@ -42,7 +42,7 @@ def test_launches_follow_the_schedule(groups, blocks, seed):
                 phase += 1
                 rec = {}
                 for u in rem:
-                    st = getattr(dut, u)
+                    st = getattr(dut, u).step
                     if go[u]:
                         rem[u] = int(dur[u][phase])
                         rec[u] = (ctx.get(st.group), ctx.get(st.block), ctx.get(st.acc_half))

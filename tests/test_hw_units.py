@@ -8,7 +8,8 @@ from winnow.hw.accumulators import AccumulatorsRef
 from winnow.hw.config import AccelConfig
 from winnow.hw.input_unit import InputUnit, input_unit_ref
 from winnow.hw.output_unit import OutputUnit, output_unit_ref
-from winnow.hw.packer import SEL_X, pack_layer
+from winnow.hw.abi import Sel
+from winnow.hw.packer import pack_layer
 from winnow.model.integer.datapath import DatapathConfig, signed_range
 from winnow.sim.layers import random_input, random_layer
 
@@ -40,31 +41,30 @@ def test_input_unit_writes_the_twins_v(m, C, H, W, pad, lanes, wrelu, serial):
 
     async def tb(ctx):
         for sel, bank, addr, data in packed.load_words(xq):
-            if sel == SEL_X:
-                ctx.set(dut.load_en, 1)
-                ctx.set(dut.load_bank, bank)
-                ctx.set(dut.load_addr, addr)
-                ctx.set(dut.load_data, data)
+            if sel == Sel.X:
+                ctx.set(dut.load.en, 1)
+                ctx.set(dut.load.addr, {"bank": bank, "word": addr})
+                ctx.set(dut.load.data, data)
                 await ctx.tick()
-        ctx.set(dut.load_en, 0)
+        ctx.set(dut.load.en, 0)
         ctx.set(dut.regs, _regs(packed))
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
         for g in range(groups):
-            ctx.set(dut.go, 1)
+            ctx.set(dut.ctl.go, 1)
             await ctx.tick()
-            ctx.set(dut.go, 0)
-            ctx.set(dut.half, g % 2)
+            ctx.set(dut.ctl.go, 0)
+            ctx.set(dut.ctl.step.group, g)  # its parity is the V-buffer half
             n_busy = 0
             while ctx.get(dut.busy):
                 n_busy += 1
-                if ctx.get(dut.v_en):
-                    addr, lane = ctx.get(dut.v_addr), ctx.get(dut.v_lane)
+                if ctx.get(dut.v.en):
+                    addr, lane = ctx.get(dut.v.addr.row), ctx.get(dut.v.addr.lane)
                     if serial:  # one position per write, in order
-                        got.setdefault((g, addr, lane), []).append((ctx.get(dut.v_pos), int(ctx.get(dut.v_data))))
+                        got.setdefault((g, addr, lane), []).append((ctx.get(dut.v.addr.pos), int(ctx.get(dut.v.data))))
                     else:
-                        got[(g, addr, lane)] = [int(v) for v in ctx.get(dut.v_data)]
+                        got[(g, addr, lane)] = [int(v) for v in ctx.get(dut.v.data)]
                 await ctx.tick()
             busy.append(n_busy)
 
@@ -119,16 +119,16 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
 
     async def tb(ctx):
         for k, word in enumerate(packed.quant_words()):
-            ctx.set(dut.quant_en, 1)
-            ctx.set(dut.quant_addr, k)
-            ctx.set(dut.quant_data, int(word))
+            ctx.set(dut.quant.en, 1)
+            ctx.set(dut.quant.addr, k)
+            ctx.set(dut.quant.data.as_value(), int(word))  # the packed word, as the load port carries it
             await ctx.tick()
-        ctx.set(dut.quant_en, 0)
+        ctx.set(dut.quant.en, 0)
         ctx.set(dut.regs, _regs(packed))
-        ctx.set(dut.go, 1)
+        ctx.set(dut.ctl.go, 1)
         await ctx.tick()
-        ctx.set(dut.go, 0)
-        ctx.set(dut.step, {"group": group, "block": block, "acc_half": half, "valid": 1,
+        ctx.set(dut.ctl.go, 0)
+        ctx.set(dut.ctl.step, {"group": group, "block": block, "acc_half": half, "valid": 1,
                            "k_base": block * cfg.k_block, "slot_k": block * cfg.k_block * cfg.out_tiles,
                            "tile0": group * cfg.lanes, "slot_t": group * cfg.lanes // cfg.otu_lanes})
         n_busy, pending = 0, None
@@ -140,11 +140,11 @@ def test_output_unit_writes_the_twins_outputs(arr, K, block):
                     word = sum((int(x) & ((1 << cfg.widths.acc_bits) - 1)) << (i * cfg.widths.acc_bits)
                                for i, x in enumerate(row[p]))
                     if serial and p == pos:
-                        ctx.set(dut.acc_data, word)
+                        ctx.set(dut.acc.data.as_value(), word)
                     elif not serial:
-                        ctx.set(dut.acc_data[p], word)
-            pending = (ctx.get(dut.acc_cluster), half, ctx.get(dut.acc_k))
-            pos = ctx.get(dut.acc_pos) if serial else None
+                        ctx.set(dut.acc.data[p].as_value(), word)
+            pending = (ctx.get(dut.acc.addr.cluster), half, ctx.get(dut.acc.addr.k))
+            pos = ctx.get(dut.acc.addr.pos) if serial else None
             await ctx.tick()
         got["busy"] = n_busy
         for (bank, addr) in want:

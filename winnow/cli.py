@@ -80,9 +80,6 @@ def _given_datapath(a) -> dict:
 def _resolve_array(a, datapath=None):
     """The AccelConfig of the options: a --params or --preset changed by any field option, or the default
     fields with the given (layers') datapath or the datapath options."""
-    import dataclasses
-    import math
-
     from winnow.hw.config import AccelConfig
     from winnow.model.integer.datapath import DatapathConfig
 
@@ -102,14 +99,8 @@ def _resolve_array(a, datapath=None):
             from winnow.boards.presets import preset
 
             base = preset(a.preset)
-        if "k_max" in fields:
-            fields.setdefault("k_block", None)  # re-derived unless given
-        if "lanes" in fields and "otu_lanes" not in fields and fields["lanes"] % base.otu_lanes:
-            fields["otu_lanes"] = math.gcd(fields["lanes"], 4)
-        if fields:
-            fields.setdefault("stream_depth", None)
-        try:
-            return dataclasses.replace(base, mode=a.mode, **fields)
+        try:  # what depends on the changed fields is re-derived unless given
+            return base.changed(mode=a.mode, **fields)
         except ConfigError as exc:
             raise ConfigError(f"{'--params' if a.params else '--preset'} with the field options: {exc}") from None
     dp = datapath

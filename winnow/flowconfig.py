@@ -38,7 +38,7 @@ REPORT_KEYS = {"title": str}
 SIMULATORS = ("verilator", "icarus")
 
 #: The default array for the small MNIST networks (C, K ≤ 32, 28×28): 16 multipliers. Unless set,
-#: the output unit gets gcd(L, 4) lanes (winnow.steps.array_config).
+#: the output unit gets gcd(L, 4) lanes (winnow.hw.config.AccelConfig.resolved).
 DEFAULT_ARRAY = {"pes": 4, "lanes": 4, "clusters": 1, "k_max": 32, "h_max": 28, "w_max": 28, "pad_max": 1}
 
 

@@ -152,18 +152,12 @@ def network_summary(network_dir: Path) -> list[dict]:
 def array_config(datapath, fields: dict, mode: str = "sparse", where: str = "[array]"):
     """An :class:`winnow.hw.config.AccelConfig` for ``datapath`` with the given fields; errors start with ``where``.
 
-    Without ``otu_lanes`` the output unit gets gcd(L, 4) lanes: enough that layers with
-    few input channels stay PE-bound at the densities of interest (docs/hardware.md).
+    The defaults of the fields not given are :meth:`winnow.hw.config.AccelConfig.resolved`'s.
     """
-    import math
-
     from winnow.hw.config import AccelConfig
 
-    fields = dict(fields)
-    if fields.get("otu_lanes") is None and isinstance(fields.get("lanes", 4), int):
-        fields["otu_lanes"] = math.gcd(fields.get("lanes", 4), 4)
     try:
-        return AccelConfig(datapath=datapath, mode=mode, **fields)
+        return AccelConfig.resolved(datapath, mode=mode, **fields)
     except (ConfigError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -205,7 +199,7 @@ def array_label(cfg) -> str:
 
 def cycles(cfg, layers, out: Path | None = None) -> dict:
     """Sparse, dense (same array) and floor cycles per layer and for the network."""
-    from winnow.hw.cycle_model import sparse_and_dense
+    from winnow.hw.packer import sparse_and_dense
 
     rows = []
     for name, layer in layers:
