@@ -405,7 +405,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="sparse layer files from a training run",
                        description="Rebuild the fine-tuned model from a 'winnow train' directory's checkpoint and "
                                    "export its integer network: one sparse layer file per convolution "
-                                   "(DESIGN §3) and network.json.")
+                                   "(docs/pytorch.md) and network.json.")
     p.add_argument("train_dir", type=Path, help="output directory of 'winnow train'")
     p.add_argument("--out", type=Path, required=True, help="output directory (network/ goes in it)")
     p.set_defaults(func=cmd_export)
