@@ -45,7 +45,8 @@ WINOGEN_GOPS_PER_DSP = 3.80
 
 def build_boards(names, from_reports: bool) -> list[dict]:
     """Build each preset in ``names`` on its board (``winnow.boards.presets.PRESET_BOARD``), one directory each."""
-    from winnow.boards.build import BoardError, ResourceError, build_board
+    from winnow.boards.build import build_board
+    from winnow.boards.errors import BoardError, ResourceError
     from winnow.boards.presets import PRESET_BOARD
 
     out = []
@@ -73,7 +74,8 @@ def build_boards(names, from_reports: bool) -> list[dict]:
 
 def _netlist(name: str, board: str) -> dict | None:
     """Resource use of the synthesized netlist of a build that stopped after synthesis."""
-    from winnow.boards.build import get_board, netlist_cells, netlist_usage
+    from winnow.boards.registry import get_board
+    from winnow.boards.reports import netlist_cells, netlist_usage
 
     path = BUILD / name / "top.json"
     if not path.exists():

@@ -1,4 +1,4 @@
 """Winnow model side: exact Winograd algebra, float and integer convolution, quantization.
 
-Nothing in this package imports Amaranth or cocotb (see DESIGN.md).
+Nothing in this package imports Amaranth or cocotb (README.md, "Dependencies flow one way").
 """

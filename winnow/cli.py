@@ -12,8 +12,8 @@
     winnow demo-foundation [--images N]         float and integer Winograd convolution of MNIST digits
 
 Every command that measures writes JSON (``report.json``; ``cycles --json FILE``) beside
-its Markdown. Errors are one line on stderr and exit status 2; ``--debug`` shows the
-traceback.
+its Markdown. Bad input is one line on stderr and exit status 2 (``--debug`` shows the
+traceback); anything else is a bug and prints Python's traceback (exit status 1).
 """
 
 from __future__ import annotations
@@ -118,26 +118,49 @@ def _layers_from_files(files) -> list:
 # ---------------------------------------------------------------------------- subcommands
 @contextlib.contextmanager
 def _out_dir(path: Path):
-    """Create ``path`` for a subcommand's output; remove it again if the command fails and it is still empty."""
-    new = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` for a subcommand's output; remove what it created if the command fails and it is still empty."""
+    if path.exists() and not path.is_dir():
+        raise WinnowError(f"{path}: not a directory (expected an output directory)")
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # the user's path: name it, not a traceback
+        raise WinnowError(f"{path}: cannot create the output directory ({exc.filename}: {exc.strerror})") from None
     try:
         yield path
     except BaseException:
-        if new and path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+        for p in created:
+            if not (p.is_dir() and not any(p.iterdir())):
+                break
+            p.rmdir()
         raise
+
+
+def _user_outputs(a) -> list[Path]:
+    """The output directories the user named (``--out``; the folder of ``cycles --json FILE``)."""
+    outs = [getattr(a, "out", None)]
+    if getattr(a, "json", None) is not None:
+        outs.append(Path(a.json).parent)
+    return [Path(o) for o in outs if o is not None]
+
+
+def _load_config(path):
+    """The flow configuration at the user's ``path``; an unreadable file is a named error."""
+    from .flowconfig import load_flow_config
+
+    try:
+        return load_flow_config(path)
+    except OSError as exc:  # a directory, no permission (a missing file is a FlowConfigError already)
+        raise WinnowError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
 
 
 def cmd_train(a) -> int:
     from winnow.model.files.atomic import atomic_write_json
 
     from . import steps
-    from .flowconfig import load_flow_config
 
-    cfg = load_flow_config(a.config)
-    with _out_dir(a.out):
-        rep = steps.train(cfg, a.out, _progress, bars=sys.stderr.isatty())
+    cfg = _load_config(a.config)
+    rep = steps.train(cfg, a.out, _progress, bars=sys.stderr.isatty())
     atomic_write_json(a.out / "report.json", {"step": "train", **rep})
     print((a.out / "experiment.md").read_text())
     print(f"wrote {a.out / 'checkpoint.pt'}, {a.out / 'network'}, {a.out / 'report.json'}")
@@ -151,8 +174,7 @@ def cmd_export(a) -> int:
 
     if not (a.train_dir / "checkpoint.pt").exists():
         raise WinnowError(f"{a.train_dir}: no checkpoint.pt (expected the output directory of 'winnow train')")
-    with _out_dir(a.out):
-        rep = steps.export(a.train_dir, a.out, _progress)
+    rep = steps.export(a.train_dir, a.out, _progress)
     atomic_write_json(a.out / "report.json", {"step": "export", **rep})
     for l in rep["layers"]:
         print(f"  {l['name']}: {l['C']}→{l['K']}, {'×'.join(map(str, l['size']))}, {l['tile']}, "
@@ -226,8 +248,7 @@ def cmd_sim(a) -> int:
     if a.random is None:
         arr = _resolve_array(a, None if (a.params or a.preset) else items[0][1].config)
     build = a.build_dir or a.out / f"build-{a.sim}"
-    with _out_dir(a.out):
-        rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
+    rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
     atomic_write_json(a.out / "report.json", {"step": "sim", **rep})
     print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}; wrote {a.out / 'report.json'}"
           + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
@@ -282,7 +303,7 @@ def cmd_report(a) -> int:
 
     boards = {}
     for f in a.board_report or []:
-        doc = read_json(f)
+        doc = read_json(f, missing="no such board build report")
         if not isinstance(doc, dict) or "resources" not in doc:
             raise WinnowError(f"{f}: not a board build report (a JSON object with 'resources', from 'winnow build')")
         boards[doc.get("board", Path(f).parent.name)] = doc
@@ -293,10 +314,9 @@ def cmd_report(a) -> int:
 
 
 def cmd_flow(a) -> int:
-    from .flowconfig import load_flow_config
     from .pipeline import build_flow
 
-    cfg = load_flow_config(a.config)
+    cfg = _load_config(a.config)
     flow = build_flow(cfg, a.out, progress=_progress, bars=sys.stderr.isatty())
     unknown = [s for s in a.force if s not in [st.name for st in flow.steps]]
     if unknown:
@@ -396,7 +416,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="sparse layer files from a training run",
                        description="Rebuild the fine-tuned model from a 'winnow train' directory's checkpoint and "
                                    "export its integer network: one sparse layer file per convolution "
-                                   "(DESIGN §3) and network.json.")
+                                   "(docs/pytorch.md) and network.json.")
     p.add_argument("train_dir", type=Path, help="output directory of 'winnow train'")
     p.add_argument("--out", type=Path, required=True, help="output directory (network/ goes in it)")
     p.set_defaults(func=cmd_export)
@@ -498,16 +518,17 @@ def main(argv=None) -> int:
         return 2
     t0 = time.time()
     try:
-        return a.func(a)
+        with contextlib.ExitStack() as outputs:
+            for out in _user_outputs(a):
+                outputs.enter_context(_out_dir(out))
+            return a.func(a)
     except KeyboardInterrupt:
         print("interrupted" + (": finished steps are kept; run the same command again to resume"
                                if a.command == "flow" else ""), file=sys.stderr)
         return 130
-    except (WinnowError, ValueError, OSError) as exc:
+    except WinnowError as exc:  # bad input, named; anything else is a bug and keeps its traceback
         if a.debug:
             raise
-        if isinstance(exc, OSError) and exc.strerror:  # name the user's path, not a temporary file's
-            exc = f"{exc.filename2 or exc.filename or ''}: {exc.strerror}".lstrip(": ")
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

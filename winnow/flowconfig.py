@@ -157,7 +157,7 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
         raise FlowConfigError(f"{source}: [sim].image: expected a test-image index >= 0, got {sim['image']}")
     board = _check_types(f"{source}: [board]", doc["board"], BOARD_KEYS) if "board" in doc else None
     if board is not None and "name" not in board:
-        from winnow.boards.build import KNOWN_BOARDS
+        from winnow.boards.registry import KNOWN_BOARDS
 
         raise FlowConfigError(f"{source}: [board].name: missing; expected a board name "
                               f"({', '.join(sorted(KNOWN_BOARDS))})")
@@ -193,7 +193,7 @@ def _check_now(cfg: FlowConfig) -> None:
     except ConfigError as exc:
         raise FlowConfigError(str(exc)) from None
     if cfg.board is not None:
-        from winnow.boards.build import KNOWN_BOARDS
+        from winnow.boards.registry import KNOWN_BOARDS
 
         if cfg.board["name"] not in KNOWN_BOARDS:
             raise FlowConfigError(f"{cfg.source}: [board].name: unknown board {cfg.board['name']!r}; known boards: "

@@ -117,7 +117,7 @@ def plot_cycles(cycles: dict, path: Path) -> Path:
 
 
 def _utilization(build: dict) -> dict[str, float]:
-    """Resource → used/available from a board build report (keys as winnow.boards.build writes them)."""
+    """Resource → used/available from a board build report (keys as winnow.boards.reports writes them)."""
     res = build.get("resources", {})
     out = {}
     for k, v in res.items():

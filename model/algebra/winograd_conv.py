@@ -4,7 +4,7 @@ One code path serves both array kinds (the operations used, ``@``, ``reshape`` a
 permutation, exist in each), so the NumPy float model, the differentiable torch layer
 and the shapes used by the integer reference cannot drift apart. The channel sum at
 each Winograd position is one batched matrix product: M_p (K × T) = U_p (K × C) · V_p
-(C × T), the same decomposition the hardware uses (DESIGN §4).
+(C × T), the same decomposition the hardware uses (docs/hardware.md §2).
 """
 
 from __future__ import annotations

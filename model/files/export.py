@@ -1,7 +1,7 @@
 """Export an integer network: one sparse layer file per convolution plus a network manifest.
 
 ``out_dir/network.json`` (format ``winnow-network``, version 1) lists the operations
-in order — ``conv`` (a ``.wnl`` sparse layer file, DESIGN §3), ``relu``, ``maxpool``,
+in order — ``conv`` (a ``.wnl`` sparse layer file, docs/pytorch.md "Export"), ``relu``, ``maxpool``,
 ``flatten``, ``linear`` (an ``.npy`` of int64 weights and one of int64 bias, no
 pickle) — with the sha256 of every file, the input shape and scale, and each
 convolution's input size. :func:`load_network` validates all of it and rebuilds the

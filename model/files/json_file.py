@@ -13,7 +13,8 @@ def read_json(path, error: type[Exception] = WinnowError, *, where=None, missing
 
     A file that is not UTF-8 JSON raises ``error("{where}: not valid JSON (…)")``; a missing
     file raises ``error("{where}: {missing}")`` when ``missing`` is given (else the
-    FileNotFoundError itself). ``where`` defaults to the path.
+    FileNotFoundError itself), one that cannot be read (a directory, no permission)
+    ``error("{where}: cannot read it (…)")``. ``where`` defaults to the path.
     """
     where = path if where is None else where
     try:
@@ -22,5 +23,7 @@ def read_json(path, error: type[Exception] = WinnowError, *, where=None, missing
         if missing is None:
             raise
         raise error(f"{where}: {missing}") from None
+    except OSError as exc:  # a directory, no permission: the path's problem, named
+        raise error(f"{where}: cannot read it ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{where}: not valid JSON ({exc})") from None

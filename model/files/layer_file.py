@@ -1,4 +1,4 @@
-"""The sparse layer file: the contract between the model side and the hardware (DESIGN §3).
+"""The sparse layer file: the contract between the model side and the hardware (docs/pytorch.md "Export").
 
 One file per convolution layer, hardware-agnostic, versioned and self-describing::
 

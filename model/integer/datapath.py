@@ -1,4 +1,4 @@
-"""The fixed-point datapath configuration and its worst-case widths (DESIGN §2, docs/datapath.md).
+"""The fixed-point datapath configuration and its worst-case widths (docs/datapath.md).
 
 ``DatapathConfig`` is the single source of truth for the numbers that the integer
 reference, the quantizer and (later) the RTL generator share. ``widths()`` derives

@@ -1,4 +1,4 @@
-"""Bit-accurate integer reference of the Winograd datapath (DESIGN §2, docs/datapath.md).
+"""Bit-accurate integer reference of the Winograd datapath (docs/datapath.md).
 
 This is the oracle for every RTL test: integer in, integer out, every stage checked
 against the exact worst-case ranges derived by :class:`~winnow.model.integer.datapath.DatapathConfig`.

@@ -10,7 +10,7 @@ Then V' = B'ᵀ d B' has V'[i,j] = s_i s_j V[i,j], and
     Y = Aᵀ (U ⊙ V) A = A'ᵀ (U' ⊙ V') A',   U'[i,j] = U[i,j] / (s_i s_j t_i t_j),
 
 so every fraction folds into the Winograd-domain weights U', which are quantized anyway
-(DESIGN §1). In 3-D the fold is the triple outer product. The fabric adds, shifts and
+(docs/datapath.md §2). In 3-D the fold is the triple outer product. The fabric adds, shifts and
 multiplies by small integer constants only.
 
 Per-position exponents: the fold factors and the norms of G's rows make the typical

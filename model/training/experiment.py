@@ -295,7 +295,7 @@ def quantize_model(cfg: ExperimentConfig, model: nn.Module, pruner: Pruner, data
 
 
 def winograd_storage_bits(layer) -> int:
-    """Bits of a layer's sparse Winograd weights as stored (DESIGN §3): values, column
+    """Bits of a layer's sparse Winograd weights as stored (docs/pytorch.md "Export"): values, column
     indices ⌈log2 C⌉ bits each, row pointers ⌈log2(nnz + 1)⌉ bits each."""
     K, C = layer.weights.shape[:2]
     P = layer.config.positions
