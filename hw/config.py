@@ -370,10 +370,9 @@ class AccelConfig:
     def read_params(cls, path) -> "AccelConfig":
         """Read a ``params.json`` (:meth:`write_params`); every error names the file."""
         path = Path(path)
-        try:
-            doc = read_json(path, ConfigError, missing="no such params.json")
-        except IsADirectoryError:
-            raise ConfigError(f"{path}: a directory, not a params.json") from None
+        if path.is_dir():
+            raise ConfigError(f"{path}: a directory, not a params.json")
+        doc = read_json(path, ConfigError, missing="no such params.json")
         try:
             return cls.from_dict(doc)
         except ConfigError as exc:
