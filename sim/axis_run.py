@@ -23,8 +23,7 @@ from winnow.hw.config import AccelConfig
 from winnow.hw.generate import AXIS_TOP, axis_verilog_text
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.sources import source_digest
-from winnow.sim.cocotb_run import (CXX_OPT, ROOT, SimulationError, _runner, build_args, cocotb_env,
-                                   simulator_available, tool_env, tool_environ)
+from winnow.sim.cocotb_run import CXX_OPT, ROOT, SimulationError, run_cocotb, simulator_available
 
 
 @dataclass
@@ -53,7 +52,6 @@ def run_axis(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=N
     master pauses and that the output sink holds ``tready`` low (``seed`` fixes them).
     """
     from winnow.hw.cycle_model import packed_cycles
-    from cocotb_tools.runner import get_results
 
     reason = simulator_available(simulator)
     if reason:
@@ -75,28 +73,10 @@ def run_axis(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=N
                       "model_cycles": model, "max_cycles": 2 * model + 1000})
     case_file = atomic_write_json(build_dir / "cases.json", {"seed": seed, "source_pause": source_pause,
                                                              "sink_pause": sink_pause, "cases": cases})
-    res_file = build_dir / "results.json"
-    res_file.unlink(missing_ok=True)
-    with tool_environ(tool_env(cxx_opt)):
-        runner = _runner(simulator)
-        sources = [vfile]
-        if simulator == "verilator":  # the runner takes the last source as the top's language
-            sources.insert(0, atomic_write_text(build_dir / "ports.vlt", _public_ports(cfg)))
-        runner.build(sources=sources, hdl_toplevel=AXIS_TOP, build_dir=build_dir, build_args=build_args(simulator),
-                     timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
-        try:
-            xml = runner.test(test_module="winnow.sim.tb_axis", hdl_toplevel=AXIS_TOP, build_dir=build_dir,
-                              test_dir=build_dir, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
-                              extra_env=cocotb_env(WINNOW_CASES=str(case_file), WINNOW_RESULTS=str(res_file)))
-        except SystemExit:  # the runner exits under pytest when a cocotb test fails
-            xml = None
-    n_tests, n_fail = get_results(Path(xml)) if xml is not None else (1, 1)
-    if n_fail or not res_file.exists():
-        log = (build_dir / "test.log").read_text()[-3000:] if (build_dir / "test.log").exists() else ""
-        raise SimulationError(f"cocotb run of {AXIS_TOP} under {simulator} failed ({n_fail} of {n_tests} tests); "
-                              f"log tail:\n{log}")
+    results = run_cocotb(simulator, vfile, AXIS_TOP, _public_ports(cfg), build_dir, "winnow.sim.tb_axis", case_file,
+                         cxx_opt)
     out = []
-    for (packed, _xq, _name), r in zip(layers, json.loads(res_file.read_text())):
+    for (packed, _xq, _name), r in zip(layers, results):
         words = r["out"][:len(packed.output_reads())]  # the frames' count is checked by the caller
         full = words + [0] * (len(packed.output_reads()) - len(words))
         out.append(AxisResult(name=r["name"], out=packed.unpack_reads(full), frames=r["frames"], cycles=r["cycles"],

@@ -167,6 +167,41 @@ def _runner(simulator: str):
     return PortsOnlyVerilator()
 
 
+
+def run_cocotb(simulator: str, vfile: Path, top: str, public_ports: str, build_dir: Path, test_module: str,
+               case_file: Path, cxx_opt: str = CXX_OPT, *, waves: bool = False) -> list:
+    """Build ``vfile`` (top ``top``) under ``simulator`` and run the cocotb ``test_module`` on ``case_file``.
+
+    The testbench reads its cases from ``WINNOW_CASES`` and writes a JSON list of results to
+    ``WINNOW_RESULTS`` (``build_dir/results.json``), returned here. Verilator makes only the
+    ports in ``public_ports`` (a .vlt file's text) visible to VPI. A failed cocotb test raises
+    :class:`SimulationError` with the log's tail.
+    """
+    from cocotb_tools.runner import get_results
+
+    res_file = build_dir / "results.json"
+    res_file.unlink(missing_ok=True)
+    with tool_environ(tool_env(cxx_opt)):
+        runner = _runner(simulator)
+        sources = [vfile]
+        if simulator == "verilator":  # the runner takes the last source as the top's language
+            sources.insert(0, atomic_write_text(build_dir / "ports.vlt", public_ports))
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=build_args(simulator),
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+        try:
+            xml = runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir, test_dir=build_dir,
+                              waves=waves, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
+                              extra_env=cocotb_env(WINNOW_CASES=str(case_file), WINNOW_RESULTS=str(res_file)))
+        except SystemExit:  # the runner exits under pytest when a cocotb test fails
+            xml = None
+    n_tests, n_fail = get_results(Path(xml)) if xml is not None else (1, 1)
+    if n_fail or not res_file.exists():
+        log = (build_dir / "test.log").read_text()[-3000:] if (build_dir / "test.log").exists() else ""
+        raise SimulationError(f"cocotb run of {top} under {simulator} failed ({n_fail} of {n_tests} tests); "
+                              f"log tail:\n{log}")
+    return json.loads(res_file.read_text())
+
+
 def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=None, waves: bool = False,
                cxx_opt: str = CXX_OPT) -> list[RunResult]:
     """Run ``layers`` = [(packed, xq) or (packed, xq, name)] on the generated RTL of ``cfg``.
@@ -174,7 +209,6 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     Every run must end within twice its modelled cycles (plus 1,000): a run that hangs
     fails with the layer's name instead of stalling the simulator.
     """
-    from cocotb_tools.runner import get_results
 
     reason = simulator_available(simulator)
     if reason:
@@ -196,28 +230,10 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
         cases.append(_case(packed, xq, name))
     case_file = build_dir / "cases.json"
     case_file.write_text(json.dumps(cases))
-    res_file = build_dir / "results.json"
-    if res_file.exists():
-        res_file.unlink()
-    with tool_environ(tool_env(cxx_opt)):
-        runner = _runner(simulator)
-        sources = [vfile]
-        if simulator == "verilator":  # the runner takes the last source as the top's language
-            sources.insert(0, atomic_write_text(build_dir / "ports.vlt", _public_ports(TOP)))
-        runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args(simulator),
-                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
-        try:
-            xml = runner.test(test_module="winnow.sim.tb_array", hdl_toplevel=TOP, build_dir=build_dir, test_dir=build_dir,
-                              waves=waves, timescale=("1ns", "1ps"), log_file=build_dir / "test.log",
-                              extra_env=cocotb_env(WINNOW_CASES=str(case_file), WINNOW_RESULTS=str(res_file)))
-        except SystemExit:  # the runner exits under pytest when a cocotb test fails
-            xml = None
-    n_tests, n_fail = get_results(Path(xml)) if xml is not None else (1, 1)
-    if n_fail or not res_file.exists():
-        log = (build_dir / "test.log").read_text()[-3000:] if (build_dir / "test.log").exists() else ""
-        raise SimulationError(f"cocotb run under {simulator} failed ({n_fail} of {n_tests} tests); log tail:\n{log}")
+    results = run_cocotb(simulator, vfile, TOP, _public_ports(TOP), build_dir, "winnow.sim.tb_array", case_file,
+                         cxx_opt, waves=waves)
     out = []
-    for item, r in zip(layers, json.loads(res_file.read_text())):
+    for item, r in zip(layers, results):
         packed = item[0]
         out.append(RunResult(name=r["name"], out=packed.unpack_reads(r["out"]), cycles=r["cycles"],
                              start_to_done_cycles=int(r["start_to_done_ns"] // PERIOD_NS),
