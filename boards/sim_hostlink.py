@@ -19,7 +19,7 @@ import numpy as np
 from winnow.hw.config import AccelConfig
 from winnow.model.files.atomic import atomic_write_text
 from winnow.model.sources import source_digest
-from winnow.sim.cocotb_run import _runner, build_args, cocotb_env, simulator_available, tool_env, tool_environ
+from winnow.sim.cocotb_run import simulator_runner, build_args, cocotb_env, simulator_available, tool_env, tool_environ
 
 from winnow.boards.export import TOP, export_verilog
 
@@ -66,7 +66,7 @@ def run_hostlink(cfg: AccelConfig, layers, simulator: str = "verilator", build_d
         # only the ports the testbench touches are public to VPI (as winnow.sim.cocotb_run does): with every
         # signal public, GCC -O1 spent over 25 minutes on Verilator's symbol-table constructor once the
         # array's typed ports passed its split threshold (3,821 public variables)
-        runner = _runner(simulator)
+        runner = simulator_runner(simulator)
         if simulator == "verilator":  # the runner takes the last source as the top's language
             sources = [atomic_write_text(build_dir / "ports.vlt", "`verilator_config\n" + "".join(
                 f'public_flat_rw -module "{TOP}" -var "{p}"\n' for p in ("clk", "rst", "rx", "tx")))] + sources

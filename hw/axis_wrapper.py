@@ -1,9 +1,13 @@
 # amaranth: UnusedElaboratable=no
 """AXI-Stream wrapper of the PE array: the load port and the output read-back as AXI-Stream.
 
-:class:`AxisArray` instantiates :class:`winnow.hw.array.WinogradArray` and takes every
-width from the core's signature (never restated here), so the wrapper follows any
-change of the core's ports. Top-level Verilog ports (``winnow_array_axis``):
+:class:`AxisArray` instantiates the core module ``winnow_array``
+(:class:`winnow.hw.array.WinogradArray`, written to ``winnow_array.v`` beside it) and
+takes every width and every port of that instance from the core's signature (never
+restated here), so the wrapper follows any change of the core's ports. The wrapper's
+Verilog holds only the wrapper: compile it together with ``winnow_array.v`` (the core
+is converted once, not a second time inside the wrapper). Top-level Verilog ports
+(``winnow_array_axis``):
 
 * ``aclk``, ``aresetn``: clock and synchronous active-low reset (the core's ``clk``
   and ``rst`` = ``~aresetn``);
@@ -25,7 +29,7 @@ register writes (select ``REG``) pass on the load port, so the host only pulses
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockDomain, Module, Mux, Shape, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, Instance, Module, Mux, ResetSignal, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -153,18 +157,21 @@ class AxisArray(wiring.Component):
     Parameters
     ----------
     config : AccelConfig
+    core_module : str
+        The Verilog module name of the core (``winnow_array``, as :mod:`winnow.hw.generate` writes it).
 
     Attributes
     ----------
-    core : WinogradArray
-        The wrapped array (its signature sizes every port here).
+    core_signature : wiring.Signature
+        The wrapped array's signature: it sizes every port here and names the instance's ports.
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, core_module: str = "winnow_array"):
         self._cfg = config
-        self.core = WinogradArray(config)
-        mem = self.core.signature.members
-        wd = core_widths(self.core.signature)
+        self._core_module = core_module
+        self.core_signature = core_signature(config)
+        mem = self.core_signature.members
+        wd = core_widths(self.core_signature)
         super().__init__({
             "aclk": In(1), "aresetn": In(1),
             "s_axis_load_tvalid": In(1), "s_axis_load_tready": Out(1),
@@ -181,8 +188,15 @@ class AxisArray(wiring.Component):
         # the core's sync domain is clocked and reset from the AXI ports (aresetn: synchronous, active low)
         m.domains.sync = cd = ClockDomain("sync")
         m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
-        m.submodules.core = core = self.core
-        wd = core_widths(core.signature)
+        # the core's ports as an interface object; the instance connects each to its Verilog port
+        # (Amaranth names a member at path (a, b) a__b, with ``clk``/``rst`` of its sync domain)
+        core = self.core_signature.create(path=("core",))
+        ports = {}
+        for path, member, value in self.core_signature.flatten(core):
+            ports[("i_" if member.flow == In else "o_") + "__".join(map(str, path))] = value
+        m.submodules.core = Instance(self._core_module, i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"),
+                                     **ports)
+        wd = core_widths(self.core_signature)
 
         # load: payload in the low bits; refused while the core runs (it must not be written then)
         load_ok = Signal()
@@ -190,7 +204,7 @@ class AxisArray(wiring.Component):
                      load_ok.eq(self.s_axis_load_tvalid & self.s_axis_load_tready),
                      core.load.valid.eq(load_ok), core.load.payload.eq(self.s_axis_load_tdata[:wd["load"]])]
         for name in CONTROL:
-            if core.signature.members[name].flow == In:
+            if self.core_signature.members[name].flow == In:
                 m.d.comb += getattr(core, name).eq(getattr(self, name))
             else:
                 m.d.comb += getattr(self, name).eq(getattr(core, name))

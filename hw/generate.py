@@ -4,8 +4,9 @@
 :func:`generate` writes ``winnow_array.v``, whose port names are Amaranth's
 (``clk``, ``rst``, ``load__valid``, ``load__payload``, ``rd_addr`` …), and with
 ``axis=True`` also ``winnow_array_axis.v``: :class:`winnow.hw.axis_wrapper.AxisArray`,
-the array (in the same file) behind AXI-Stream load and read-back ports (``aclk``,
-``aresetn``, ``s_axis_load_*``, ``m_axis_out_*``; docs/hardware.md).
+the AXI-Stream load and read-back ports (``aclk``, ``aresetn``, ``s_axis_load_*``,
+``m_axis_out_*``; docs/hardware.md) around an instance of ``winnow_array``: compile it
+together with ``winnow_array.v``.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ def verilog_text(cfg: AccelConfig, name: str = TOP) -> str:
     return _convert(WinogradArray(cfg), name)
 
 
-def axis_verilog_text(cfg: AccelConfig, name: str = AXIS_TOP) -> str:
-    """Verilog source of the AXI-Stream wrapper with the array inside (one file)."""
-    return _convert(AxisArray(cfg), name)
+def axis_verilog_text(cfg: AccelConfig, name: str = AXIS_TOP, core: str = TOP) -> str:
+    """Verilog source of the AXI-Stream wrapper; it instantiates the array's module ``core`` (:func:`verilog_text`)."""
+    return _convert(AxisArray(cfg, core_module=core), name)
 
 
 def generate(cfg: AccelConfig, out_dir, *, axis: bool = False) -> Path:

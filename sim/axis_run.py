@@ -1,8 +1,9 @@
 """Build the AXI-Stream wrapper's Verilog under Verilator or Icarus and run layers through it (cocotb).
 
 ``run_axis(cfg, [(packed, xq, name), …], simulator, build_dir)`` writes
-``winnow_array_axis.v`` (:func:`winnow.hw.generate.axis_verilog_text`) and params.json
-into ``build_dir``, builds it once (cached by the simulator's make flow, rebuilt when
+``winnow_array.v``, ``winnow_array_axis.v`` (:func:`winnow.hw.generate.generate` with
+``axis=True``, as ``winnow gen`` writes them) and params.json into ``build_dir``, builds
+the two once (cached by the simulator's make flow, rebuilt when
 the configuration or hw/ changes), and runs every layer back to back through the
 AXI-Stream ports with cocotbext-axi (sim/tb_axis.py). It returns per layer the output
 (K, Ho, Wo) read back through ``m_axis_out``, the frame lengths TLAST cut it into and
@@ -20,7 +21,7 @@ import numpy as np
 
 from winnow.hw.axis_wrapper import wrapper_signature
 from winnow.hw.config import AccelConfig
-from winnow.hw.generate import AXIS_TOP, axis_verilog_text
+from winnow.hw.generate import AXIS_TOP, TOP, generate
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.sources import source_digest
 from winnow.sim.cocotb_run import CXX_OPT, ROOT, SimulationError, run_cocotb, simulator_available
@@ -58,13 +59,12 @@ def run_axis(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=N
         raise SimulationError(reason)
     build_dir = Path(build_dir or ROOT / "build" / "sim" / f"axis_{simulator}").resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    vfile = build_dir / f"{AXIS_TOP}.v"
+    vfiles = [build_dir / f"{TOP}.v", build_dir / f"{AXIS_TOP}.v"]  # the core, then the wrapper (the top)
     stamp_text = json.dumps({"config": cfg.to_dict(), "hw_sources": source_digest("hw"), "cxx_opt": cxx_opt},
                             sort_keys=True)
     stamp = build_dir / "config.stamp"
-    if not vfile.exists() or not stamp.exists() or stamp.read_text() != stamp_text:
-        atomic_write_text(vfile, axis_verilog_text(cfg))
-        cfg.write_params(build_dir)
+    if not all(f.exists() for f in vfiles) or not stamp.exists() or stamp.read_text() != stamp_text:
+        generate(cfg, build_dir, axis=True)
         atomic_write_text(stamp, stamp_text)
     cases = []
     for packed, xq, name in layers:
@@ -73,7 +73,7 @@ def run_axis(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=N
                       "model_cycles": model, "max_cycles": 2 * model + 1000})
     case_file = atomic_write_json(build_dir / "cases.json", {"seed": seed, "source_pause": source_pause,
                                                              "sink_pause": sink_pause, "cases": cases})
-    results = run_cocotb(simulator, vfile, AXIS_TOP, _public_ports(cfg), build_dir, "winnow.sim.tb_axis", case_file,
+    results = run_cocotb(simulator, vfiles, AXIS_TOP, _public_ports(cfg), build_dir, "winnow.sim.tb_axis", case_file,
                          cxx_opt)
     out = []
     for (packed, _xq, _name), r in zip(layers, results):

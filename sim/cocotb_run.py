@@ -146,7 +146,7 @@ def _public_ports(top: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _runner(simulator: str):
+def simulator_runner(simulator: str):
     """cocotb's runner; for Verilator without ``--public-flat-rw``.
 
     cocotb's Verilator runner makes every signal public, which keeps Verilator from
@@ -168,9 +168,9 @@ def _runner(simulator: str):
 
 
 
-def run_cocotb(simulator: str, vfile: Path, top: str, public_ports: str, build_dir: Path, test_module: str,
+def run_cocotb(simulator: str, vfiles: list[Path], top: str, public_ports: str, build_dir: Path, test_module: str,
                case_file: Path, cxx_opt: str = CXX_OPT, *, waves: bool = False) -> list:
-    """Build ``vfile`` (top ``top``) under ``simulator`` and run the cocotb ``test_module`` on ``case_file``.
+    """Build the Verilog files ``vfiles`` (top ``top``, in the last file) under ``simulator`` and run the cocotb ``test_module`` on ``case_file``.
 
     The testbench reads its cases from ``WINNOW_CASES`` and writes a JSON list of results to
     ``WINNOW_RESULTS`` (``build_dir/results.json``), returned here. Verilator makes only the
@@ -182,8 +182,8 @@ def run_cocotb(simulator: str, vfile: Path, top: str, public_ports: str, build_d
     res_file = build_dir / "results.json"
     res_file.unlink(missing_ok=True)
     with tool_environ(tool_env(cxx_opt)):
-        runner = _runner(simulator)
-        sources = [vfile]
+        runner = simulator_runner(simulator)
+        sources = list(vfiles)
         if simulator == "verilator":  # the runner takes the last source as the top's language
             sources.insert(0, atomic_write_text(build_dir / "ports.vlt", public_ports))
         runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=build_args(simulator),
@@ -230,7 +230,7 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
         cases.append(_case(packed, xq, name))
     case_file = build_dir / "cases.json"
     case_file.write_text(json.dumps(cases))
-    results = run_cocotb(simulator, vfile, TOP, _public_ports(TOP), build_dir, "winnow.sim.tb_array", case_file,
+    results = run_cocotb(simulator, [vfile], TOP, _public_ports(TOP), build_dir, "winnow.sim.tb_array", case_file,
                          cxx_opt, waves=waves)
     out = []
     for item, r in zip(layers, results):

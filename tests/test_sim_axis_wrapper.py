@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The AXI-Stream wrapper (hw/axis_wrapper.py): ports from the core's signature, read-back order, RTL runs.
 
 * every wrapper port is as wide as the core port it adapts (``tdata`` rounded up to
@@ -25,7 +26,7 @@ from amaranth.sim import Simulator
 from winnow.hw.axis_wrapper import CONTROL, OutputWalker, byte_width, core_signature, wrapper_signature
 from winnow.hw.config import AccelConfig
 from winnow.hw.cycle_model import packed_cycles
-from winnow.hw.generate import AXIS_TOP, axis_verilog_text
+from winnow.hw.generate import AXIS_TOP, TOP, axis_verilog_text, verilog_text
 from winnow.hw.packer import pack_layer
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.sim.layers import random_input, random_layer, reference_output
@@ -114,6 +115,19 @@ def test_emitted_verilog_declares_the_signature_widths():
     assert set(decl) == set(top)
     for port, member in top.items():
         assert decl[port] == ("input" if member.flow == In else "output", _width(member)), port
+
+
+
+def test_the_wrapper_instantiates_the_core_module_with_every_one_of_its_ports():
+    """The wrapper's file holds only the wrapper; its instance of winnow_array names exactly the core's ports."""
+    cfg = SHAPES["f23_s2"]()
+    core_text = verilog_text(cfg)
+    core_ports = set(re.search(rf"^module {TOP}\(([^)]*)\);", core_text, flags=re.M).group(1).replace(" ", "").split(","))
+    wrapper = axis_verilog_text(cfg)
+    assert f"module {TOP}(" not in wrapper  # converted once, in winnow_array.v
+    inst = re.search(rf"^  {TOP} (\S+) \((.*?)\);", wrapper, flags=re.M | re.S)
+    assert inst is not None, "no instance of the core"
+    assert set(re.findall(r"\.(\w+)\(", inst.group(2))) == core_ports
 
 
 # ---------------------------------------------------------------------------- read-back order (pysim)

@@ -423,8 +423,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gen", help="Verilog + params.json of a PE array",
                        description="Generate the PE array's Verilog (winnow_array.v), its AXI-Stream wrapper "
-                                   "(winnow_array_axis.v: the array behind an AXI-Stream load slave and output "
-                                   "read-back master, docs/hardware.md) and params.json, from a preset, a "
+                                   "(winnow_array_axis.v: an instance of the array behind an AXI-Stream load slave "
+                                   "and output read-back master, compiled together with winnow_array.v; "
+                                   "docs/hardware.md) and params.json, from a preset, a "
                                    "params.json or explicit fields.")
     _array_options(p, datapath=True, default="default fields P=4, L=4, S=1, C, K ≤ 32, 28×28")
     p.add_argument("--out", type=Path, required=True, help="output directory")

@@ -200,7 +200,7 @@ def _render(root, out, plots, title, boards, train, export, gen, sim, cycles, bu
                f"{a['clusters']} cluster(s), OTU {a['otu_lanes']} lane(s), k_block = {a['k_block']}; "
                f"limits C ≤ {a['c_max']}, K ≤ {a['k_max']}, {a['h_max']}×{a['w_max']}; "
                f"{gen['memory_bits'] / 1e3:.1f} kbit of memories. Verilog: `gen/{gen['verilog']}`, "
-               f"`gen/{gen['axis_wrapper']}` (AXI-Stream names), `gen/params.json`.", ""]
+               f"`gen/{gen['axis_wrapper']}` (AXI-Stream wrapper, compiled with the array's file), `gen/params.json`.", ""]
         summary["array"] = a
     if sim:
         md += ["## RTL simulation", "",
