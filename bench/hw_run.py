@@ -18,6 +18,13 @@ from it (docs/hardware.md quotes them).
   Binomial(C, d) non-zeros), F(4,3) and F(6,3), on the arrays of :data:`ARRAYS`
   (P·L = 64, k_block = 64): cycles from the exact cycle model (sparse, dense on the
   same array) against the floor ⌈T·nnz/(P·L)⌉.
+* ``roofline``: VGG-16 and the CIFAR-10 VGG of :data:`CIFAR_VGG` on the streaming
+  array's tiling (:mod:`winnow.hw.tiling`, buffers :data:`TILED_BUFFERS`) at the
+  bandwidths of :data:`BANDWIDTHS`: per layer the compute floor ⌈T·nnz/(P·L)⌉, the
+  memory floor ⌈bytes/bandwidth⌉ (whole bus beats of input windows, weight segments,
+  quantization words and outputs), which one binds, and dense/sparse floors (what
+  sparsity gains once memory counts). ``--only roofline`` recomputes just these
+  tables into the existing hw.json (seconds).
 """
 
 from __future__ import annotations
@@ -56,6 +63,19 @@ ARRAYS = {
     6: [(8, 8, 1, 1), (8, 8, 1, 4), (16, 4, 1, 4), (32, 2, 1, 2), (64, 1, 1, 1)],
 }
 RECOMMENDED = {4: (16, 4, 4, 4), 6: (32, 2, 1, 2)}
+
+#: CIFAR-10 VGG conv layers: conv 3→64→64 | pool | 128, 128 | pool | 256 × 4 on 32×32 inputs.
+CIFAR_VGG = [
+    ("conv1", 3, 64, 32), ("conv2", 64, 64, 32), ("conv3", 64, 128, 16), ("conv4", 128, 128, 16),
+    ("conv5", 128, 256, 8), ("conv6", 256, 256, 8), ("conv7", 256, 256, 8), ("conv8", 256, 256, 8),
+]  # fmt: skip
+#: Memory bandwidths of the roofline tables, bytes per array cycle, with the bus width that carries them:
+#: a 16-bit SDR SDRAM at the array's clock (ULX3S), a 64-bit port at full rate, a 256-bit port (HBM-class).
+BANDWIDTHS = [(2.0, 8), (8.0, 8), (32.0, 32)]
+#: Densities of the roofline tables (1.0: dense Winograd on the same array).
+ROOFLINE_DENSITIES = (1.0, 0.3, 0.1)
+#: On-chip buffers of the streaming array in the roofline tables (winnow.hw.tiling.TiledBuffers fields).
+TILED_BUFFERS = {"c_block": 32, "patch_h": 8, "patch_w": 8, "stream_depth": 4096}
 
 
 def sim_speed(simulator: str, size: int = 16, channels: int = 32, density: float = 0.3) -> dict:
@@ -119,6 +139,87 @@ def vgg16_tables(tiles=(4, 6), densities=(0.5, 0.3, 0.2, 0.1), seed: int = 0) ->
     return rows
 
 
+def roofline_tables(tiles=(4, 6), densities=ROOFLINE_DENSITIES, seed: int = 0) -> dict:
+    """Compute and memory floors of every VGG-16 and CIFAR-10 VGG layer on the ★ arrays' tiling.
+
+    Masks as in :func:`vgg16_tables`; a layer's stream entries are its non-zeros (dense:
+    every weight). Returns the arrays' on-chip buffer sizes and one row per
+    (network, tile, density, bandwidth, layer).
+    """
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.tiling import MemoryPort, TiledBuffers, plan_layer, roofline
+    from winnow.model.integer.datapath import DatapathConfig
+
+    rng = np.random.default_rng(seed)
+    buffers = TiledBuffers(**TILED_BUFFERS)
+    arrays, rows = [], []
+    for m in tiles:
+        pes, lanes, clusters, otu = RECOMMENDED[m]
+        dp = DatapathConfig(m=m, r=3, c_max=512)
+        cfg = AccelConfig(datapath=dp, pes=pes, lanes=lanes, clusters=clusters, otu_lanes=otu, k_max=512,
+                          k_block=K_BLOCK, h_max=8, w_max=8, stream_depth=1)
+        arrays.append({"tile": f"F({m},3)", "pes": pes, "lanes": lanes, "clusters": clusters, "k_block": K_BLOCK,
+                       **TILED_BUFFERS, "memories": buffers.memories(cfg), "memory_bits": buffers.memory_bits(cfg)})
+        for net, layers in (("VGG-16", VGG16), ("CIFAR-10 VGG", CIFAR_VGG)):
+            for name, C, K, H in layers:
+                plan = plan_layer(cfg, buffers, in_channels=C, out_channels=K, size=(H, H), padding=1)
+                floors = {}
+                for d in densities:
+                    nnz = C * K * dp.positions if d == 1.0 else int(rng.binomial(C, d, size=(dp.positions, K)).sum())
+                    for bw, bus in BANDWIDTHS:
+                        r = roofline(plan, MemoryPort(bus_bytes=bus, bytes_per_cycle=bw), nnz=nnz, entries=nnz)
+                        floors[(d, bw)] = r.floor
+                        rows.append({"network": net, "tile": f"F({m},3)", "layer": name, "C": C, "K": K, "H": H,
+                                     "density": d, "bandwidth": bw, "bus_bytes": bus, "nnz": nnz,
+                                     "plan": plan.to_dict(), **r.to_dict()})
+                for row in rows[-len(densities) * len(BANDWIDTHS):]:
+                    row["dense_over_sparse"] = floors[(1.0, row["bandwidth"])] / row["floor"] \
+                        if 1.0 in densities else None
+    return {"buffers": TILED_BUFFERS, "arrays": arrays, "rows": rows}
+
+
+def render_roofline(roof: dict) -> str:
+    lines = []
+    for a in roof["arrays"]:
+        mems = ", ".join(f"{k} {v['bits'] / 1e6:.2f}" for k, v in a["memories"].items())
+        lines.append(f"* {a['tile']} on {a['pes']}×{a['lanes']}, S={a['clusters']}, k_block = {a['k_block']}: "
+                     f"{a['memory_bits'] / 1e6:.2f} Mbit on chip ({mems} Mbit)")
+    lines.append("")
+    keys = sorted({(r["network"], r["tile"]) for r in roof["rows"]}, key=lambda k: (k[0] != "VGG-16", k[1]))
+    for net, tile in keys:
+        sel = [r for r in roof["rows"] if r["network"] == net and r["tile"] == tile]
+        bws = sorted({r["bandwidth"] for r in sel})
+        dens = sorted({r["density"] for r in sel}, reverse=True)
+        sparse = [d for d in dens if d < 1.0]
+        head = "| layer | C→K | H | patches × blocks × C blocks |"
+        for bw in bws:
+            head += f" {bw:g} B/cycle: " + " / ".join(f"d={d:g}" for d in dens) + " floor (Mcycles), bound |"
+            head += f" gain at {bw:g} |"
+        lines += [f"#### {net}, {tile}", "", head, "|" + "---|" * (4 + 2 * len(bws))]
+        names = list(dict.fromkeys(r["layer"] for r in sel))
+        tot = {(d, bw): 0 for d in dens for bw in bws}
+        for name in names:
+            rr = {(r["density"], r["bandwidth"]): r for r in sel if r["layer"] == name}
+            r0 = next(iter(rr.values()))
+            p = r0["plan"]
+            line = f"| {name} | {r0['C']}→{r0['K']} | {r0['H']} | {p['patches']} × {p['blocks']} × {p['c_blocks']} |"
+            for bw in bws:
+                cells = []
+                for d in dens:
+                    r = rr[(d, bw)]
+                    tot[(d, bw)] += r["floor"]
+                    cells.append(f"{r['floor'] / 1e6:.3f}{'ᴹ' if r['bound'] == 'memory' else ''}")
+                line += " " + " / ".join(cells) + " |"
+                line += " " + " / ".join(f"{rr[(d, bw)]['dense_over_sparse']:.2f}" for d in sparse) + " |"
+            lines.append(line)
+        line = "| **network** | | | |"
+        for bw in bws:
+            line += " " + " / ".join(f"{tot[(d, bw)] / 1e6:.3f}" for d in dens) + " |"
+            line += " " + " / ".join(f"{tot[(1.0, bw)] / tot[(d, bw)]:.2f}" for d in sparse) + " |"
+        lines += [line, ""]
+    return "\n".join(lines)
+
+
 def _array(r) -> str:
     return f"{r['pes']}×{r['lanes']}, S={r['clusters']}, OTU {r['otu_lanes']}"
 
@@ -173,6 +274,9 @@ def render(result: dict) -> str:
                              f"{r['dense_cycles']:,} | {s['floor']:,} | {r['speedup']:.2f} | {r['efficiency']:.3f} | "
                              f"{s['itu']:,}/{s['pe']:,}/{s['otu']:,} | {s['bottleneck']} |")
             lines.append("")
+    if result.get("roofline"):
+        lines += [f"### Roofline of the streaming array (buffers {result['roofline']['buffers']})", "",
+                  render_roofline(result["roofline"])]
     return "\n".join(lines)
 
 
@@ -181,17 +285,31 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sim-speed layer; F(4,3) tables only")
     ap.add_argument("--no-icarus", action="store_true")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--only", choices=("roofline",),
+                    help="recompute only these tables into the existing --out file (the others are kept)")
     a = ap.parse_args(argv)
+    if a.only:
+        import json
+
+        result = json.loads(a.out.read_text(encoding="utf-8")) if a.out.exists() else {"schema": SCHEMA}
+        print("[1/1] roofline tables …", flush=True)
+        result["roofline"] = roofline_tables()
+        atomic_write_json(a.out, result)
+        print(render(result))
+        print(f"\nwrote {a.out}")
+        return 0
     result = {"schema": SCHEMA, "mode": "quick" if a.quick else "full"}
     sims = ["verilator"] + ([] if a.no_icarus else ["icarus"])
     speed = []
     for i, simr in enumerate(sims, 1):
-        print(f"[{i}/{len(sims) + 1}] simulation speed under {simr} …", flush=True)
+        print(f"[{i}/{len(sims) + 2}] simulation speed under {simr} …", flush=True)
         kw = {"size": 8, "channels": 8} if a.quick else {}
         speed.append(sim_speed(simr, **kw))
     result["sim_speed"] = speed
-    print(f"[{len(sims) + 1}/{len(sims) + 1}] VGG-16 cycle tables …", flush=True)
+    print(f"[{len(sims) + 1}/{len(sims) + 2}] VGG-16 cycle tables …", flush=True)
     result["vgg16"] = vgg16_tables(tiles=(4,) if a.quick else (4, 6))
+    print(f"[{len(sims) + 2}/{len(sims) + 2}] roofline tables …", flush=True)
+    result["roofline"] = roofline_tables(tiles=(4,) if a.quick else (4, 6))
     atomic_write_json(a.out, result)
     print(render(result))
     print(f"\nwrote {a.out}")
