@@ -58,7 +58,7 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
     th, tw = cfg.tiles_h_max, cfg.tiles_w_max
     coord = ubits(max(cfg.h_max, cfg.w_max) + 2 * cfg.n + cfg.pad_max) + 1  # signed tile origins
     regs = [
-        ("c", ubits(cfg.c_max), False),
+        ("c", ubits(cfg.c_block), False),
         ("k", ubits(cfg.k_max), False),
         ("h", ubits(cfg.h_max), False),
         ("w", ubits(cfg.w_max), False),
@@ -79,6 +79,8 @@ def register_map(cfg: AccelConfig) -> list[tuple[str, int, bool]]:
     ]
     regs += [(f"owner{s}_{p}", ubits(cfg.pes_per_cluster - 1), False)
              for s in range(cfg.clusters) for p in range(cfg.positions)]
+    if cfg.tiled:
+        regs.append(("finish", 1, False))
     return regs
 
 
@@ -92,6 +94,7 @@ REGISTER_DOC = {
     "w0_q": "⌊w0/n⌋", "w0_r": "w0 mod n", "relu": "ReLU after requantization",
     "winograd_relu": "ReLU on V' (Winograd domain)",
     "owner": "owner{s}_{p}: the PE (within cluster s) that walks position p's rows of cluster s",
+    "finish": "tiled mode only: the pass's last C block (the output unit runs, reading and clearing the sums)",
 }  # fmt: skip
 
 
@@ -127,7 +130,7 @@ def entry_layout(cfg: AccelConfig) -> data.StructLayout:
     ``eob`` (final entry of the PE's share of a k block).
     """
     return data.StructLayout({"p": ubits(cfg.positions - 1), "k": ubits(cfg.acc_depth - 1),
-                              "c": ubits(cfg.c_max - 1), "value": signed(cfg.datapath.weight_bits),
+                              "c": ubits(cfg.c_block - 1), "value": signed(cfg.datapath.weight_bits),
                               "last": 1, "eob": 1})  # fmt: skip
 
 
@@ -206,6 +209,12 @@ def out_addr(cfg: AccelConfig, k, t):
 ITU_LATENCY = 4
 #: PE cycles beyond its segment's entries: stream read, V' address, V' word, product, sum.
 PE_LATENCY = 5
+
+
+def pe_latency(cfg: AccelConfig) -> int:
+    """A PE's cycles beyond its segment's entries: :data:`PE_LATENCY`, plus one in tiled mode
+    (the accumulators add the row sum to the stored partial sum: read, then write)."""
+    return PE_LATENCY + (1 if cfg.tiled else 0)
 
 
 def otu_core_latency(m: int, requant: int | None = None) -> int:

@@ -152,7 +152,10 @@ class WinogradArray(wiring.Component):
         wiring.connect(m, seq.otu, otu.ctl)
         m.d.comb += [itu.regs.eq(regs), itu.start.eq(self.start & ~seq.busy), otu.regs.eq(regs),
                      vbuf.rd_half.eq(seq.pe.step.group[0]), acc.pe_half.eq(seq.pe.step.acc_half),
-                     acc.rd_half.eq(seq.otu.step.acc_half)]  # fmt: skip
+                     acc.rd_half.eq(seq.otu.step.acc_half),
+                     seq.finish.eq(regs.finish if cfg.tiled else 1)]  # fmt: skip
+        if cfg.tiled:  # tile group g's rows: half g mod 2, slot ⌊g/2⌋
+            m.d.comb += [acc.pe_slot.eq(seq.pe.step.group >> 1), acc.rd_slot.eq(seq.otu.step.group >> 1)]
         for s in range(cfg.clusters):
             for p in range(cfg.positions):
                 m.d.comb += [vbuf.owner[s][p].eq(regs[f"owner{s}_{p}"]), acc.owner[s][p].eq(regs[f"owner{s}_{p}"])]

@@ -79,6 +79,20 @@ class AccelConfig:
         output units then take n² cycles per tile (:mod:`winnow.hw.cycle_model`). Needs one PE
         per cluster (``clusters`` = ``pes``): each of those memories has a single port
         for its PE. The load and read-back protocol is the same in both organisations.
+    tiled : bool
+        The array runs one *pass* of a tiled layer (:mod:`winnow.hw.tiling`) per run: an
+        input window of at most ``c_block`` channels (``h_max`` × ``w_max`` is then the
+        largest window, halo included, and sizes the patch), one block of at most
+        ``k_block`` output channels. The PEs *add* their row sums into accumulators that
+        hold every tile group of the patch (:attr:`acc_slots`) and keep the partial sums
+        across passes; the output unit runs only in a pass with the ``finish`` register
+        set (the last C block), and its reads clear the accumulators for the next patch.
+        Banked memories only.
+    c_block : int or None
+        Input channels one run takes: the V buffer holds 2·c_block words per bank and the
+        input memory c_block channels (``None``: ``c_max``). Below ``c_max`` only in tiled
+        mode, where a layer's C is split into C blocks whose partial sums accumulate;
+        ``c_max`` still sizes the accumulators' width (the sum over every channel).
 
     Attributes
     ----------
@@ -102,6 +116,8 @@ class AccelConfig:
     stream_depth: int | None = None
     mode: str = "sparse"
     serial: bool = False
+    tiled: bool = False
+    c_block: int | None = None
 
     def __post_init__(self):
         dp = self.datapath
@@ -146,6 +162,20 @@ class AccelConfig:
             raise ConfigError(f"serial memories need one PE per cluster (clusters = pes = {self.pes}); got "
                               f"clusters = {self.clusters}: each cluster's V' and accumulator memory has one "
                               f"port for its PE")
+        if not isinstance(self.tiled, bool):
+            raise ConfigError(f"tiled must be true or false; got {self.tiled!r}")
+        if self.tiled and self.serial:
+            raise ConfigError("tiled mode needs banked memories (serial = false): its accumulators add in place")
+        if self.tiled and self.k_block != k_rounded:
+            raise ConfigError(f"tiled mode runs one output-channel block per pass: k_block = {self.k_block} must "
+                              f"cover k_max = {self.k_max} (leave k_block unset; k_max is the block)")
+        if self.c_block is None:
+            object.__setattr__(self, "c_block", dp.c_max)
+        if isinstance(self.c_block, bool) or not isinstance(self.c_block, int) or not 1 <= self.c_block <= dp.c_max:
+            raise ConfigError(f"c_block must be an integer in [1, c_max = {dp.c_max}]; got {self.c_block!r}")
+        if self.c_block < dp.c_max and not self.tiled:
+            raise ConfigError(f"c_block = {self.c_block} < c_max = {dp.c_max} needs tiled mode (tiled = true): only "
+                              f"tiled passes add partial sums across C blocks")
         if self.h_max + 2 * self.pad_max < dp.r or self.w_max + 2 * self.pad_max < dp.r:
             raise ConfigError(f"h_max, w_max + 2·pad_max must reach the kernel r = {dp.r}")
         if self.stream_depth is None:
@@ -240,7 +270,7 @@ class AccelConfig:
     def dense_stream_length(self) -> int:
         """Entries of the longest PE stream of a dense layer at the limits (one end-of-block dummy per block)."""
         pos = math.ceil(self.positions / self.pes_per_cluster)
-        return pos * math.ceil(self.k_max / self.clusters) * self.c_max + self.k_blocks_max
+        return pos * math.ceil(self.k_max / self.clusters) * self.c_block + self.k_blocks_max
 
     @property
     def ho_max(self) -> int:
@@ -278,7 +308,18 @@ class AccelConfig:
     @property
     def x_depth(self) -> int:
         """Words in each of the n² input banks."""
-        return self.c_max * self.x_rows * self.x_cols
+        return self.c_block * self.x_rows * self.x_cols
+
+    @property
+    def acc_bank_depth(self) -> int:
+        """Words of one accumulator bank half: acc_depth, or in tiled mode acc_slots groups of
+        2^⌈log2 acc_depth⌉ rows (address = slot, row)."""
+        return self.acc_slots << ubits(self.acc_depth - 1) if self.tiled else self.acc_depth
+
+    @property
+    def acc_slots(self) -> int:
+        """Tile groups one accumulator half holds: 1, or ⌈groups_max/2⌉ in tiled mode (groups alternate halves)."""
+        return -(-self.groups_max // 2) if self.tiled else 1
 
     @property
     def requant_cycles(self) -> int:
@@ -315,11 +356,11 @@ class AccelConfig:
         if self.serial:  # one memory where the banked array has n² (address spaces rounded to powers of 2)
             pos_span = 1 << ubits(n2 - 1)
             banks = {"input": (1, n2 * (1 << ubits(self.x_depth - 1))),
-                     "v_buffer": (self.clusters, pos_span * 2 * self.c_max),
+                     "v_buffer": (self.clusters, pos_span * 2 * self.c_block),
                      "accumulators": (2 * self.clusters, pos_span * self.acc_depth)}
         else:
-            banks = {"input": (n2, self.x_depth), "v_buffer": (self.clusters * n2, 2 * self.c_max),
-                     "accumulators": (2 * self.clusters * n2, self.acc_depth)}
+            banks = {"input": (n2, self.x_depth), "v_buffer": (self.clusters * n2, 2 * self.c_block),
+                     "accumulators": (2 * self.clusters * n2, self.acc_bank_depth)}
         mems = {
             "input": (*banks["input"], dp.act_bits),
             "v_buffer": (*banks["v_buffer"], self.lanes * w.v_bits),
@@ -348,10 +389,11 @@ class AccelConfig:
             "k_max": self.k_max, "c_max": self.c_max, "h_max": self.h_max, "w_max": self.w_max,
             "pad_max": self.pad_max, "stream_depth": self.stream_depth, "mode": self.mode,
             **({"serial": True} if self.serial else {}),  # absent = banked: params.json files before it still read
+            **({"tiled": True, "c_block": self.c_block} if self.tiled else {}),  # absent = whole layers on chip
             "derived": {
                 "n": self.n, "positions": self.positions, "tiles_max": self.tiles_max,
                 "pes_per_cluster": self.pes_per_cluster, "k_blocks_max": self.k_blocks_max,
-                "acc_depth": self.acc_depth,
+                "acc_depth": self.acc_depth, **({"acc_slots": self.acc_slots} if self.tiled else {}),
                 "x_banks": self.n * self.n, "x_depth": self.x_depth, "x_rows": self.x_rows, "x_cols": self.x_cols,
                 "out_banks": self.out_banks, "out_depth": self.out_depth, "out_tiles": self.out_tiles,
                 "tiles_h_max": self.tiles_h_max, "tiles_w_max": self.tiles_w_max,
@@ -391,10 +433,11 @@ class AccelConfig:
         if missing:
             raise ConfigError(f"params.json lacks {', '.join(missing)}")
         try:
-            cfg = cls(datapath=dp, serial=d.get("serial", False), **{k: d[k] for k in keys})
+            cfg = cls(datapath=dp, serial=d.get("serial", False), tiled=d.get("tiled", False),
+                      c_block=d.get("c_block"), **{k: d[k] for k in keys})
         except TypeError as exc:
             raise ConfigError(f"params.json: {exc}") from None
-        if cfg.to_dict() != {k: v for k, v in d.items() if not (k == "serial" and v is False)}:
+        if cfg.to_dict() != {k: v for k, v in d.items() if not (k in ("serial", "tiled") and v is False)}:
             raise ConfigError("params.json does not match the configuration it names (derived numbers differ)")
         return cfg
 
@@ -417,4 +460,5 @@ def check_buildable(cfg: "AccelConfig") -> None:
 
 
 #: The array's own integer fields (everything but the datapath, the mode and ``serial``), in declaration order.
-ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig) if f.name not in ("datapath", "mode", "serial"))
+ARRAY_FIELDS = tuple(f.name for f in dataclasses.fields(AccelConfig)
+                     if f.name not in ("datapath", "mode", "serial", "tiled", "c_block"))

@@ -4,10 +4,14 @@ The array runs the phases of :mod:`winnow.hw.schedule`. Phase t launches, in one
 units that have work in it and ends when all are idle; their busy times are::
 
     input unit   C·L + ITU_LATENCY                  (steps that start a group)
-    PEs          max_j (seg_j(b) + PE_LATENCY)      seg_j(b): PE j's entries for block b
+    PEs          max_j (seg_j(b) + pe_latency)      seg_j(b): PE j's entries for block b
     output unit  K_b·L/otu_lanes·Q + otu_latency    K_b: rows of block b; Q = m²/requant
 
 (the latencies are the ABI's: :mod:`winnow.hw.abi`, which the RTL units read too).
+
+In tiled mode (``AccelConfig.tiled``: one pass of a tiled layer per run) the PEs take
+one cycle more (the accumulators add the row to the stored partial sum), and the
+output unit runs only in a pass with ``finish`` set; otherwise its phases pass idle.
 
 With position-serial memories (``AccelConfig.serial``) the input unit takes
 C·L·n² + ITU_LATENCY + n² and the output unit K_b·L/otu_lanes·n² + 6 + Q (the
@@ -89,15 +93,19 @@ class CycleReport:
                 "tiles": self.tiles, "nnz": self.nnz, "bottleneck": self.bottleneck}  # fmt: skip
 
 
-def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int, segments, nnz: int) -> CycleReport:
-    """Exact cycles of a layer whose PE j holds ``segments[j][b]`` entries for block b."""
+def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int, segments, nnz: int,
+           finish: bool = True) -> CycleReport:
+    """Exact cycles of a layer whose PE j holds ``segments[j][b]`` entries for block b.
+
+    ``finish`` (tiled mode): the output unit runs; a pass without it only accumulates.
+    """
     L = cfg.lanes
     G = math.ceil(tiles / L)
     rows = block_rows(cfg, out_channels)
     seg = np.asarray(segments, dtype=np.int64).reshape(cfg.pes, len(rows))
     itu = itu_cycles(cfg, in_channels)
-    pe = [int(seg[:, b].max()) + abi.PE_LATENCY for b in range(len(rows))]
-    otu = [otu_cycles(cfg, kb) for kb in rows]
+    pe = [int(seg[:, b].max()) + abi.pe_latency(cfg) for b in range(len(rows))]
+    otu = [otu_cycles(cfg, kb) if finish else 0 for kb in rows]
     total = 1
     busy = {"itu": 0, "pe": 0, "otu": 0}
     for ph in phases(G, len(rows)):
@@ -108,7 +116,7 @@ def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
         if ph.pe is not None:
             active.append(pe[ph.pe.block])
             busy["pe"] += pe[ph.pe.block]
-        if ph.otu is not None:
+        if ph.otu is not None and finish:
             active.append(otu[ph.otu.block])
             busy["otu"] += otu[ph.otu.block]
         total += 1 + max(active)
@@ -119,7 +127,8 @@ def cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,
 def packed_cycles(packed) -> CycleReport:
     """Cycles of a :class:`winnow.hw.packer.PackedLayer` (its own mode: sparse or dense)."""
     return cycles(packed.config, in_channels=packed.layer.in_channels, out_channels=packed.layer.out_channels,
-                  tiles=packed.tiles, segments=packed.segments, nnz=packed.layer.nnz)  # fmt: skip
+                  tiles=packed.tiles, segments=packed.segments, nnz=packed.layer.nnz,
+                  finish=bool(packed.registers.get("finish", 1)))  # fmt: skip
 
 
 def shape_cycles(cfg: AccelConfig, *, in_channels: int, out_channels: int, tiles: int,

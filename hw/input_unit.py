@@ -51,8 +51,8 @@ def x_write_signature(cfg: AccelConfig) -> MemWriteSignature:
 
 
 def v_write_signature(cfg: AccelConfig) -> MemWriteSignature:
-    """The V buffer's write port: row half·c_max + c, lane (and position, serial); n² values (serial: one)."""
-    addr = {"row": ubits(2 * cfg.c_max - 1), "lane": ubits(cfg.lanes - 1)}
+    """The V buffer's write port: row half·c_block + c, lane (and position, serial); n² values (serial: one)."""
+    addr = {"row": ubits(2 * cfg.c_block - 1), "lane": ubits(cfg.lanes - 1)}
     if cfg.serial:
         addr["pos"] = ubits(cfg.positions - 1)
     vb = cfg.widths.v_bits
@@ -102,7 +102,7 @@ class InputUnit(wiring.Component):
     busy : Out(1)
         Busy :func:`winnow.hw.abi.itu_latency` cycles beyond the tiles' own.
     v : Out(:func:`v_write_signature`)
-        V-buffer write: row half·c_max + c, lane, n² signed ``v_bits`` values (serial: one
+        V-buffer write: row half·c_block + c, lane, n² signed ``v_bits`` values (serial: one
         value, of position ``addr.pos``).
     """
 
@@ -143,7 +143,7 @@ class InputUnit(wiring.Component):
 
         m.submodules.itu = itu = InputTransform(dp)
         coord = regs.h0.shape().width
-        c_i = Signal(ubits(cfg.c_max))
+        c_i = Signal(ubits(cfg.c_block))
         l_i = Signal(ubits(L))
         issue = Signal()
         base = Signal(ubits(cfg.x_depth))  # c_i · x_rows · x_cols, as a running sum
@@ -224,11 +224,11 @@ class InputUnit(wiring.Component):
             with m.If(itu.o.valid):
                 m.d.sync += [ser[p].eq(itu.o.payload.v[p]) for p in range(n * n)]
                 m.d.sync += [w_act.eq(1), w_pos.eq(0), w_c.eq(c_out), w_l.eq(l_out)]
-            m.d.comb += [self.v.en.eq(w_act), self.v.addr.row.eq(half * cfg.c_max + w_c), self.v.addr.lane.eq(w_l),
+            m.d.comb += [self.v.en.eq(w_act), self.v.addr.row.eq(half * cfg.c_block + w_c), self.v.addr.lane.eq(w_l),
                          self.v.addr.pos.eq(w_pos), self.v.data.eq(ser[0])]
             busy = busy | w_act
         else:
-            m.d.comb += [self.v.en.eq(itu.o.valid), self.v.addr.row.eq(half * cfg.c_max + c_out),
+            m.d.comb += [self.v.en.eq(itu.o.valid), self.v.addr.row.eq(half * cfg.c_block + c_out),
                          self.v.addr.lane.eq(l_out), self.v.data.eq(itu.o.payload.v)]
         m.d.comb += self.busy.eq(busy)
         return m

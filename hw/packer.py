@@ -179,11 +179,12 @@ def check_layer(layer: SparseLayer, cfg: AccelConfig) -> ConvGeometry:
                           f"act_bits={dp.act_bits}, weight_bits={dp.weight_bits}, c_max={dp.c_max}")
     C, K = layer.in_channels, layer.out_channels
     H, W = layer.size
-    for name, v, lim in (("C", C, cfg.c_max), ("K", K, cfg.k_max), ("H", H, cfg.h_max), ("W", W, cfg.w_max),
+    for name, v, lim in (("C", C, cfg.c_block), ("K", K, cfg.k_max), ("H", H, cfg.h_max), ("W", W, cfg.w_max),
                          ("padding", max(layer.padding), cfg.pad_max)):  # fmt: skip
         if v > lim:
-            raise ConfigError(f"layer {layer.name} has {name} = {v}, beyond the array's limit "
-                              f"{ {'C': 'c_max', 'K': 'k_max', 'H': 'h_max', 'W': 'w_max'}.get(name, 'pad_max') } = {lim}")
+            field = {"C": "c_block" if cfg.c_block < cfg.c_max else "c_max", "K": "k_max", "H": "h_max",
+                     "W": "w_max"}.get(name, "pad_max")
+            raise ConfigError(f"layer {layer.name} has {name} = {v}, beyond the array's limit {field} = {lim}")
     return ConvGeometry.of(layer.size, layer.padding, dp.m, dp.r)
 
 
@@ -237,6 +238,8 @@ def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:
             "h0": -ph, "h0_q": (-ph) // n, "h0_r": (-ph) % n, "h0_qc": ((-ph) // n) * cfg.x_cols, "w0": -pw, "w0_q": (-pw) // n, "w0_r": (-pw) % n,
             "relu": int(layer.relu), "winograd_relu": int(layer.winograd_relu)}  # fmt: skip
     regs.update({f"owner{s}_{p}": int(owner[s, p]) for s in range(S) for p in range(NP)})
+    if cfg.tiled:
+        regs["finish"] = 1  # a whole layer in one pass; winnow.hw.tiled_packer sets it per pass
     quant = np.stack([layer.bias, layer.mult, layer.shift], axis=1).astype(np.int64)
     return PackedLayer(config=cfg, layer=layer, geometry=geom, owner=owner, streams=streams, segments=segments,
                        registers=regs, quant=quant)  # fmt: skip

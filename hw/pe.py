@@ -85,10 +85,9 @@ class SparsePE(wiring.Component):
         Row write to the accumulator memory: L lanes of signed ``acc_bits``.
     """
 
-    latency = abi.PE_LATENCY
-
     def __init__(self, config: AccelConfig):
         self._cfg = config
+        self.latency = abi.pe_latency(config)
         super().__init__({
             "ctl": In(LaunchSignature(step_layout(config))), "busy": Out(1),
             "load": In(stream_write_signature(config)), "v": Out(v_read_signature(config)),
@@ -129,7 +128,7 @@ class SparsePE(wiring.Component):
 
         # the entry's fields travel beside the pipeline (registered at s2 … s5)
         fields = {"k": off.k, "p": off.p, "value": off.value, "last": off.last}
-        depth = self.latency - 1
+        depth = abi.PE_LATENCY - 1
         lines = {k: delay(m, v, depth, k) for k, v in fields.items()}
         e4, e5 = ({k: lines[k][d] for k in fields} for d in (depth - 2, depth - 1))
         v2, v3, v4, v5 = delay(m, v1, depth, "valid")
@@ -151,7 +150,12 @@ class SparsePE(wiring.Component):
             for l in range(L):
                 m.d.sync += acc[l].eq(Mux(e5["last"], 0, nxt[l]))
         m.d.comb += [self.acc.en.eq(v5 & e5["last"]), self.acc.addr.pos.eq(e5["p"]), self.acc.addr.k.eq(e5["k"])]
-        m.d.comb += self.busy.eq(issuing | v1 | v2 | v3 | v4 | v5)
+        busy = issuing | v1 | v2 | v3 | v4 | v5
+        if cfg.tiled:  # the accumulators write the sum one cycle after the row leaves (read, add, write)
+            v6 = Signal()
+            m.d.sync += v6.eq(v5 & e5["last"])
+            busy = busy | v6
+        m.d.comb += self.busy.eq(busy)
         for l, sm in enumerate(nxt):
             m.d.comb += self.acc.data[l].eq(sm)
         return m

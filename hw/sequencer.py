@@ -48,6 +48,9 @@ class Sequencer(wiring.Component):
         Tile groups G and output-channel blocks B of the loaded layer.
     units_busy : In(1)
         Any unit busy; a phase ends in the first cycle it is low.
+    finish : In(1)
+        Launch the output unit (tiled mode: the pass's ``finish`` register; else tied high).
+        Without it the output unit's phases still pass, idle.
     busy, done : Out(1)
         Running; the last run has ended (high until the next start).
     cycles : Out(32)
@@ -64,7 +67,7 @@ class Sequencer(wiring.Component):
         launch = LaunchSignature(step_layout(config))
         super().__init__({
             "start": In(1), "groups": In(ubits(config.groups_max)), "blocks": In(ubits(config.k_blocks_max)),
-            "units_busy": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32),
+            "units_busy": In(1), "finish": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(32),
             "itu": Out(launch), "pe": Out(launch), "otu": Out(launch),
         })  # fmt: skip
 
@@ -87,7 +90,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.comb += [self.itu.go.eq(gen_valid & (b == 0)), self.itu.restart.eq(b == 0),
                                  self.pe.go.eq(itu.valid), self.pe.restart.eq(itu.block == 0),
-                                 self.otu.go.eq(pe.valid), self.otu.restart.eq(pe.block == 0)]
+                                 self.otu.go.eq(pe.valid & self.finish), self.otu.restart.eq(pe.block == 0)]
                     m.d.sync += [itu.eq(gen), itu.valid.eq(gen_valid), pe.eq(itu), otu.eq(pe),
                                  gen.acc_half.eq(~gen.acc_half)]
                     with m.If(gen_valid):

@@ -132,7 +132,8 @@ def _case(packed: PackedLayer, xq: np.ndarray, name: str) -> dict:
     from winnow.hw.cycle_model import packed_cycles
 
     model = packed_cycles(packed).cycles
-    return {"name": name, "load": packed.load_port_words(xq), "read": packed.output_reads(),
+    reads = packed.output_reads() if packed.registers.get("finish", 1) else []  # a tiled pass that only adds
+    return {"name": name, "load": packed.load_port_words(xq), "read": reads,
             "model_cycles": model, "max_cycles": 2 * model + 1000}
 
 
@@ -235,7 +236,8 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     out = []
     for item, r in zip(layers, results):
         packed = item[0]
-        out.append(RunResult(name=r["name"], out=packed.unpack_reads(r["out"]), cycles=r["cycles"],
+        res = packed.unpack_reads(r["out"]) if packed.registers.get("finish", 1) else None
+        out.append(RunResult(name=r["name"], out=res, cycles=r["cycles"],
                              start_to_done_cycles=int(r["start_to_done_ns"] // PERIOD_NS),
                              run_wall_s=r["run_wall_s"], load_wall_s=r["load_wall_s"]))  # fmt: skip
     return out

@@ -77,7 +77,7 @@ def test_rtl_matches_twin_segment_by_segment(density, k_block):
         sim.add_clock(1e-8)
         sim.add_testbench(tb)
         sim.run()
-        assert busy == [s + SparsePE.latency for s in segs] * 2
+        assert busy == [s + dut.latency for s in segs] * 2
         stream = packed.streams[j]
         bounds = np.cumsum([0] + segs)
         for b in range(len(segs)):

@@ -59,6 +59,11 @@ def _array_options(p: argparse.ArgumentParser, datapath: bool, default: str) -> 
                    help="position-serial memories (one input, V' and accumulator memory instead of n² banks; "
                         "n² cycles per tile in the input and output units; needs clusters = pes): for parts "
                         "with few block RAMs such as the iCE40")
+    g.add_argument("--tiled", action=argparse.BooleanOptionalAction, default=None,
+                   help="tiled mode: layers larger than the array run as passes over input windows of h_max × "
+                        "w_max (halo included), C blocks of --c-block channels and blocks of k_max output "
+                        "channels, the partial sums kept in the accumulators (docs/hardware.md)")
+    g.add_argument("--c-block", type=int, help="input channels per pass in tiled mode (default c_max)")
     if datapath:
         d = p.add_argument_group("datapath", "for arrays not tied to layers or a preset")
         d.add_argument("--m", type=int, help="output tile m of F(m, 3) (default 4)")
@@ -70,7 +75,7 @@ def _array_options(p: argparse.ArgumentParser, datapath: bool, default: str) -> 
 
 
 def _given_fields(a) -> dict:
-    return {k: getattr(a, k) for k in ARRAY_FIELDS + ("serial",) if getattr(a, k, None) is not None}
+    return {k: getattr(a, k) for k in ARRAY_FIELDS + ("serial", "tiled", "c_block") if getattr(a, k, None) is not None}
 
 
 def _given_datapath(a) -> dict:

@@ -30,7 +30,7 @@ class FlowConfigError(WinnowError, ValueError):
 
 
 #: [array] keys and their types (the AccelConfig fields a user sets; the datapath comes from the network).
-ARRAY_KEYS = {**{name: int for name in ARRAY_FIELDS}, "serial": bool}
+ARRAY_KEYS = {**{name: int for name in ARRAY_FIELDS}, "serial": bool, "tiled": bool, "c_block": int}
 SIM_KEYS = {"simulator": str, "layers": (str, list), "image": int, "waves": bool}
 SIM_DEFAULTS = {"simulator": "verilator", "layers": "all", "image": 0, "waves": False}
 BOARD_KEYS = {"name": str}

@@ -165,6 +165,7 @@ def array_config(datapath, fields: dict, mode: str = "sparse", where: str = "[ar
 def network_array(network_dir: Path, fields: dict):
     """The array for an exported network: its datapath, the [array] fields; every layer must fit."""
     from winnow.hw.packer import check_layer
+    from winnow.hw.tiled_packer import plan_for
 
     layers = network_layers(network_dir)
     dps = {json.dumps(l.config.to_dict(), sort_keys=True) for _, l in layers}
@@ -172,7 +173,7 @@ def network_array(network_dir: Path, fields: dict):
         raise WinnowError(f"{network_dir}: the convolutions use different datapaths; one array runs one datapath")
     cfg = array_config(layers[0][1].config, fields)
     for _name, layer in layers:
-        check_layer(layer, cfg)
+        plan_for(cfg, layer) if cfg.tiled else check_layer(layer, cfg)
     return cfg, layers
 
 
@@ -203,10 +204,17 @@ def cycles(cfg, layers, out: Path | None = None) -> dict:
 
     rows = []
     for name, layer in layers:
-        sp, s, d = sparse_and_dense(layer, cfg)
+        if cfg.tiled:  # the sum over the layer's passes (winnow.hw.tiled_packer)
+            from winnow.hw.tiled_packer import tiled_cycles
+
+            s, dense_cycles = tiled_cycles(layer, cfg)
+            imbalance = None
+        else:
+            sp, s, d = sparse_and_dense(layer, cfg)
+            dense_cycles, imbalance = d.cycles, sp.imbalance
         rows.append({"name": name, "C": layer.in_channels, "K": layer.out_channels, "size": list(layer.size),
-                     "density": layer.density, "imbalance": sp.imbalance, "sparse": s.to_dict(),
-                     "dense_cycles": d.cycles, "speedup": d.cycles / s.cycles, "efficiency": s.efficiency})
+                     "density": layer.density, "imbalance": imbalance, "sparse": s.to_dict(),
+                     "dense_cycles": dense_cycles, "speedup": dense_cycles / s.cycles, "efficiency": s.efficiency})
     tot = {"sparse": sum(r["sparse"]["cycles"] for r in rows), "dense": sum(r["dense_cycles"] for r in rows),
            "floor": sum(r["sparse"]["floor"] for r in rows)}
     tot["speedup"] = tot["dense"] / tot["sparse"]
@@ -250,30 +258,56 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
     reason = simulator_available(simulator)
     if reason:
         raise WinnowError(f"cannot simulate under {simulator}: {reason}")
-    packed = [(pack_layer(layer, cfg), xq, name) for name, layer, xq in items]
     t0 = time.time()
-    progress(f"      {simulator}: building and running {len(packed)} layer(s) (build cached in {build_dir})")
-    res = run_layers(cfg, packed, simulator, build_dir=build_dir, waves=waves, cxx_opt=cxx_opt)
+    # every layer as one run, or in tiled mode as its passes (winnow.hw.tiled_packer), all on one simulator
+    runs, spans = [], []
+    for name, layer, xq in items:
+        if cfg.tiled:
+            from winnow.hw.tiled_packer import passes, plan_for
+
+            plan = plan_for(cfg, layer)
+            layer_passes = passes(layer, xq, cfg, plan)
+            parts = [(r.packed, r.x, r.name) for r in layer_passes]
+            spans.append((plan, layer_passes, len(runs), len(parts)))
+            runs += parts
+            progress(f"      layer {name}: {len(parts)} passes ({len(plan.patches)} patches × "
+                     f"{len(plan.block_rows)} blocks × {len(plan.c_blocks)} C blocks)")
+        else:
+            spans.append((None, None, len(runs), 1))
+            runs.append((pack_layer(layer, cfg), xq, name))
+    progress(f"      {simulator}: building and running {len(runs)} run(s) (build cached in {build_dir})")
+    res = run_layers(cfg, runs, simulator, build_dir=build_dir, waves=waves, cxx_opt=cxx_opt)
     rows = []
-    for i, ((p, xq, name), r) in enumerate(zip(packed, res)):
-        want = reference_output(p.layer, xq)
-        model = packed_cycles(p).cycles
-        exact = bool(np.array_equal(r.out, want))
+    for i, ((name, layer, xq), (plan, layer_passes, i0, count)) in enumerate(zip(items, spans)):
+        mine, results = runs[i0:i0 + count], res[i0:i0 + count]
+        for (p, _x, pname), r in zip(mine, results):
+            model = packed_cycles(p).cycles
+            if r.cycles != model:
+                what = f"layer {name}" + (f", pass {pname}" if plan is not None else "")
+                raise WinnowError(f"{what}: the RTL took {r.cycles} cycles, the cycle model says {model}")
+        if plan is None:
+            out = results[0].out
+        else:
+            from winnow.hw.tiled_packer import assemble
+
+            out = assemble(plan, layer_passes, [r.out for r in results])
+        cyc = sum(r.cycles for r in results)
+        wall = sum(r.run_wall_s for r in results)
+        want = reference_output(layer, xq)
+        exact = bool(np.array_equal(out, want))
         if expected is not None and expected[i] is not None:
-            exact = exact and bool(np.array_equal(r.out, expected[i]))
-        rows.append({"name": name, "bit_exact": exact, "outputs": int(want.size), "rtl_cycles": r.cycles,
-                     "model_cycles": model, "cycles_equal": r.cycles == model,
-                     "run_wall_s": round(r.run_wall_s, 4), "cycles_per_s": r.cycles / max(r.run_wall_s, 1e-9)})
-        if not np.array_equal(r.out, want):
-            where = tuple(int(v) for v in np.argwhere(r.out != want)[0])
+            exact = exact and bool(np.array_equal(out, expected[i]))
+        rows.append({"name": name, "bit_exact": exact, "outputs": int(want.size), "rtl_cycles": cyc,
+                     "model_cycles": cyc, "cycles_equal": True, "runs": count,
+                     "run_wall_s": round(wall, 4), "cycles_per_s": cyc / max(wall, 1e-9)})
+        if not np.array_equal(out, want):
+            where = tuple(int(v) for v in np.argwhere(out != want)[0])
             raise WinnowError(f"layer {name}: the RTL output differs from the reference at (k, h, w) = {where}: "
-                              f"RTL {r.out[where]}, reference {want[where]}")
+                              f"RTL {out[where]}, reference {want[where]}")
         if not exact:  # the RTL equals the reference, but not the activation the exported network computes
             raise WinnowError(f"layer {name}: the reference and the RTL agree, but differ from the exported "
                               f"network's own activation: the layer file and the network disagree")
-        if r.cycles != model:
-            raise WinnowError(f"layer {name}: the RTL took {r.cycles} cycles, the cycle model says {model}")
-        progress(f"      layer {name}: {want.size:,} outputs bit-exact, {r.cycles:,} cycles = model")
+        progress(f"      layer {name}: {want.size:,} outputs bit-exact, {cyc:,} cycles = model")
     waves_files = sorted(str(p) for ext in ("*.fst", "*.vcd") for p in Path(build_dir).glob(ext)) if waves else []
     return {"simulator": simulator, "layers": rows, "all_bit_exact": all(r["bit_exact"] for r in rows),
             "seconds": round(time.time() - t0, 1), "build_dir": str(build_dir), "waves": waves_files}
