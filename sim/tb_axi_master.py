@@ -19,14 +19,15 @@ fresh reset with cocotbext-axi's ``AxiRam`` on the ``m_axi`` port. Per case:
   range fails (cocotbext-axi then answers SLVERR for the beat or the burst) and the
   response is rewritten to ``resp``;
 * ``max_cycles``: the run's end if the commands do not finish (faults, dead memory);
-  ``after_fault``: cycles to run on after the first fault flag rises.
+  ``after_fault``: cycles to run on after the first fault flag rises (default: to the end).
 
 Cycle n is the n-th clock period out of reset; a handshake "in cycle n" has valid and
 ready high in that period (sampled settled, ReadOnly), so it takes effect at the edge
 ending it. Writes ``WINNOW_RESULTS`` (JSON): per case the read words per command, the
 cycle of every read beat and of each command's last beat, the cycle of every ``wr_done``
-pulse, every AR / AW handshake (cycle, addr, len), the fault flags at the end (with the
-cycle each rose) and the RAM's contents at every read and written command afterwards.
+pulse, every AR / AW handshake (cycle, addr, len), of every W and B handshake, the fault
+flags and ``busy`` in the cycle after the last one sampled (with the cycle each flag rose)
+and the RAM's contents at every read and written command afterwards.
 """
 
 from __future__ import annotations
@@ -177,11 +178,11 @@ async def _run_case(dut, case, ram: AxiRam, nb: int) -> dict:
         cycle += 1
         if len(last_cycles) == len(reads) and len(done_cycles) == len(writes):
             break
-        if first_fault is not None and cycle > first_fault + case.get("after_fault", 50):
+        if first_fault is not None and cycle > first_fault + case.get("after_fault", case["max_cycles"]):
             break
-    flags = {f"{side}_{f}": _sig(dut, f"{side}_{f}") for side in ("rd", "wr") for f in FLAGS}
-    flags.update({f"{side}_busy": _sig(dut, f"{side}_busy") for side in ("rd", "wr")})
     await RisingEdge(dut.aclk)
+    await ReadOnly()  # the cycle after the last one sampled: a finished engine is no longer busy
+    flags = {f"{side}_{f}": _sig(dut, f"{side}_{f}") for side in ("rd", "wr") for f in FLAGS + ("busy",)}
     ram_words = {kind: [[int.from_bytes(ram.read(a + i * nb, nb), "little") for i in range(n)] for a, n in cmds]
                  for kind, cmds in (("reads", reads), ("writes", writes))}
     return {"name": case["name"], "rd_words": rd_words, "rd_partial": cur, "beat_cycles": beat_cycles,
