@@ -48,3 +48,33 @@ def run_axi(params: dict, cases: list[dict], simulator: str = "verilator", build
     case_file = atomic_write_json(build_dir / "cases.json", cases)
     return run_cocotb(simulator, [vfile], AXI_TOP, _public_ports(params), build_dir, "winnow.sim.tb_axi_master",
                       case_file, cxx_opt)
+
+
+def burst_violations(commands, bursts, data_bits: int, max_burst: int) -> list[str]:
+    """What is wrong with the observed ``bursts`` [(addr, AxLEN)] for ``commands`` [(addr, beats)], in order.
+
+    The AXI4 rules and the engines' own: the bursts tile each command in order, each is 1 …
+    ``max_burst`` beats, none crosses a 4 KiB boundary, and each is as long as those limits allow.
+    """
+    nb = data_bits // 8
+    problems, queue = [], list(bursts)
+    for addr, beats in commands:
+        at, end = addr, addr + beats * nb
+        while at < end:
+            if not queue:
+                problems.append(f"command 0x{addr:x} + {beats}: no burst for 0x{at:x}")
+                break
+            a, alen = queue.pop(0)
+            n = alen + 1
+            allowed = min(max_burst, (4096 - a % 4096) // nb, (end - a) // nb)
+            if a != at:
+                problems.append(f"command 0x{addr:x} + {beats}: burst at 0x{a:x}, expected 0x{at:x}")
+            if (a + n * nb - 1) // 4096 != a // 4096:
+                problems.append(f"burst 0x{a:x} + {n} beats crosses a 4 KiB boundary")
+            if n > max_burst:
+                problems.append(f"burst 0x{a:x} has {n} beats, more than max_burst = {max_burst}")
+            elif n != allowed:
+                problems.append(f"burst 0x{a:x} has {n} beats, {allowed} allowed")
+            at = a + n * nb
+    problems += [f"burst 0x{a:x} beyond the commands" for a, _ in queue]
+    return problems

@@ -18,6 +18,8 @@ fresh reset with cocotbext-axi's ``AxiRam`` on the ``m_axi`` port. Per case:
   3 DECERR) instead of OKAY, for reads and writes: the RAM's read or write of a word in the
   range fails (cocotbext-axi then answers SLVERR for the beat or the burst) and the
   response is rewritten to ``resp``;
+* ``watch_flags``: read the fault flags every cycle (for the cycle each rises; otherwise they
+  are read at the end only);
 * ``max_cycles``: the run's end if the commands do not finish (faults, dead memory);
   ``after_fault``: cycles to run on after the first fault flag rises (default: to the end).
 
@@ -45,6 +47,11 @@ from cocotbext.axi import AxiBus, AxiRam
 
 PERIOD_NS = 10
 FLAGS = ("error", "error_resp", "timeout", "bad_cmd", "error_addr")
+#: The ports the loop drives or samples.
+PORTS = tuple(f"rd_{p}" for p in ("cmd_valid", "cmd_ready", "cmd_addr", "cmd_beats", "valid", "ready", "data", "last")) \
+    + tuple(f"wr_{p}" for p in ("cmd_valid", "cmd_ready", "cmd_addr", "cmd_beats", "valid", "ready", "data", "done")) \
+    + tuple(f"m_axi_{p}" for p in ("arvalid", "arready", "araddr", "arlen", "awvalid", "awready", "awaddr", "awlen",
+                                   "wvalid", "wready", "bvalid", "bready"))
 
 
 def _pause_gen(spec):
@@ -121,60 +128,75 @@ async def _run_case(dut, case, ram: AxiRam, nb: int) -> dict:
     ar, aw, w_cycles, b_cycles, rd_cmd_cycles, wr_cmd_cycles = [], [], [], [], [], []
     flag_cycle = {}
     first_fault = None
+    # the flags are read every cycle only where a case expects faults (each read costs simulator time)
+    watched = [f"{side}_{flag}" for side in ("rd", "wr") for flag in ("error", "timeout", "bad_cmd")
+               if case.get("watch_flags")]
+    h = {name: getattr(dut, name) for name in PORTS + tuple(watched)}
+    driven = {}
+
+    def drive(name, value):
+        if driven.get(name) != value:
+            h[name].value = value
+            driven[name] = value
+
+    def get(name):
+        return int(h[name].value)
+
     cycle = 0
     while cycle < case["max_cycles"]:
         if cycle:
             await RisingEdge(dut.aclk)
         # drive cycle `cycle`
         reads_open = not after_writes or len(done_cycles) == len(writes)
-        if ri < len(reads) and reads_open:
-            dut.rd_cmd_valid.value = 1
-            dut.rd_cmd_addr.value, dut.rd_cmd_beats.value = reads[ri]
-        else:
-            dut.rd_cmd_valid.value = 0
-        if wi < len(writes):
-            dut.wr_cmd_valid.value = 1
-            dut.wr_cmd_addr.value, dut.wr_cmd_beats.value = writes[wi]
-        else:
-            dut.wr_cmd_valid.value = 0
-        if wd < len(wdata) and not (producer and next(producer)):
-            dut.wr_valid.value = 1
-            dut.wr_data.value = wdata[wd]
-        else:
-            dut.wr_valid.value = 0
-        dut.rd_ready.value = 0 if consumer and next(consumer) else 1
+        rd_cmd = ri < len(reads) and reads_open
+        drive("rd_cmd_valid", int(rd_cmd))
+        if rd_cmd:
+            drive("rd_cmd_addr", reads[ri][0])
+            drive("rd_cmd_beats", reads[ri][1])
+        wr_cmd = wi < len(writes)
+        drive("wr_cmd_valid", int(wr_cmd))
+        if wr_cmd:
+            drive("wr_cmd_addr", writes[wi][0])
+            drive("wr_cmd_beats", writes[wi][1])
+        wr_word = wd < len(wdata) and not (producer and next(producer))
+        drive("wr_valid", int(wr_word))
+        if wr_word:
+            drive("wr_data", wdata[wd])
+        rd_ready = 0 if consumer and next(consumer) else 1
+        drive("rd_ready", rd_ready)
         await ReadOnly()
         # sample cycle `cycle`
-        if _sig(dut, "rd_cmd_valid") and _sig(dut, "rd_cmd_ready"):
-            ri += 1
-            rd_cmd_cycles.append(cycle)
-        if _sig(dut, "wr_cmd_valid") and _sig(dut, "wr_cmd_ready"):
-            wi += 1
-            wr_cmd_cycles.append(cycle)
-        if _sig(dut, "wr_valid") and _sig(dut, "wr_ready"):
-            wd += 1
-        if _sig(dut, "rd_valid") and _sig(dut, "rd_ready"):
-            cur.append(_sig(dut, "rd_data"))
-            beat_cycles.append(cycle)
-            if _sig(dut, "rd_last"):
-                rd_words.append(cur)
-                cur = []
-                last_cycles.append(cycle)
-        if _sig(dut, "wr_done"):
-            done_cycles.append(cycle)
-        if _sig(dut, "m_axi_arvalid") and _sig(dut, "m_axi_arready"):
-            ar.append((cycle, _sig(dut, "m_axi_araddr"), _sig(dut, "m_axi_arlen")))
-        if _sig(dut, "m_axi_awvalid") and _sig(dut, "m_axi_awready"):
-            aw.append((cycle, _sig(dut, "m_axi_awaddr"), _sig(dut, "m_axi_awlen")))
-        if _sig(dut, "m_axi_wvalid") and _sig(dut, "m_axi_wready"):
-            w_cycles.append(cycle)
-        if _sig(dut, "m_axi_bvalid") and _sig(dut, "m_axi_bready"):
-            b_cycles.append(cycle)
-        for side in ("rd", "wr"):
-            for flag in ("error", "timeout", "bad_cmd"):
-                if f"{side}_{flag}" not in flag_cycle and _sig(dut, f"{side}_{flag}"):
-                    flag_cycle[f"{side}_{flag}"] = cycle
-                    first_fault = cycle if first_fault is None else first_fault
+        if reads:
+            if rd_cmd and get("rd_cmd_ready"):
+                ri += 1
+                rd_cmd_cycles.append(cycle)
+            if rd_ready and get("rd_valid"):
+                cur.append(get("rd_data"))
+                beat_cycles.append(cycle)
+                if get("rd_last"):
+                    rd_words.append(cur)
+                    cur = []
+                    last_cycles.append(cycle)
+            if get("m_axi_arvalid") and get("m_axi_arready"):
+                ar.append((cycle, get("m_axi_araddr"), get("m_axi_arlen")))
+        if writes:
+            if wr_cmd and get("wr_cmd_ready"):
+                wi += 1
+                wr_cmd_cycles.append(cycle)
+            if wr_word and get("wr_ready"):
+                wd += 1
+            if get("wr_done"):
+                done_cycles.append(cycle)
+            if get("m_axi_awvalid") and get("m_axi_awready"):
+                aw.append((cycle, get("m_axi_awaddr"), get("m_axi_awlen")))
+            if get("m_axi_wvalid") and get("m_axi_wready"):
+                w_cycles.append(cycle)
+            if get("m_axi_bvalid") and get("m_axi_bready"):
+                b_cycles.append(cycle)
+        for flag in watched:
+            if flag not in flag_cycle and get(flag):
+                flag_cycle[flag] = cycle
+                first_fault = cycle if first_fault is None else first_fault
         cycle += 1
         if len(last_cycles) == len(reads) and len(done_cycles) == len(writes):
             break

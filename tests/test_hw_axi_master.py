@@ -2,7 +2,8 @@
 """The AXI4 master engines' parts without a simulator of Verilog: rules, splitter and watchdog (pysim), ports.
 
 * :func:`check_command` and :func:`check_params` refuse what the engines cannot do, naming the rule;
-* :func:`split_bursts` obeys the burst rules (AXI4: ≤ 256 beats, no 4 KiB crossing) on any command;
+* :func:`split_bursts` obeys the burst rules (AXI4: ≤ 256 beats, no 4 KiB crossing) on any command,
+  and the rule check the RTL tests use (:func:`winnow.sim.axi_run.burst_violations`) finds each fault;
 * the RTL :class:`BurstSplitter` (Amaranth simulation, with stalls on every side) issues, for
   random commands near and across 4 KiB boundaries, bursts that tile each command in order,
   each ≤ max_burst, none crossing 4 KiB, each as long as allowed, ``last`` on the final one;
@@ -27,6 +28,7 @@ from winnow.hw.axi_master import (PAGE_BYTES, AxiMasterTop, AxiReadEngine, Burst
                                   check_params, split_bursts)
 from winnow.hw.ports import AxiReadSignature, AxiWriteSignature
 from winnow.model.errors import ConfigError, DataError
+from winnow.sim.axi_run import burst_violations
 
 
 # ---------------------------------------------------------------------------- Python-side rules
@@ -60,16 +62,21 @@ def test_bad_engine_parameters_are_refused(kw, rule):
 
 
 def _assert_burst_rules(addr, beats, bursts, nb, max_burst):
-    """Bursts tile the command in order, each ≤ max_burst, none crossing 4 KiB, each as long as allowed."""
-    at = addr
-    for a, n in bursts:
-        assert a == at, f"burst at 0x{a:x}, the previous one ended at 0x{at:x}"
-        assert 1 <= n <= max_burst
-        assert a // PAGE_BYTES == (a + n * nb - 1) // PAGE_BYTES, f"burst 0x{a:x} + {n} beats crosses 4 KiB"
-        at = a + n * nb
-        to_page = (PAGE_BYTES - a % PAGE_BYTES) // nb
-        assert n == min(max_burst, to_page, (addr + beats * nb - a) // nb), "not as long as allowed"
-    assert at == addr + beats * nb
+    """Bursts [(addr, beats)] tile the command in order, each ≤ max_burst, none crossing 4 KiB, each as long as allowed."""
+    problems = burst_violations([(addr, beats)], [(a, n - 1) for a, n in bursts], nb * 8, max_burst)
+    assert not problems, problems
+
+
+def test_the_burst_rule_check_finds_each_kind_of_fault():
+    """The checker the RTL tests rely on: a crossing, an over-long, a short, a misplaced and a missing burst."""
+    cmd = [(0x1000 - 16, 6)]  # 2 beats to the boundary, then 4
+    assert burst_violations(cmd, [(0x1000 - 16, 1), (0x1000, 3)], 64, 16) == []
+    assert any("crosses" in p for p in burst_violations(cmd, [(0x1000 - 16, 5)], 64, 16))
+    assert any("more than max_burst" in p for p in burst_violations([(0, 6)], [(0, 5)], 64, 4))
+    assert any("allowed" in p for p in burst_violations([(0, 6)], [(0, 2), (24, 2)], 64, 16))
+    assert any("expected 0x1000" in p for p in burst_violations(cmd, [(0x1000 - 16, 1), (0x1008, 3)], 64, 16))
+    assert any("no burst" in p for p in burst_violations(cmd, [(0x1000 - 16, 1)], 64, 16))
+    assert any("beyond" in p for p in burst_violations(cmd, [(0x1000 - 16, 1), (0x1000, 3), (0x1020, 0)], 64, 16))
 
 
 @given(page=st.integers(0, 100), word=st.integers(0, 511), beats=st.integers(1, 2000),
