@@ -58,7 +58,11 @@ sinks and sources act on the state as of the edge, and the processes react after
 Unthrottled, one command of n beats from an idle engine: reads deliver their last word in
 cycle n + 3 (accepted 0, loaded 1, AR handshake 2, first word 4, then one per cycle, the
 following bursts' addresses issued while the first one streams); writes signal ``done`` in
-cycle n + 5 (AW handshake 2, W beats 3 … n + 2, B n + 4).
+cycle n + 5 (AW handshake 2, W beats 3 … n + 2, B n + 4). That holds while, for every burst
+j ≥ D, the bursts j − D + 1 … j − 1 carry at least 2 beats (reads) or 3 (writes): the slot
+burst j − D frees at its finish F is reloaded at F, burst j's address handshake is at F + 1
+and its first R beat at F + 3 (its first W beat at F + 2, where F is the B, 2 cycles after
+the last W), so fewer beats in between leave gaps (D = 1 always does past one burst).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ import bisect
 from dataclasses import dataclass
 
 from winnow.hw.axi_master import split_bursts
+from winnow.model.errors import DataError
 
 #: AxiRam's queue_occupancy_limit of every channel (cocotbext-axi's AxiSlaveRead/Write set 2).
 QUEUE = 2
@@ -84,6 +89,12 @@ class RamTiming:
     aw: tuple[int, ...] = ()
     w: tuple[int, ...] = ()
     b: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        for channel in ("ar", "r", "aw", "w", "b"):
+            pattern = getattr(self, channel)
+            if pattern and all(pattern):
+                raise DataError(f"channel {channel} paused in every cycle never answers (pattern {pattern})")
 
     def paused(self, channel: str, cycle: int) -> bool:
         pattern = getattr(self, channel)

@@ -1,8 +1,9 @@
-"""Typed ports between the array's units: memory write ports, read ports, lane vectors, launches.
+"""Typed ports between the array's units: memory write ports, read ports, lane vectors, launches; AXI4.
 
 Every unit-to-unit link of :class:`winnow.hw.array.WinogradArray` is one of these signatures,
 so the array joins the units with ``wiring.connect`` and Amaranth checks at elaboration
-that both sides agree on every member and its width.
+that both sides agree on every member and its width. :class:`AxiReadSignature` and
+:class:`AxiWriteSignature` are the external memory port of :mod:`winnow.hw.axi_master`.
 """
 
 from __future__ import annotations
