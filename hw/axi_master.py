@@ -370,7 +370,9 @@ class AxiWriteEngine(_Engine):
     ----------
     cmd : In(stream.Signature(command_layout(addr_bits, max_beats)))
     data : In(stream.Signature(write_data_layout(data_bits)))
-        Exactly ``beats`` words per command, in command order.
+        Exactly ``beats`` words per command, in command order. WVALID is this stream's
+        ``valid`` (while a burst's address has been accepted), so the producer must keep a
+        word offered until it is taken, as AXI requires of WVALID.
     axi : Out(AxiWriteSignature(addr_bits, data_bits, id_bits))
     done : Out(1)
         One-cycle pulse the cycle after a command's last B response (all its bursts answered).

@@ -13,7 +13,8 @@ fresh reset with cocotbext-axi's ``AxiRam`` on the ``m_axi`` port. Per case:
   ``{"random": p, "seed": s}`` or ``{"always": 1}`` (a memory that never answers on that
   channel); set in cycle 0;
 * ``consumer`` / ``producer``: ``{"random": p, "seed": s}`` pauses of ``rd_ready`` /
-  ``wr_valid`` (default: always ready / always valid);
+  ``wr_valid`` (default: always ready / always valid); a word offered on ``wr`` stays
+  offered until taken, as AXI requires of WVALID (the engine passes it through);
 * ``faults``: [(lo, hi, resp)] byte ranges where the RAM answers ``resp`` (2 SLVERR,
   3 DECERR) instead of OKAY, for reads and writes: the RAM's read or write of a word in the
   range fails (cocotbext-axi then answers SLVERR for the beat or the burst) and the
@@ -143,6 +144,7 @@ async def _run_case(dut, case, ram: AxiRam, nb: int) -> dict:
         return int(h[name].value)
 
     cycle = 0
+    held = False  # the producer's word was offered and not taken
     while cycle < case["max_cycles"]:
         if cycle:
             await RisingEdge(dut.aclk)
@@ -158,7 +160,8 @@ async def _run_case(dut, case, ram: AxiRam, nb: int) -> dict:
         if wr_cmd:
             drive("wr_cmd_addr", writes[wi][0])
             drive("wr_cmd_beats", writes[wi][1])
-        wr_word = wd < len(wdata) and not (producer and next(producer))
+        # a word offered stays offered until taken (AXI: WVALID follows the producer's valid)
+        wr_word = wd < len(wdata) and (held or not (producer and next(producer)))
         drive("wr_valid", int(wr_word))
         if wr_word:
             drive("wr_data", wdata[wd])
@@ -183,8 +186,8 @@ async def _run_case(dut, case, ram: AxiRam, nb: int) -> dict:
             if wr_cmd and get("wr_cmd_ready"):
                 wi += 1
                 wr_cmd_cycles.append(cycle)
-            if wr_word and get("wr_ready"):
-                wd += 1
+            held = wr_word and not get("wr_ready")
+            wd += wr_word and not held
             if get("wr_done"):
                 done_cycles.append(cycle)
             if get("m_axi_awvalid") and get("m_axi_awready"):

@@ -187,13 +187,14 @@ def test_verilator_cycles_equal_the_model_main_shape():
     assert any(addr[j + 1] < ends[j] for j in range(len(addr) - 1)), "no address issued before the previous data"
 
 
-def test_verilator_cycles_equal_the_model_wide_shape():
-    _skip_without("verilator")
+def test_icarus_cycles_equal_the_model_wide_shape():
+    """The second shape under Icarus: its build takes a second where Verilator's takes 10 … 30."""
+    _skip_without("icarus")
     lists = _lists(4, seed=2)
     plan = {"sizes": ["none"], "near_4k": ["none", "r1in3", "b1in2", "w2in3"], "ones": ["none", "r1in3", "w2in3"],
             "random0": ["none", "r1in2", "w_b"]}
     cases = _timing_cases(WIDE, {k: lists[k] for k in plan}, THROTTLES, plan)
-    _report(cases, run_axi(WIDE, cases, "verilator", build_dir=BUILD / "axi_verilator_wide"),
+    _report(cases, run_axi(WIDE, cases, "icarus", build_dir=BUILD / "axi_icarus_wide"),
             _words, _structure, _timing, params=WIDE)
 
 
