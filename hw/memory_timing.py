@@ -70,7 +70,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from winnow.hw.axi_master import split_bursts
+from winnow.hw.axi_master import check_command, split_bursts
 from winnow.model.errors import DataError
 
 #: AxiRam's queue_occupancy_limit of every channel (cocotbext-axi's AxiSlaveRead/Write set 2).
@@ -144,10 +144,11 @@ def _pop_edge(ram: RamTiming, channel: str, earliest: int) -> int:
     return e
 
 
-def _bursts(commands, data_bits: int, max_burst: int):
-    """(beats, last-of-command) of every burst, commands in order."""
+def _bursts(commands, data_bits: int, max_burst: int, addr_bits: int, max_beats: int):
+    """(beats, last-of-command) of every burst, commands in order (bad commands refused: the engines drop them)."""
     out = []
     for addr, beats in commands:
+        check_command(addr, beats, addr_bits=addr_bits, data_bits=data_bits, max_beats=max_beats)
         parts = split_bursts(addr, beats, data_bits, max_burst)
         out += [(n, i == len(parts) - 1) for i, (_a, n) in enumerate(parts)]
     return out
@@ -164,14 +165,14 @@ def _load(j: int, loads: list[int], addr: list[int], finish: list[int], outstand
 
 
 def read_timing(commands, *, data_bits: int = 64, max_burst: int = 64, max_outstanding: int = 4,
-                ram: RamTiming = RamTiming()) -> Timing:
+                ram: RamTiming = RamTiming(), addr_bits: int = 32, max_beats: int = 65535) -> Timing:
     """Cycles of the read ``commands`` [(addr, beats)] on :class:`~winnow.hw.axi_master.AxiReadEngine` (module docstring)."""
     ar = _Sink(ram, "ar")
     loads, addr, finish, done, beats = [], [], [], [], []
     puts: list[int] = []  # P_b, edge the read process put beat b into the R queue
     pops: list[int] = []  # D_b, edge the R source popped it
     put_last = -1  # edge the process put the previous burst's last beat
-    for j, (n, last) in enumerate(_bursts(commands, data_bits, max_burst)):
+    for j, (n, last) in enumerate(_bursts(commands, data_bits, max_burst, addr_bits, max_beats)):
         loads.append(_load(j, loads, addr, finish, max_outstanding))
         addr.append(ar.handshake(loads[-1] + 1))
         take = max(addr[-1], put_last)  # T_j
@@ -192,14 +193,14 @@ def read_timing(commands, *, data_bits: int = 64, max_burst: int = 64, max_outst
 
 
 def write_timing(commands, *, data_bits: int = 64, max_burst: int = 64, max_outstanding: int = 4,
-                 ram: RamTiming = RamTiming()) -> Timing:
+                 ram: RamTiming = RamTiming(), addr_bits: int = 32, max_beats: int = 65535) -> Timing:
     """Cycles of the write ``commands`` [(addr, beats)] on :class:`~winnow.hw.axi_master.AxiWriteEngine` (module docstring)."""
     aw, w = _Sink(ram, "aw"), _Sink(ram, "w")
     loads, addr, finish, done, beats = [], [], [], [], []
     b_puts: list[int] = []  # edge the write process put burst j's B
     b_pops: list[int] = []  # edge the B source popped it
     w_take = -1  # edge the write process took the previous W beat
-    for j, (n, last) in enumerate(_bursts(commands, data_bits, max_burst)):
+    for j, (n, last) in enumerate(_bursts(commands, data_bits, max_burst, addr_bits, max_beats)):
         loads.append(_load(j, loads, addr, finish, max_outstanding))
         addr.append(aw.handshake(loads[-1] + 1))
         take = max(addr[-1], b_puts[-1] if b_puts else -1)  # T_j

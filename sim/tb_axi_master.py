@@ -46,6 +46,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 
+from winnow.model.files.atomic import atomic_write_json
+
 PERIOD_NS = 10
 FLAGS = ("error", "error_resp", "timeout", "bad_cmd", "error_addr")
 #: The ports the loop drives or samples.
@@ -233,7 +235,4 @@ async def run_cases(dut):
     for case in cases:
         faults[:] = case.get("faults", [])
         results.append(await _run_case(dut, case, ram, nb))
-    tmp = os.environ["WINNOW_RESULTS"] + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(results, fh)
-    os.replace(tmp, os.environ["WINNOW_RESULTS"])
+    atomic_write_json(os.environ["WINNOW_RESULTS"], results)

@@ -64,3 +64,11 @@ def test_pauses_never_make_anything_earlier(cmds, ar, r, aw, w, b, outstanding, 
         assert all(s >= f for s, f in zip(slow.done, fast.done))
         assert all(s >= f for s, f in zip(slow.beats, fast.beats))
         assert slow.done == sorted(slow.done) and len(set(slow.beats)) == len(slow.beats)
+
+
+@pytest.mark.parametrize("timing", [read_timing, write_timing])
+@pytest.mark.parametrize("cmd, rule", [((0x1000, 0), "1 … 1000 words"), ((0x1004, 2), "multiple of 8"),
+                                       ((0x1000, 1001), "1 … 1000 words")])
+def test_the_model_refuses_commands_the_engines_drop(timing, cmd, rule):
+    with pytest.raises(DataError, match=rule):
+        timing([(0x2000, 4), cmd], max_beats=1000)
