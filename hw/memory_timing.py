@@ -50,7 +50,7 @@ sinks and sources act on the state as of the edge, and the processes react after
   handshake (always ready). Hence AxiRam's read latency: the first beat after an idle R
   channel is valid 2 cycles after the AR handshake (a_j + 2);
 * the write process takes burst j at T_j = max(a_j, the edge it put burst j−1's B), takes its
-  W beats in order (W beat n at max(its capture edge, the previous take)), puts the B once
+  W beats in order (each at max(its capture edge, the previous take, T_j)), puts the B once
   it has the last one, as soon as the B queue (2 entries) has room: max(last W take, D_{j-2}
   of the B source); the B source pops as the R source. Hence AxiRam's write response
   latency: the B is valid 2 cycles after the last W handshake, when nothing waits.
