@@ -24,6 +24,8 @@ from winnow.hw.config import AccelConfig
 TOP = "winnow_array"
 #: Module name of the AXI-Stream wrapper (:class:`winnow.hw.axis_wrapper.AxisArray`).
 AXIS_TOP = f"{TOP}_axis"
+#: Module name of the AXI4 master engines' top (:class:`winnow.hw.axi_master.AxiMasterTop`).
+AXI_TOP = "winnow_axi_master"
 
 
 _ZERO_INIT = re.compile(r"  initial begin\n((?:    (\S+)\[\d+\] = \d+'h0+;\n)+)  end\n")
@@ -86,6 +88,13 @@ def verilog_text(cfg: AccelConfig, name: str = TOP) -> str:
 def axis_verilog_text(cfg: AccelConfig, name: str = AXIS_TOP, core: str = TOP) -> str:
     """Verilog source of the AXI-Stream wrapper; it instantiates the array's module ``core`` (:func:`verilog_text`)."""
     return _convert(AxisArray(cfg, core_module=core), name)
+
+
+def axi_master_verilog_text(name: str = AXI_TOP, **params) -> str:
+    """Verilog source of :class:`winnow.hw.axi_master.AxiMasterTop` with ``params`` (the engines' parameters)."""
+    from winnow.hw.axi_master import AxiMasterTop
+
+    return _convert(AxiMasterTop(**params), name)
 
 
 def generate(cfg: AccelConfig, out_dir, *, axis: bool = False) -> Path:

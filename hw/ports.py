@@ -1,8 +1,9 @@
-"""Typed ports between the array's units: memory write ports, read ports, lane vectors, launches.
+"""Typed ports between the array's units: memory write ports, read ports, lane vectors, launches; AXI4.
 
 Every unit-to-unit link of :class:`winnow.hw.array.WinogradArray` is one of these signatures,
 so the array joins the units with ``wiring.connect`` and Amaranth checks at elaboration
-that both sides agree on every member and its width.
+that both sides agree on every member and its width. :class:`AxiReadSignature` and
+:class:`AxiWriteSignature` are the external memory port of :mod:`winnow.hw.axi_master`.
 """
 
 from __future__ import annotations
@@ -81,3 +82,62 @@ class LaunchSignature(wiring.Signature):
     def __repr__(self):
         return f"LaunchSignature({self.step_layout!r})"
 
+
+
+
+def _address_channel(id_bits: int, addr_bits: int) -> dict[str, tuple[str, int]]:
+    """The AR or AW channel's signals: (flow seen from the master, width)."""
+    return {"valid": ("out", 1), "ready": ("in", 1), "id": ("out", id_bits), "addr": ("out", addr_bits),
+            "len": ("out", 8), "size": ("out", 3), "burst": ("out", 2), "lock": ("out", 1), "cache": ("out", 4),
+            "prot": ("out", 3)}  # fmt: skip
+
+
+class _AxiSignature(wiring.Signature):
+    """AXI4 channels seen from the master, members named ``<channel><signal>`` (AXI's names, e.g. ``arvalid``)."""
+
+    def __init__(self, addr_bits: int, data_bits: int, id_bits: int, channels: dict[str, dict[str, tuple[str, int]]]):
+        self.addr_bits, self.data_bits, self.id_bits = addr_bits, data_bits, id_bits
+        super().__init__({ch + sig: (Out if flow == "out" else In)(width)
+                          for ch, sigs in channels.items() for sig, (flow, width) in sigs.items()})
+
+    def __eq__(self, other):
+        return type(other) is type(self) and ((self.addr_bits, self.data_bits, self.id_bits)
+                                              == (other.addr_bits, other.data_bits, other.id_bits))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.addr_bits}, {self.data_bits}, id_bits={self.id_bits})"
+
+
+class AxiReadSignature(_AxiSignature):
+    """The AXI4 read channels AR and R, seen from the master; members carry AXI's names.
+
+    AR: ``arvalid``, ``arready`` (in), ``arid``, ``araddr``, ``arlen`` (8), ``arsize`` (3),
+    ``arburst`` (2), ``arlock`` (1), ``arcache`` (4), ``arprot`` (3); R (in): ``rvalid``,
+    ``rready`` (out), ``rid``, ``rdata``, ``rresp`` (2), ``rlast``. A top that prefixes
+    every member with ``m_axi_`` is what ``cocotbext.axi.AxiBus.from_prefix(dut, "m_axi")``
+    finds (cocotbext-axi requires the ID signals).
+    """
+
+    def __init__(self, addr_bits: int, data_bits: int, id_bits: int = 1):
+        super().__init__(addr_bits, data_bits, id_bits, {
+            "ar": _address_channel(id_bits, addr_bits),
+            "r": {"valid": ("in", 1), "ready": ("out", 1), "id": ("in", id_bits), "data": ("in", data_bits),
+                  "resp": ("in", 2), "last": ("in", 1)},
+        })  # fmt: skip
+
+
+class AxiWriteSignature(_AxiSignature):
+    """The AXI4 write channels AW, W and B, seen from the master; members carry AXI's names.
+
+    AW: as AR of :class:`AxiReadSignature`, named ``aw…``; W (out): ``wvalid``, ``wready``
+    (in), ``wdata``, ``wstrb`` (data_bits / 8), ``wlast``; B (in): ``bvalid``, ``bready``
+    (out), ``bid``, ``bresp`` (2).
+    """
+
+    def __init__(self, addr_bits: int, data_bits: int, id_bits: int = 1):
+        super().__init__(addr_bits, data_bits, id_bits, {
+            "aw": _address_channel(id_bits, addr_bits),
+            "w": {"valid": ("out", 1), "ready": ("in", 1), "data": ("out", data_bits),
+                  "strb": ("out", data_bits // 8), "last": ("out", 1)},
+            "b": {"valid": ("in", 1), "ready": ("out", 1), "id": ("in", id_bits), "resp": ("in", 2)},
+        })  # fmt: skip
