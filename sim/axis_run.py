@@ -24,7 +24,7 @@ from winnow.hw.config import AccelConfig
 from winnow.hw.generate import AXIS_TOP, TOP, generate
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.sources import source_digest
-from winnow.sim.cocotb_run import CXX_OPT, ROOT, SimulationError, run_cocotb, simulator_available
+from winnow.sim.cocotb_run import build_dir_lock, CXX_OPT, ROOT, SimulationError, run_cocotb, simulator_available
 
 
 @dataclass
@@ -58,27 +58,27 @@ def run_axis(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir=N
     if reason:
         raise SimulationError(reason)
     build_dir = Path(build_dir or ROOT / "build" / "sim" / f"axis_{simulator}").resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    vfiles = [build_dir / f"{TOP}.v", build_dir / f"{AXIS_TOP}.v"]  # the core, then the wrapper (the top)
-    stamp_text = json.dumps({"config": cfg.to_dict(), "hw_sources": source_digest("hw"), "cxx_opt": cxx_opt},
-                            sort_keys=True)
-    stamp = build_dir / "config.stamp"
-    if not all(f.exists() for f in vfiles) or not stamp.exists() or stamp.read_text() != stamp_text:
-        generate(cfg, build_dir, axis=True)
-        atomic_write_text(stamp, stamp_text)
-    cases = []
-    for packed, xq, name in layers:
-        model = packed_cycles(packed).cycles
-        cases.append({"name": name, "load": packed.load_port_words(xq), "outputs": len(packed.output_reads()),
-                      "model_cycles": model, "max_cycles": 2 * model + 1000})
-    case_file = atomic_write_json(build_dir / "cases.json", {"seed": seed, "source_pause": source_pause,
-                                                             "sink_pause": sink_pause, "cases": cases})
-    results = run_cocotb(simulator, vfiles, AXIS_TOP, _public_ports(cfg), build_dir, "winnow.sim.tb_axis", case_file,
-                         cxx_opt)
-    out = []
-    for (packed, _xq, _name), r in zip(layers, results):
-        words = r["out"][:len(packed.output_reads())]  # the frames' count is checked by the caller
-        full = words + [0] * (len(packed.output_reads()) - len(words))
-        out.append(AxisResult(name=r["name"], out=packed.unpack_reads(full), frames=r["frames"], cycles=r["cycles"],
-                              extra_after_last=r["extra_after_last"]))
-    return out
+    with build_dir_lock(build_dir):
+        vfiles = [build_dir / f"{TOP}.v", build_dir / f"{AXIS_TOP}.v"]  # the core, then the wrapper (the top)
+        stamp_text = json.dumps({"config": cfg.to_dict(), "hw_sources": source_digest("hw"), "cxx_opt": cxx_opt},
+                                sort_keys=True)
+        stamp = build_dir / "config.stamp"
+        if not all(f.exists() for f in vfiles) or not stamp.exists() or stamp.read_text() != stamp_text:
+            generate(cfg, build_dir, axis=True)
+            atomic_write_text(stamp, stamp_text)
+        cases = []
+        for packed, xq, name in layers:
+            model = packed_cycles(packed).cycles
+            cases.append({"name": name, "load": packed.load_port_words(xq), "outputs": len(packed.output_reads()),
+                          "model_cycles": model, "max_cycles": 2 * model + 1000})
+        case_file = atomic_write_json(build_dir / "cases.json", {"seed": seed, "source_pause": source_pause,
+                                                                 "sink_pause": sink_pause, "cases": cases})
+        results = run_cocotb(simulator, vfiles, AXIS_TOP, _public_ports(cfg), build_dir, "winnow.sim.tb_axis", case_file,
+                             cxx_opt)
+        out = []
+        for (packed, _xq, _name), r in zip(layers, results):
+            words = r["out"][:len(packed.output_reads())]  # the frames' count is checked by the caller
+            full = words + [0] * (len(packed.output_reads()) - len(words))
+            out.append(AxisResult(name=r["name"], out=packed.unpack_reads(full), frames=r["frames"], cycles=r["cycles"],
+                                  extra_after_last=r["extra_after_last"]))
+        return out

@@ -169,6 +169,27 @@ def simulator_runner(simulator: str):
 
 
 
+@contextlib.contextmanager
+def build_dir_lock(build_dir: Path):
+    """An exclusive lock on ``build_dir`` (its ``.lock`` file) while a run generates, builds and simulates there.
+
+    Runs that share a build directory (tests in two pytest-xdist workers, two
+    commands) then wait for each other instead of regenerating or rebuilding the model
+    under one another. The lock is the operating system's (``flock``): a killed process
+    releases it.
+    """
+    import fcntl
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_cocotb(simulator: str, vfiles: list[Path], top: str, public_ports: str, build_dir: Path, test_module: str,
                case_file: Path, cxx_opt: str = CXX_OPT, *, waves: bool = False) -> list:
     """Build the Verilog files ``vfiles`` (top ``top``, in the last file) under ``simulator`` and run the cocotb ``test_module`` on ``case_file``.
@@ -215,7 +236,11 @@ def run_layers(cfg: AccelConfig, layers, simulator: str = "verilator", build_dir
     if reason:
         raise SimulationError(reason)
     build_dir = Path(build_dir or ROOT / "build" / "sim" / simulator).resolve()  # the simulator runs elsewhere
-    build_dir.mkdir(parents=True, exist_ok=True)
+    with build_dir_lock(build_dir):
+        return _run_layers(cfg, layers, simulator, build_dir, waves, cxx_opt)
+
+
+def _run_layers(cfg: AccelConfig, layers, simulator: str, build_dir: Path, waves: bool, cxx_opt: str) -> list:
     vfile = build_dir / f"{TOP}.v"
     # regenerate when the configuration or the generator's source changes
     src = f"{source_digest('hw')} {cxx_opt} ports-only-vpi"
