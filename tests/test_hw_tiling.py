@@ -188,3 +188,20 @@ def test_docs_show_the_roofline_tables_rendered_from_the_recorded_json():
     root = Path(__file__).resolve().parents[1]
     doc = json.loads((root / "bench" / "results" / "hw.json").read_text(encoding="utf-8"))
     assert render_roofline(doc["roofline"]) in (root / "docs" / "hardware.md").read_text(encoding="utf-8")
+
+
+def test_docs_show_the_tiled_rtl_runs_rendered_from_the_recorded_json():
+    """The full-size layers of bench-hw ran bit-exact with every pass's cycles equal to the model."""
+    import json
+    from pathlib import Path
+
+    from bench.hw_run import render_tiled
+
+    root = Path(__file__).resolve().parents[1]
+    doc = json.loads((root / "bench" / "results" / "hw.json").read_text(encoding="utf-8"))
+    t = doc["tiled_rtl"]
+    assert render_tiled(t) in (root / "docs" / "hardware.md").read_text(encoding="utf-8")
+    sizes = {(r["C"], r["K"], r["H"]) for r in t["layers"]}
+    assert {(256, 256, 32), (512, 512, 14)} <= sizes
+    assert all(r["bit_exact"] and r["passes_equal"] and r["rtl_cycles"] == r["layer_model_cycles"]
+               for r in t["layers"])
