@@ -170,10 +170,53 @@ TRAINED = Path(__file__).parent / "data" / "trained_f43"
     (lambda d: d["ops"][-1].update(w_scale="x"), r"ops\[\d+\].w_scale"),
 ])
 def test_a_malformed_manifest_names_the_field(tmp_path, edit, field):
+    """Edits that also forge the manifest's checksum reach the field checks behind it."""
+    _edited_manifest(tmp_path, edit, reseal=True)
+    with pytest.raises(ManifestError, match=rf"network.json: field '{field}'"):
+        load_network(tmp_path)
+
+
+def _edited_manifest(tmp_path, edit, reseal):
+    from winnow.model.files.export import manifest_digest
+
     for f in TRAINED.iterdir():
         shutil.copy(f, tmp_path / f.name)
     doc = json.loads((TRAINED / "network.json").read_text())
     edit(doc)
+    if reseal:
+        doc["manifest_sha256"] = manifest_digest(doc)
     (tmp_path / "network.json").write_text(json.dumps(doc))
-    with pytest.raises(ManifestError, match=rf"network.json: field '{field}'"):
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d.update(input_scale=d["input_scale"] * 2), "field 'manifest_sha256': checksum mismatch"),
+    (lambda d: d["ops"][2].update(size=4), "field 'manifest_sha256': checksum mismatch"),
+])
+def test_an_edited_manifest_is_refused_by_its_checksum(tmp_path, edit, words):
+    _edited_manifest(tmp_path, edit, reseal=False)
+    with pytest.raises(ManifestError, match=words):
+        load_network(tmp_path)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d.update(input_scale=d["input_scale"] * 2), r"field 'ops\[0\]': conv 0 reads scale .* \(the input_scale\)"),
+    (lambda d: d.update(act_bits=6), r"field 'ops\[0\]': conv 0 has act_bits = 8, the network 6"),
+    (lambda d: d["ops"][0].update(C=3), r"field 'ops\[0\].C': the manifest says 3, the layer file 00_0.wnl says 1"),
+    (lambda d: d["ops"][0].update(K=8), r"field 'ops\[0\].K': the manifest says 8"),
+    (lambda d: d.update(input_shape=[1, 32, 32]), r"field 'ops\[0\]': conv 0 expects input \[1, 28, 28\], the "
+                                                  r"operations before it give \[1, 32, 32\]"),
+    (lambda d: d["ops"].__setitem__(2, {**d["ops"][2], "size": 4}), r"field 'ops\[\d\]': conv 5 expects input"),
+    (lambda d: d["ops"].pop(1), r"field 'ops\[2\]': conv 5 reads scale .*, the operations before it write"),
+    (lambda d: d["ops"][-1].update(act_bits=4), r"field 'ops\[\d+\].act_bits': 4, but the network's act_bits is 8"),
+], ids=["input_scale", "act_bits", "C", "K", "input_shape", "pool size", "op removed", "linear act_bits"])
+def test_the_manifest_is_cross_checked_against_its_layer_files(tmp_path, edit, words):
+    """Issue 17: a manifest whose numbers disagree with its layer files is refused even with a forged checksum."""
+    _edited_manifest(tmp_path, edit, reseal=True)
+    with pytest.raises(ManifestError, match=words):
+        load_network(tmp_path)
+
+
+def test_a_version_1_network_is_refused_naming_the_version(tmp_path):
+    _edited_manifest(tmp_path, lambda d: (d.update(format_version=1), d.pop("manifest_sha256")), reseal=False)
+    with pytest.raises(ManifestError, match="supports version 2; the file has 1 .version 1 predates"):
         load_network(tmp_path)
