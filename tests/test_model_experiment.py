@@ -220,3 +220,90 @@ def test_a_version_1_network_is_refused_naming_the_version(tmp_path):
     _edited_manifest(tmp_path, lambda d: (d.update(format_version=1), d.pop("manifest_sha256")), reseal=False)
     with pytest.raises(ManifestError, match="supports version 2; the file has 1 .version 1 predates"):
         load_network(tmp_path)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
+    ({"seed": 1 << 40}, "seed must be an integer"),
+    ({"seed": 2.5}, "seed must be an integer"),
+    ({"iterative_steps": 10**9}, r"iterative_steps must be an integer >= 1 \(at most 100"),
+    ({"method": "kep", "kep_lambda": float("nan")}, "kep_lambda must be >= 0 and finite"),
+    ({"method": "kep", "kep_lambda": float("inf")}, "kep_lambda must be >= 0 and finite"),
+    ({"method": "kep", "kep_library": 10**6}, "kep_library must be an integer >= 1 .at most 512"),
+    ({"lr": 1e30}, r"lr must be a positive finite number \(at most 10\)"),
+    ({"qat_lr": float("nan")}, "qat_lr must be a positive finite number"),
+    ({"dense_epochs": 10**9}, r"dense_epochs must be a non-negative integer \(at most 1000\)"),
+    ({"batch_size": 10**9}, r"batch_size must be an integer >= 1 \(at most 65536\)"),
+])
+def test_every_numeric_knob_has_an_upper_bound(kw, words):
+    """Issue 17: values that would hang (a billion steps) or diverge are refused when configured."""
+    from winnow.model.training.experiment import experiment_config
+
+    with pytest.raises(ConfigError, match=words):
+        experiment_config(kw)
+
+
+def test_a_large_seed_trains(tmp_path):
+    """A seed near 2^32 (phase seeds seed·1000 + salt beyond NumPy's range) is reduced, not a traceback."""
+    from winnow.model.training.train import seed_everything
+
+    seed_everything((1 << 32) - 1)
+    seed_everything(((1 << 32) - 1) * 1000 + 5)
+
+
+def _tiny_data():
+    import torch
+
+    from winnow.model.data.datasets import Split
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (32,), generator=g)
+    return Split("tiny", x, y, x, y, 10)
+
+
+def test_training_that_diverges_is_named_at_once():
+    """A loss that becomes NaN or infinite stops training with a message naming the phase and the knobs."""
+    import torch
+
+    from winnow.model.data.nets import SmallVGG
+    from winnow.model.training.train import TrainConfig, train
+
+    model = SmallVGG(1, 10, 4, 8)
+    with pytest.raises(ConfigError, match=r"training diverged in 'kep', epoch 1/3 \(lr = 0.001\): the loss became nan "
+                                          r"at batch 1; lower the learning rate .* or the method's penalty"):
+        train(model, _tiny_data(), TrainConfig(epochs=3, lr=1e-3, batch_size=8), desc="kep", progress=False,
+              extra_loss=lambda: torch.tensor(float("nan")))
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ConfigError, match="training diverged in 'dense'"):
+        train(model, _tiny_data(), TrainConfig(epochs=1, lr=1e-3, batch_size=8), desc="dense", progress=False)
+
+
+def test_non_finite_weights_are_named_before_quantization():
+    """The integer network refuses NaN weights by name instead of a misleading requantization error."""
+    import torch
+
+    from winnow.model.data.nets import SmallVGG
+    from winnow.model.integer.network import build_integer_network
+    from winnow.model.nn.convert import convert_to_winograd
+    from winnow.model.nn.qat import prepare_qat
+
+    model = SmallVGG(1, 10, 4, 8)
+    convert_to_winograd(model, m=2)
+    prepare_qat(model, _tiny_data().x_train, act_bits=8, weight_bits=8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+            break
+    with pytest.raises(ConfigError, match="its weights hold NaN or infinite values .training diverged"):
+        build_integer_network(model.double())
+
+
+def test_plain_progress_lines_when_not_a_terminal(capsys):
+    from winnow.model.data.nets import SmallVGG
+    from winnow.model.training.train import TrainConfig, train
+
+    train(SmallVGG(1, 10, 4, 8), _tiny_data(), TrainConfig(epochs=2, lr=1e-3, batch_size=8), desc="dense")
+    out = capsys.readouterr().out
+    assert "dense epoch 1/2: loss" in out and "dense epoch 2/2: loss" in out

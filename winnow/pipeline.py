@@ -54,8 +54,10 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
         sc = cfg.section("sim")
         data = load_dataset(cfg.experiment().dataset)
         items, expected = steps.network_items(_network(ctx), data.x_test.numpy(), sc["image"], sc["layers"])
+        chosen = range(len(items)) if sc["layers"] == "all" else sc["layers"]
         rep = steps.simulate(_array(ctx), items, sc["simulator"], ctx.cache(f"sim-{sc['simulator']}"),
-                             waves=sc["waves"], progress=ctx.progress, expected=expected)
+                             waves=sc["waves"], progress=ctx.progress, expected=expected,
+                             labels=[steps.conv_label(i, item[0]) for i, item in zip(chosen, items)])
         return {**rep, "image": sc["image"], "label": int(data.y_test[sc["image"]])}
 
     def cycles(ctx):
