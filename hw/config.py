@@ -23,6 +23,8 @@ from winnow.model.files.bounded import read_json_bounded
 PARAMS_SCHEMA = "winnow-accel-params/1"
 
 MODES = ("sparse", "dense")
+#: Most entries of one PE stream (a dense VGG-16 layer at 512 × 512 channels needs about 2.4 M).
+MAX_STREAM_DEPTH = 1 << 26
 
 
 def ubits(n: int) -> int:
@@ -178,10 +180,14 @@ class AccelConfig:
                               f"tiled passes add partial sums across C blocks")
         if self.h_max + 2 * self.pad_max < dp.r or self.w_max + 2 * self.pad_max < dp.r:
             raise ConfigError(f"h_max, w_max + 2·pad_max must reach the kernel r = {dp.r}")
-        if self.stream_depth is None:
+        if self.stream_depth is None:  # derived: as large as a dense layer at the limits needs
             object.__setattr__(self, "stream_depth", self.dense_stream_length)
+        elif isinstance(self.stream_depth, int) and not isinstance(self.stream_depth, bool) \
+                and self.stream_depth > MAX_STREAM_DEPTH:
+            raise ConfigError(f"stream_depth must be a positive integer (at most {MAX_STREAM_DEPTH:,}); "
+                              f"got {self.stream_depth!r:.40}")
         if isinstance(self.stream_depth, bool) or not isinstance(self.stream_depth, int) or self.stream_depth < 1:
-            raise ConfigError(f"stream_depth must be a positive integer; got {self.stream_depth!r}")
+            raise ConfigError(f"stream_depth must be a positive integer; got {self.stream_depth!r:.40}")
         if self.mode == "dense" and self.stream_depth < self.dense_stream_length:
             raise ConfigError(f"dense mode needs stream_depth >= {self.dense_stream_length} (a dense layer at the "
                               f"limits: ⌈positions·clusters/P⌉·⌈k_max/clusters⌉·c_max + k_blocks); "

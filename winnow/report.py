@@ -12,11 +12,11 @@ Rendered only from the steps' ``report.json`` files (never from live objects), s
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.errors import WinnowError
+from winnow.model.files.bounded import finite_float
 from winnow.model.files.json_file import read_json
 
 
@@ -59,7 +59,7 @@ def check_board_report(doc, where) -> dict:
             raise WinnowError(f"{where}: field 'resources.{name[:40]}': expected used and available "
                               f"(integers >= 0), got {r!r:.80}")
     f = doc.get("fmax_mhz")
-    if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f)):
+    if f is not None and finite_float(f) is None:
         raise WinnowError(f"{where}: field 'fmax_mhz': expected a finite number, got {f!r:.60}")
     for key in ("board", "device"):
         if key in doc and not isinstance(doc[key], str):

@@ -116,6 +116,17 @@ def read_text_bounded(path, limit: int | None = None, error: type[Exception] = W
         raise error(f"{where}: not UTF-8 text (byte {exc.start})") from None
 
 
+def finite_float(v) -> float | None:
+    """``v`` as a finite float, or None: not a number (bools are not), NaN, infinite, or too large for a float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def value_error_text(exc: ValueError) -> str:
     """A parser's ValueError in a user's words (Python's int-conversion limit names a Python setting)."""
     text = str(exc)
@@ -192,5 +203,5 @@ def is_file(path) -> bool:
         return False
 
 
-__all__ = ["LIMITS", "MAX_JSON_DEPTH", "is_file", "nesting_depth", "parse_json", "read_bounded",
+__all__ = ["LIMITS", "MAX_JSON_DEPTH", "finite_float", "is_file", "nesting_depth", "parse_json", "read_bounded",
            "read_json_bounded", "read_text_bounded", "value_error_text"]

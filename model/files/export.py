@@ -26,7 +26,7 @@ import numpy as np
 
 from winnow.model.files.atomic import atomic_write_bytes, atomic_write_json
 from winnow.model.errors import WinnowError
-from winnow.model.files.bounded import is_file, read_bounded, read_json_bounded
+from winnow.model.files.bounded import finite_float, is_file, read_bounded, read_json_bounded
 from winnow.model.integer.network import Flatten, IntegerNetwork, IntReLU, QuantizedLinear
 from winnow.model.files.layer_file import SparseLayer, canonical_json, decode_layer, write_layer
 from winnow.model.integer.reference import MaxPool, QuantizedConv
@@ -137,9 +137,10 @@ def read_network(path) -> NetworkFiles:
         return v
 
     def scale(field: str, v) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        f = finite_float(v)
+        if f is None or f <= 0:
             fail(field, f"expected a positive finite number, got {v!r:.60}")
-        return float(v)
+        return f
 
     doc = read_json_bounded(path, ManifestError, what="network manifest", where=where,
                             missing="no such network manifest")

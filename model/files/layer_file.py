@@ -52,6 +52,8 @@ MAGIC = b"WINNOWL\0"
 FORMAT_VERSION = 2
 SUFFIX = ".wnl"
 _BLOBS = ("row_ptr", "col_idx", "values", "bias", "mult", "shift", "weight_scale")
+#: The rounding rules the values were quantized with: the only ones this version computes (checked on reading).
+ROUNDING = {"quantize": "round_half_even", "requantize": "round_half_up (z*mult + 2^(shift-1)) >> shift"}
 #: Largest header, in bytes (a real header is a few kB: the blob table and the datapath).
 MAX_HEADER_BYTES = 1 << 20
 #: Largest output channel count and input side a layer file may declare (before anything is allocated).
@@ -216,7 +218,7 @@ def encode_layer(layer: SparseLayer) -> bytes:
         "datapath": _config_header(layer.config),
         "activation": {"relu": layer.relu, "winograd_relu": layer.winograd_relu,
                        "in_scale": layer.in_scale, "out_scale": layer.out_scale},
-        "rounding": {"quantize": "round_half_even", "requantize": "round_half_up (z*mult + 2^(shift-1)) >> shift"},
+        "rounding": ROUNDING,
         "nnz": layer.nnz,
         "density": layer.density,
         "nnz_per_position": [int(v) for v in layer.nnz_per_position()],
@@ -284,11 +286,15 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
     if rd.get(h, "header_sha256", str, "header_sha256") != header_digest(h):
         rd.fail("header_sha256", "checksum mismatch: the header was edited or is corrupted")
     name = rd.get(h, "name", str, "name")
+    if rd.get(h, "rounding", dict, "rounding") != ROUNDING:
+        rd.fail("rounding", f"this version rounds as {ROUNDING}; the file says {h['rounding']!r:.120}")
 
     dp = rd.get(h, "datapath", dict, "datapath")
     kw = {k: rd.get(dp, k, int, f"datapath.{k}") for k in
           ("dims", "m", "r", "act_bits", "weight_bits", "c_max", "bias_bits", "mult_bits", "max_position_shift")}
     points = rd.get(dp, "points", list, "datapath.points")
+    if not all(isinstance(p, str) and len(p) <= 40 for p in points):
+        rd.fail("datapath.points", "expected a list of rationals as strings ('0', '1/2', '-3')")
     try:
         cfg = DatapathConfig(points=tuple(points), **kw)
     except (ConfigError, ValueError, TypeError, ZeroDivisionError) as exc:

@@ -67,7 +67,7 @@ class KepConfig:
             raise ConfigError(f"kep_library must be an integer >= 1 (at most 512, the 3×3 patterns there are); "
                               f"got {self.library!r:.40}")
         v = self.lambda_
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0 <= v <= MAX_LAMBDA):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= MAX_LAMBDA:  # NaN, inf fail too
             raise ConfigError(f"kep_lambda must be >= 0 and finite (at most {MAX_LAMBDA:g}); got {v!r:.40}")
 
 

@@ -95,7 +95,7 @@ class ExperimentConfig:
             raise ConfigError(f"batch_size must be an integer >= 1 (at most {MAX_BATCH}); got {self.batch_size!r:.40}")
         for nm in ("lr", "retrain_lr", "qat_lr"):
             v = getattr(self, nm)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= MAX_LR:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_LR:  # NaN fails too
                 raise ConfigError(f"{nm} must be a positive finite number (at most {MAX_LR:g}); got {v!r:.40}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's and torch's seed range); "
