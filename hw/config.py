@@ -498,16 +498,16 @@ def gen_cost(cfg: "AccelConfig") -> dict:
             "megabytes": m0 + m_mib * mib + m_mult * cfg.multipliers, "memory_mibit": mib}
 
 
-def check_gen_cost(cfg: "AccelConfig", allow: bool = False) -> dict:
-    """:func:`gen_cost`, refused (``ConfigError`` with the estimate) above :data:`GEN_MAX_SECONDS` or
-    :data:`GEN_MAX_MEGABYTES` unless ``allow``."""
+def check_gen_cost(cfg: "AccelConfig", allow: bool = False, hint: str = "or pass --allow-slow") -> dict:
+    """:func:`gen_cost`, refused (``ConfigError`` with the estimate and ``hint``) above :data:`GEN_MAX_SECONDS`
+    or :data:`GEN_MAX_MEGABYTES` unless ``allow``."""
     cost = gen_cost(cfg)
     if not allow and (cost["seconds"] > GEN_MAX_SECONDS or cost["megabytes"] > GEN_MAX_MEGABYTES):
         raise ConfigError(f"generating this array would take about {cost['seconds'] / 60:.0f} min and "
                           f"{cost['megabytes'] / 1024:.1f} GB of memory ({cost['memory_mibit']:,.1f} Mibit of "
                           f"memories, {cfg.multipliers} multipliers; the estimate is good to a factor of two), above "
                           f"the {GEN_MAX_SECONDS / 60:.0f} min / {GEN_MAX_MEGABYTES / 1024:.0f} GB that runs without "
-                          f"asking: lower the limits (k_max, h_max, w_max, c_max, stream_depth) or pass --allow-slow")
+                          f"asking: lower the limits (k_max, h_max, w_max, c_max, stream_depth) {hint}")
     return cost
 
 

@@ -386,7 +386,14 @@ def cmd_demo_foundation(a) -> int:
     return demo.main(a)
 
 
-class _LazyParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command (docs/cli.md)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+class _LazyParser(_Parser):
     """A subcommand parser whose options are added when it is first used.
 
     ``winnow prune``'s options come from the registered pruning methods, which import
@@ -430,7 +437,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------- parser
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="winnow", allow_abbrev=False, description=__doc__.split("\n\n")[0],
+    ap = _Parser(prog="winnow", allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n")[1] + "\n\n" + EPILOG)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")

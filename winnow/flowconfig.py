@@ -37,6 +37,8 @@ SIM_DEFAULTS = {"simulator": "verilator", "layers": "all", "image": 0, "waves": 
 BOARD_KEYS = {"name": str}
 REPORT_KEYS = {"title": str}
 SIMULATORS = ("verilator", "icarus")
+#: How a flow refusing a slow array says what to do (winnow.hw.config.check_gen_cost).
+FLOW_GEN_HINT = "(a flow generates only arrays below them; 'winnow gen --allow-slow' generates any)"
 #: Most extra densities of [train].sweep.
 MAX_SWEEP = 16
 
@@ -196,14 +198,15 @@ def _check_now(cfg: FlowConfig) -> None:
         raise FlowConfigError(f"{cfg.source}: [train].dataset: unknown or unsupported in a flow: {exp.dataset!r}; "
                               f"choose from {', '.join(embedded)} ({local}: local files, through the Python API "
                               f"winnow.model.data.datasets.load_dataset and run_experiment)")
-    try:  # the network's c_max is known only after training; the array's rules do not depend on it
-        dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=16)
+    try:  # the network's c_max: its widest convolution input (filter pruning may narrow it after training)
+        dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits,
+                            c_max=_widest_input(exp))
     except ConfigError as exc:
         raise FlowConfigError(f"{cfg.source}: [train]: {exc}") from None
     try:
         arr = array_config(dp, cfg.array_fields(), where=f"{cfg.source}: [array]")
         check_buildable(arr)
-        check_gen_cost(arr)
+        check_gen_cost(arr, hint=FLOW_GEN_HINT)
     except ConfigError as exc:
         raise FlowConfigError(str(exc) if str(exc).startswith(cfg.source) else f"{cfg.source}: [array]: {exc}") \
             from None
@@ -216,18 +219,36 @@ def _check_now(cfg: FlowConfig) -> None:
                                   f"{', '.join(sorted(KNOWN_BOARDS))}")
 
 
+def _convolutions(exp) -> list:
+    """The convolutions of the data set's default network, built on torch's meta device (nothing allocated)."""
+    import torch
+
+    from winnow.model.data.datasets import DATASETS
+    from winnow.model.data.nets import model_for
+
+    ds = DATASETS.get(exp.dataset)
+    if ds.input_shape is None:
+        return []
+    with torch.device("meta"):
+        net = model_for(exp.dataset, ds.input_shape, ds.classes, exp.width)
+    return [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+
+
+def _widest_input(exp) -> int:
+    """c_max of the network a flow will export: the largest input channel count of its convolutions."""
+    return max((m.in_channels for m in _convolutions(exp)), default=16)
+
+
 def _check_sim_choices(cfg: FlowConfig, exp) -> None:
     """[sim].layers and [sim].image against the data set's network and test split, before any training."""
     from winnow.model.data.datasets import DATASETS
-    from winnow.model.data.nets import model_for
 
     ds = DATASETS.get(exp.dataset)
     if ds.input_shape is None:
         return
     sim = {**SIM_DEFAULTS, **cfg.sim}
     if sim["layers"] != "all":
-        net = model_for(exp.dataset, ds.input_shape, ds.classes, 1)  # the count of convolutions only
-        convs = sum(1 for m in net.modules() if type(m).__name__ in ("Conv2d", "Conv3d"))
+        convs = len(_convolutions(exp))
         bad = [i for i in sim["layers"] if i >= convs]
         if bad:
             raise FlowConfigError(f"{cfg.source}: [sim].layers: conv {bad[0]} does not exist: the {exp.dataset} "

@@ -23,7 +23,7 @@ from winnow.model.sources import source_digest
 
 from . import steps
 from .flow import Flow, Step
-from .flowconfig import FlowConfig
+from .flowconfig import FLOW_GEN_HINT, FlowConfig
 
 def _network(ctx) -> Path:
     return ctx.upstream("export") / "network"
@@ -46,7 +46,7 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
 
     def gen(ctx):
         arr, _ = steps.network_array(_network(ctx), cfg.array_fields())
-        return steps.gen(arr, ctx.out, ctx.progress)
+        return steps.gen(arr, ctx.out, ctx.progress, cost_hint=FLOW_GEN_HINT)
 
     def sim(ctx):
         from winnow.model.data.datasets import load_dataset

@@ -227,7 +227,8 @@ def network_array(network_dir: Path, fields: dict):
     return cfg, layers
 
 
-def gen(cfg, out: Path, progress: Progress = print, allow_slow: bool = False) -> dict:
+def gen(cfg, out: Path, progress: Progress = print, allow_slow: bool = False,
+        cost_hint: str = "or pass --allow-slow") -> dict:
     """Verilog of the array (and its AXI-Stream named wrapper) with params.json, reporting each step.
 
     The elaboration's cost is estimated first (:func:`winnow.hw.config.check_gen_cost`): an
@@ -237,7 +238,7 @@ def gen(cfg, out: Path, progress: Progress = print, allow_slow: bool = False) ->
     from winnow.hw.generate import generate
 
     check_buildable(cfg)
-    cost = check_gen_cost(cfg, allow=allow_slow)
+    cost = check_gen_cost(cfg, allow=allow_slow, hint=cost_hint)
     t0 = time.time()
     progress(f"      {cfg.memory_bits / 1e3:,.1f} kbit of memories, {cfg.multipliers} multipliers: estimated "
              f"~{cost['seconds']:.0f} s and ~{cost['megabytes'] / 1024:.1f} GB to elaborate")

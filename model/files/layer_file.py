@@ -417,9 +417,12 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
 
 def _as_float(rd, v, field: str) -> float:
     try:
-        return float(v)
+        f = float(v)
     except OverflowError:
         rd.fail(field, "a number too large for a float")
+    if f != v:  # an integer a float cannot hold exactly: reading it would change it
+        rd.fail(field, f"{v} is not exactly a float")
+    return f
 
 
 def read_layer(path) -> SparseLayer:
