@@ -250,11 +250,10 @@ def cmd_sim(a) -> int:
                           "and networks carry their own datapath")
     labels = None
     if a.network is not None:
-        from winnow.model.files.export import load_network
+        from winnow.model.files.export import read_network
 
-        net = load_network(a.network)
-        chosen = a.layer or "all"
-        layers = steps.network_layers(a.network)
+        loaded = read_network(a.network)  # manifest, files and checksums validated, each file read once
+        net, layers, chosen = loaded.net, steps.network_layers(a.network, loaded), a.layer or "all"
         steps.check_layer_choice(layers, chosen, "--layer")
         arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)
         for i in (range(len(layers)) if chosen == "all" else chosen):  # before any activation is computed

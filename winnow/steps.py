@@ -109,11 +109,12 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
     return {"network": "network/network.json", "how": how, "layers": network_summary(manifest.parent)}
 
 
-def network_layers(network_dir: Path):
-    """[(name, SparseLayer)] of the convolutions of an exported network, in order."""
+def network_layers(network_dir: Path, files=None):
+    """[(name, SparseLayer)] of the convolutions of an exported network, in order (``files``: the network
+    as :func:`winnow.model.files.export.read_network` already read it)."""
     from winnow.model.files.export import read_network
 
-    layers = read_network(network_dir).convs  # manifest, files and checksums validated
+    layers = (files or read_network(network_dir)).convs  # manifest, files and checksums validated
     if not layers:
         raise WinnowError(f"{network_dir}: the network has no convolution to run on the array")
     return layers
