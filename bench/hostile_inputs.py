@@ -543,6 +543,7 @@ def command(t: Tally, rng: random.Random, d: Path, limit: int) -> None:
     cases += [["sim", "--random", r, "--out", d / "cli" / "s"] for r in
               ("32,32,4000,4000", "100000,1,8,8", "1,1,8,99999999999999999999", "-1,2,3,4")]
     cases += [["sim", "--random", "1,1,8,8", "--seed", "-1", "--out", d / "cli" / "s"],
+              ["sim", "--random", "32,32,4000,4000", "--tiled", "--pad-max", "0", "--out", d / "cli" / "s"],
               ["gen", "--k-max", "4096", "--out", d / "cli" / "g"],
               ["cycles", TRAINED / "00_0.wnl", "--network", TRAINED],
               ["sim", "--network", TRAINED, "--layer", "9", "--out", d / "cli" / "s"]]

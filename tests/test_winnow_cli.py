@@ -407,6 +407,8 @@ def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     (("gen", "--k-max", "4096", "--out", "{tmp}/g"), ["about 10 min", "GB of memory", "--allow-slow"]),
     (("sim", "--random", "32,32,4000,4000", "--out", "{tmp}/s"), ["H = 4000", "h_max = 28"]),
     (("sim", "--random", "100000,1,8,8", "--out", "{tmp}/s"), ["C = 100000", "c_max = 32"]),
+    (("sim", "--random", "32,32,4000,4000", "--tiled", "--pad-max", "0", "--out", "{tmp}/s"),
+     ["512,000,000 activations", "more than a simulation takes"]),
     (("sim", "--random", "1,1,8,8", "--seed", "-1", "--out", "{tmp}/s"), ["seed in [0, 2^32)"]),
     (("cycles", str(TRAINED / "00_0.wnl"), "--network", str(TRAINED)), ["layer files or --network, not both"]),
     (("gen", "--params", "/dev/zero", "--out", "{tmp}/g"), ["/dev/zero: a device, not a params.json"]),
