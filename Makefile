@@ -33,6 +33,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run
 	$(PY) -m bench.training_step
+	$(PY) -m bench.hostile_inputs
 
 # docs/comparison.md: every pruning method on one model and data (about 6 minutes)
 compare: $(STAMP)

@@ -118,7 +118,14 @@ class HostDriver:
             left = budget - (self.t.now() - t0)
             if left <= 0:
                 break
-            got += self.t.read(n - len(got), left)
+            chunk = self.t.read(n - len(got), left)
+            if not isinstance(chunk, (bytes, bytearray)):
+                raise HostLinkError(f"the transport answered {type(chunk).__name__} instead of bytes while "
+                                    f"waiting for {what}")
+            if len(chunk) > n - len(got):
+                raise HostLinkError(f"the transport returned {len(chunk)} bytes for a read of {n - len(got)} "
+                                    f"while waiting for {what}")
+            got += chunk
         if len(got) < n:
             raise HostLinkTimeout(f"timed out after {budget:.3g} s waiting for {what} "
                                   f"(received {len(got)} of {n} bytes{': ' + got.hex() if got else ''}); "
@@ -149,7 +156,10 @@ class HostDriver:
         if self._info is None:
             self.t.write(bytes([P.INFO]))
             self._expect_echo(P.INFO, "INFO", 1)
-            info = P.LinkInfo.from_bytes(self._read_exact(P.INFO_BYTES, "the INFO payload"))
+            try:
+                info = P.LinkInfo.from_bytes(self._read_exact(P.INFO_BYTES, "the INFO payload"))
+            except DataError as exc:
+                raise HostLinkError(f"bad INFO response: {exc}") from None
             if info.version != P.VERSION:
                 raise HostLinkError(f"board speaks protocol version {info.version}; this driver speaks {P.VERSION}")
             self._info = info

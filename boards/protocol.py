@@ -92,6 +92,9 @@ class LinkInfo:
 
     @classmethod
     def from_bytes(cls, b: bytes) -> "LinkInfo":
+        """The INFO payload (exactly :data:`INFO_BYTES` bytes) → LinkInfo; anything else is a :class:`DataError`."""
+        if not isinstance(b, (bytes, bytearray)) or len(b) != INFO_BYTES:
+            raise DataError(f"an INFO payload is {INFO_BYTES} bytes; got {len(b) if isinstance(b, (bytes, bytearray)) else type(b).__name__}")
         return cls(version=b[0], load_bits=int.from_bytes(b[1:3], "little"), bank_bits=b[3], addr_bits=b[4],
                    data_bits=b[5], config_id=int.from_bytes(b[6:10], "little"))
 

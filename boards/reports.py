@@ -5,11 +5,11 @@ board report (``report.json``).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from winnow.hw.config import AccelConfig
+from winnow.model.files.bounded import read_json_bounded, read_text_bounded
 
 from winnow.boards import protocol as P
 from winnow.boards.errors import ResourceError, ToolFailedError
@@ -35,12 +35,15 @@ def precheck(board: Board, cfg: AccelConfig) -> None:
 
 def netlist_cells(path: Path) -> dict[str, int]:
     """Cell counts by type in a yosys JSON netlist (top module)."""
-    nl = json.loads(path.read_text())
+    nl = read_json_bounded(path, ToolFailedError, what="tool output")
     counts: dict[str, int] = {}
-    for mod in nl["modules"].values():
-        if mod.get("attributes", {}).get("top"):
-            for cell in mod["cells"].values():
-                counts[cell["type"]] = counts.get(cell["type"], 0) + 1
+    try:
+        for mod in nl["modules"].values():
+            if mod.get("attributes", {}).get("top"):
+                for cell in mod["cells"].values():
+                    counts[str(cell["type"])] = counts.get(str(cell["type"]), 0) + 1
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ToolFailedError(f"{path}: not a yosys JSON netlist ({type(exc).__name__}: {str(exc)[:80]})") from None
     return counts
 
 
@@ -102,7 +105,7 @@ def explain_nextpnr_failure(board: Board, tool: str, tim: Path, usage: dict[str,
     placement is a :class:`ResourceError` naming the resource, any other failure a
     :class:`ToolFailedError` with the log's tail. Call it while handling the tool's failure.
     """
-    text = tim.read_text(errors="replace") if tim.exists() else ""
+    text = read_text_bounded(tim, error=ToolFailedError, what="tool output", errors="replace") if tim.exists() else ""
     if usage is not None:
         check_netlist(board, usage)  # explains an overfull part by its resource
     check_placement(board, text)
@@ -112,26 +115,32 @@ def explain_nextpnr_failure(board: Board, tool: str, tim: Path, usage: dict[str,
 
 def parse_report(board: Board, report: dict, usage: dict[str, int]) -> tuple[dict, dict]:
     """nextpnr's --report JSON → (resources {name: {used, available, source}}, fmax {achieved, constraint})."""
-    util = report.get("utilization", {})
-    res = {}
-    for name, key in board.report_keys.items():
-        if key in util:
-            res[name] = {"used": int(util[key]["used"]), "available": int(util[key]["available"]), "source": "nextpnr"}
-    if "FF" not in res:  # iCE40: a logic cell holds a LUT and a flip-flop
-        res["FF"] = {"used": usage["FF"], "available": board.capacity["FF"], "source": "yosys netlist"}
-    fmax = report.get("fmax", {})
-    if not fmax:
-        raise ToolFailedError("nextpnr's report has no fmax entry")
-    # the one clock domain (the board clock); the slowest if there are several
-    clk, f = min(fmax.items(), key=lambda kv: kv[1]["achieved"])
-    return res, {"clock": clk, "achieved_mhz": float(f["achieved"]), "constraint_mhz": float(f["constraint"])}
+    try:
+        util = report.get("utilization", {})
+        res = {}
+        for name, key in board.report_keys.items():
+            if key in util:
+                res[name] = {"used": int(util[key]["used"]), "available": int(util[key]["available"]),
+                             "source": "nextpnr"}
+        if "FF" not in res:  # iCE40: a logic cell holds a LUT and a flip-flop
+            res["FF"] = {"used": usage["FF"], "available": board.capacity["FF"], "source": "yosys netlist"}
+        fmax = report.get("fmax", {})
+        if not fmax:
+            raise ToolFailedError("nextpnr's report has no fmax entry")
+        # the one clock domain (the board clock); the slowest if there are several
+        clk, f = min(fmax.items(), key=lambda kv: float(kv[1]["achieved"]))
+        return res, {"clock": clk, "achieved_mhz": float(f["achieved"]), "constraint_mhz": float(f["constraint"])}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ToolFailedError(f"nextpnr's report is not in the expected form ({type(exc).__name__}: "
+                              f"{str(exc)[:80]})") from None
 
 
 def board_report(board: Board, cfg: AccelConfig, preset_name: str | None, *, clock_hz: float, baud: int,
                  divisor: int, nextpnr_report: Path, usage: dict[str, int], bitstream: Path, seed: int,
                  steps: list[dict], build_s: float, tools: dict) -> dict:
     """The board report (``report.json``, :data:`REPORT_SCHEMA`) of a finished build."""
-    resources, fmax = parse_report(board, json.loads(nextpnr_report.read_text()), usage)
+    resources, fmax = parse_report(board, read_json_bounded(nextpnr_report, ToolFailedError, what="tool output"),
+                                   usage)
     if not bitstream.exists():
         raise ToolFailedError(f"no bitstream {bitstream} after the build")
     return {

@@ -17,7 +17,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from winnow.model.errors import WinnowError
 from winnow.model.files.atomic import atomic_write_json
+from winnow.model.files.bounded import read_json_bounded
 
 from winnow.boards.errors import ToolFailedError, ToolMissingError
 from winnow.boards.registry import Board
@@ -97,9 +99,9 @@ def step_key(out: Path, tool: str, argv) -> str:
 
 def _stamp(out: Path, tool: str) -> dict:
     """What the last successful run of ``tool`` recorded: {"key": step_key, "seconds": wall time}, or {}."""
-    try:
-        doc = json.loads((out / f".{tool}.stamp.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    try:  # a stamp is a cache entry: one that cannot be read only means the step runs again
+        doc = read_json_bounded(out / f".{tool}.stamp.json", what="tool output")
+    except WinnowError:
         return {}
     return doc if isinstance(doc, dict) else {}
 

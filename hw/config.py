@@ -17,12 +17,15 @@ from pathlib import Path
 from winnow.model.files.atomic import atomic_write_json
 from winnow.model.integer.datapath import DatapathConfig
 from winnow.model.errors import ConfigError
-from winnow.model.files.json_file import read_json
+from winnow.model.files.bounded import read_json_bounded
 
 #: The schema tag of params.json.
 PARAMS_SCHEMA = "winnow-accel-params/1"
 
 MODES = ("sparse", "dense")
+#: Most entries of one PE stream a configuration may ask for (a bound on the arithmetic, not on what builds:
+#: check_buildable refuses memories above MAX_MEMORY_BITS long before it).
+MAX_STREAM_DEPTH = 1 << 40
 
 
 def ubits(n: int) -> int:
@@ -178,10 +181,14 @@ class AccelConfig:
                               f"tiled passes add partial sums across C blocks")
         if self.h_max + 2 * self.pad_max < dp.r or self.w_max + 2 * self.pad_max < dp.r:
             raise ConfigError(f"h_max, w_max + 2·pad_max must reach the kernel r = {dp.r}")
-        if self.stream_depth is None:
+        if self.stream_depth is None:  # derived: as large as a dense layer at the limits needs
             object.__setattr__(self, "stream_depth", self.dense_stream_length)
+        elif isinstance(self.stream_depth, int) and not isinstance(self.stream_depth, bool) \
+                and self.stream_depth > MAX_STREAM_DEPTH:
+            raise ConfigError(f"stream_depth must be a positive integer (at most {MAX_STREAM_DEPTH:,}); "
+                              f"got {self.stream_depth!r:.40}")
         if isinstance(self.stream_depth, bool) or not isinstance(self.stream_depth, int) or self.stream_depth < 1:
-            raise ConfigError(f"stream_depth must be a positive integer; got {self.stream_depth!r}")
+            raise ConfigError(f"stream_depth must be a positive integer; got {self.stream_depth!r:.40}")
         if self.mode == "dense" and self.stream_depth < self.dense_stream_length:
             raise ConfigError(f"dense mode needs stream_depth >= {self.dense_stream_length} (a dense layer at the "
                               f"limits: ⌈positions·clusters/P⌉·⌈k_max/clusters⌉·c_max + k_blocks); "
@@ -414,7 +421,7 @@ class AccelConfig:
         path = Path(path)
         if path.is_dir():
             raise ConfigError(f"{path}: a directory, not a params.json")
-        doc = read_json(path, ConfigError, missing="no such params.json")
+        doc = read_json_bounded(path, ConfigError, what="params.json", missing="no such params.json")
         try:
             return cls.from_dict(doc)
         except ConfigError as exc:
@@ -424,19 +431,31 @@ class AccelConfig:
     def from_dict(cls, d: dict) -> "AccelConfig":
         """Rebuild from :meth:`to_dict` (``params.json``); derived numbers are recomputed and checked."""
         if not isinstance(d, dict) or d.get("schema") != PARAMS_SCHEMA:
-            raise ConfigError(f"not a {PARAMS_SCHEMA} document (schema {d.get('schema') if isinstance(d, dict) else None!r})")
+            schema = d.get("schema") if isinstance(d, dict) else None
+            raise ConfigError(f"not a {PARAMS_SCHEMA} document (schema {schema!r:.60})")
         if not isinstance(d.get("datapath"), dict):
             raise ConfigError("params.json lacks its datapath")
-        dp = DatapathConfig.from_dict(d["datapath"])
+        try:
+            dp = DatapathConfig.from_dict(d["datapath"])
+        except ConfigError as exc:
+            raise ConfigError(f"field 'datapath': {exc}") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:  # a field of the wrong kind deep in the datapath
+            raise ConfigError(f"field 'datapath': not a valid datapath ({type(exc).__name__}: {str(exc)[:120]})") from None
         keys = ARRAY_FIELDS + ("mode",)
         missing = [k for k in keys if k not in d]
         if missing:
             raise ConfigError(f"params.json lacks {', '.join(missing)}")
+        for k in ARRAY_FIELDS:  # the constructor checks ranges; here the kinds, so that a wrong one is named
+            v = d[k]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ConfigError(f"field '{k}': expected an integer, got {type(v).__name__} {v!r:.60}")
         try:
             cfg = cls(datapath=dp, serial=d.get("serial", False), tiled=d.get("tiled", False),
                       c_block=d.get("c_block"), **{k: d[k] for k in keys})
-        except TypeError as exc:
-            raise ConfigError(f"params.json: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"params.json: {type(exc).__name__}: {str(exc)[:120]}") from None
         if cfg.to_dict() != {k: v for k, v in d.items() if not (k in ("serial", "tiled") and v is False)}:
             raise ConfigError("params.json does not match the configuration it names (derived numbers differ)")
         return cfg
@@ -457,6 +476,40 @@ def check_buildable(cfg: "AccelConfig") -> None:
         raise ConfigError(f"the array's memories would hold {cfg.memory_bits / 2**20:,.1f} Mibit, above the "
                           f"generator's limit of {MAX_MEMORY_BITS // 2**20} Mibit; the largest is {big}: {mems[big]['count']} × {mems[big]['depth']:,} words × "
                           f"{mems[big]['width']} bits; lower the limits (stream_depth, c_max, k_max, h_max, w_max)")
+
+
+#: Elaboration cost model of ``winnow gen`` (:func:`gen_cost`), fitted to measured runs on the 2-core CI
+#: machine (default array 1.8 Mbit: 10 s, 0.15 GB; k_max 128: 6.4 Mbit, 23 s; k_max 512: 25 Mbit, 134 s, 0.7 GB;
+#: h_max = w_max = 112: 7.9 Mbit, 43 s; c_max 256: 12 Mbit, 54 s; 64 multipliers: 18-25 s; issue 17's k_max 4096:
+#: 215 Mbit, 400 s, 5.4 GB): seconds = 6 + 3 per Mibit of memories + 0.15 per multiplier; memory = 0.1 GB +
+#: 22 MB per Mibit + 1.5 MB per multiplier. Good to a factor of about two (the machine's load).
+GEN_SECONDS = (6.0, 3.0, 0.15)
+GEN_MEGABYTES = (100.0, 22.0, 1.5)
+#: Above either estimate, ``winnow gen`` (and a flow's generate step) refuses unless told to go ahead.
+GEN_MAX_SECONDS = 300.0
+GEN_MAX_MEGABYTES = 4096.0
+
+
+def gen_cost(cfg: "AccelConfig") -> dict:
+    """Estimated wall time (s) and peak memory (MB) of elaborating ``cfg`` to Verilog (:data:`GEN_SECONDS`)."""
+    mib = cfg.memory_bits / 2**20
+    t0, t_mib, t_mult = GEN_SECONDS
+    m0, m_mib, m_mult = GEN_MEGABYTES
+    return {"seconds": t0 + t_mib * mib + t_mult * cfg.multipliers,
+            "megabytes": m0 + m_mib * mib + m_mult * cfg.multipliers, "memory_mibit": mib}
+
+
+def check_gen_cost(cfg: "AccelConfig", allow: bool = False, hint: str = "or pass --allow-slow") -> dict:
+    """:func:`gen_cost`, refused (``ConfigError`` with the estimate and ``hint``) above :data:`GEN_MAX_SECONDS`
+    or :data:`GEN_MAX_MEGABYTES` unless ``allow``."""
+    cost = gen_cost(cfg)
+    if not allow and (cost["seconds"] > GEN_MAX_SECONDS or cost["megabytes"] > GEN_MAX_MEGABYTES):
+        raise ConfigError(f"generating this array would take about {cost['seconds'] / 60:.0f} min and "
+                          f"{cost['megabytes'] / 1024:.1f} GB of memory ({cost['memory_mibit']:,.1f} Mibit of "
+                          f"memories, {cfg.multipliers} multipliers; the estimate is good to a factor of two), above "
+                          f"the {GEN_MAX_SECONDS / 60:.0f} min / {GEN_MAX_MEGABYTES / 1024:.0f} GB that runs without "
+                          f"asking: lower the limits (k_max, h_max, w_max, c_max, stream_depth) {hint}")
+    return cost
 
 
 #: The array's own integer fields (everything but the datapath, the mode and ``serial``), in declaration order.

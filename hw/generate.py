@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from winnow.model.files.atomic import atomic_write_text
@@ -97,11 +98,23 @@ def axi_master_verilog_text(name: str = AXI_TOP, **params) -> str:
     return _convert(AxiMasterTop(**params), name)
 
 
-def generate(cfg: AccelConfig, out_dir, *, axis: bool = False) -> Path:
-    """Write ``winnow_array.v`` (and ``winnow_array_axis.v``) plus ``params.json`` into ``out_dir``."""
+def generate(cfg: AccelConfig, out_dir, *, axis: bool = False, progress=None) -> Path:
+    """Write ``winnow_array.v`` (and ``winnow_array_axis.v``) plus ``params.json`` into ``out_dir``.
+
+    ``progress(line)``, when given, hears each step as it starts and ends ("[1/3] …").
+    """
     out_dir = Path(out_dir)
+    say = progress or (lambda line: None)
+    n = 3 if axis else 2
+    t0 = time.time()
+    say(f"[1/{n}] {TOP}.v: elaborating the array and converting it to Verilog …")
     path = atomic_write_text(out_dir / f"{TOP}.v", verilog_text(cfg))
+    say(f"[1/{n}] {TOP}.v: done in {time.time() - t0:.1f} s")
     if axis:
+        t1 = time.time()
+        say(f"[2/{n}] {AXIS_TOP}.v: the AXI-Stream wrapper …")
         atomic_write_text(out_dir / f"{AXIS_TOP}.v", axis_verilog_text(cfg))
+        say(f"[2/{n}] {AXIS_TOP}.v: done in {time.time() - t1:.1f} s")
     cfg.write_params(out_dir)
+    say(f"[{n}/{n}] params.json written")
     return path

@@ -177,15 +177,19 @@ def check_layer(layer: SparseLayer, cfg: AccelConfig) -> ConvGeometry:
         raise ConfigError(f"layer {layer.name} was quantized for datapath {lc.to_dict()['widths']} "
                           f"(act_bits={lc.act_bits}, weight_bits={lc.weight_bits}, c_max={lc.c_max}); the array uses "
                           f"act_bits={dp.act_bits}, weight_bits={dp.weight_bits}, c_max={dp.c_max}")
-    C, K = layer.in_channels, layer.out_channels
-    H, W = layer.size
-    for name, v, lim in (("C", C, cfg.c_block), ("K", K, cfg.k_max), ("H", H, cfg.h_max), ("W", W, cfg.w_max),
-                         ("padding", max(layer.padding), cfg.pad_max)):  # fmt: skip
+    check_shape(cfg, layer.name, layer.in_channels, layer.out_channels, layer.size, max(layer.padding))
+    return ConvGeometry.of(layer.size, layer.padding, dp.m, dp.r)
+
+
+def check_shape(cfg: AccelConfig, name: str, C: int, K: int, size, padding: int) -> None:
+    """Reject a layer shape beyond the array's limits, naming the limit (before any array of it is built)."""
+    H, W = size
+    for what, v, lim in (("C", C, cfg.c_block), ("K", K, cfg.k_max), ("H", H, cfg.h_max), ("W", W, cfg.w_max),
+                         ("padding", padding, cfg.pad_max)):  # fmt: skip
         if v > lim:
             field = {"C": "c_block" if cfg.c_block < cfg.c_max else "c_max", "K": "k_max", "H": "h_max",
-                     "W": "w_max"}.get(name, "pad_max")
-            raise ConfigError(f"layer {layer.name} has {name} = {v}, beyond the array's limit {field} = {lim}")
-    return ConvGeometry.of(layer.size, layer.padding, dp.m, dp.r)
+                     "W": "w_max"}.get(what, "pad_max")
+            raise ConfigError(f"layer {name} has {what} = {v}, beyond the array's limit {field} = {lim}")
 
 
 def pack_layer(layer: SparseLayer, cfg: AccelConfig) -> PackedLayer:

@@ -170,10 +170,140 @@ TRAINED = Path(__file__).parent / "data" / "trained_f43"
     (lambda d: d["ops"][-1].update(w_scale="x"), r"ops\[\d+\].w_scale"),
 ])
 def test_a_malformed_manifest_names_the_field(tmp_path, edit, field):
+    """Edits that also forge the manifest's checksum reach the field checks behind it."""
+    _edited_manifest(tmp_path, edit, reseal=True)
+    with pytest.raises(ManifestError, match=rf"network.json: field '{field}'"):
+        load_network(tmp_path)
+
+
+def _edited_manifest(tmp_path, edit, reseal):
+    from winnow.model.files.export import manifest_digest
+
     for f in TRAINED.iterdir():
         shutil.copy(f, tmp_path / f.name)
     doc = json.loads((TRAINED / "network.json").read_text())
     edit(doc)
+    if reseal:
+        doc["manifest_sha256"] = manifest_digest(doc)
     (tmp_path / "network.json").write_text(json.dumps(doc))
-    with pytest.raises(ManifestError, match=rf"network.json: field '{field}'"):
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d.update(input_scale=d["input_scale"] * 2), "field 'manifest_sha256': checksum mismatch"),
+    (lambda d: d["ops"][2].update(size=4), "field 'manifest_sha256': checksum mismatch"),
+])
+def test_an_edited_manifest_is_refused_by_its_checksum(tmp_path, edit, words):
+    _edited_manifest(tmp_path, edit, reseal=False)
+    with pytest.raises(ManifestError, match=words):
         load_network(tmp_path)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d.update(input_scale=d["input_scale"] * 2), r"field 'ops\[0\]': conv 0 reads scale .* \(the input_scale\)"),
+    (lambda d: d.update(act_bits=6), r"field 'ops\[0\]': conv 0 has act_bits = 8, the network 6"),
+    (lambda d: d["ops"][0].update(C=3), r"field 'ops\[0\].C': the manifest says 3, the layer file 00_0.wnl says 1"),
+    (lambda d: d["ops"][0].update(K=8), r"field 'ops\[0\].K': the manifest says 8"),
+    (lambda d: d.update(input_shape=[1, 32, 32]), r"field 'ops\[0\]': conv 0 expects input \[1, 28, 28\], the "
+                                                  r"operations before it give \[1, 32, 32\]"),
+    (lambda d: d["ops"].__setitem__(2, {**d["ops"][2], "size": 4}), r"field 'ops\[\d\]': conv 5 expects input"),
+    (lambda d: d["ops"].pop(1), r"field 'ops\[2\]': conv 5 reads scale .*, the operations before it write"),
+    (lambda d: d["ops"][-1].update(act_bits=4), r"field 'ops\[\d+\].act_bits': 4, but the network's act_bits is 8"),
+], ids=["input_scale", "act_bits", "C", "K", "input_shape", "pool size", "op removed", "linear act_bits"])
+def test_the_manifest_is_cross_checked_against_its_layer_files(tmp_path, edit, words):
+    """Issue 17: a manifest whose numbers disagree with its layer files is refused even with a forged checksum."""
+    _edited_manifest(tmp_path, edit, reseal=True)
+    with pytest.raises(ManifestError, match=words):
+        load_network(tmp_path)
+
+
+def test_a_version_1_network_is_refused_naming_the_version(tmp_path):
+    _edited_manifest(tmp_path, lambda d: (d.update(format_version=1), d.pop("manifest_sha256")), reseal=False)
+    with pytest.raises(ManifestError, match="supports version 2; the file has 1 .version 1 predates"):
+        load_network(tmp_path)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
+    ({"seed": 1 << 40}, "seed must be an integer"),
+    ({"seed": 2.5}, "seed must be an integer"),
+    ({"iterative_steps": 10**9}, r"iterative_steps must be an integer >= 1 \(at most 100"),
+    ({"method": "kep", "kep_lambda": float("nan")}, "kep_lambda must be >= 0 and finite"),
+    ({"method": "kep", "kep_lambda": float("inf")}, "kep_lambda must be >= 0 and finite"),
+    ({"method": "kep", "kep_library": 10**6}, "kep_library must be an integer >= 1 .at most 512"),
+    ({"lr": 1e30}, r"lr must be a positive finite number \(at most 10\)"),
+    ({"qat_lr": float("nan")}, "qat_lr must be a positive finite number"),
+    ({"dense_epochs": 10**9}, r"dense_epochs must be a non-negative integer \(at most 1000\)"),
+    ({"batch_size": 10**9}, r"batch_size must be an integer >= 1 \(at most 65536\)"),
+])
+def test_every_numeric_knob_has_an_upper_bound(kw, words):
+    """Issue 17: values that would hang (a billion steps) or diverge are refused when configured."""
+    from winnow.model.training.experiment import experiment_config
+
+    with pytest.raises(ConfigError, match=words):
+        experiment_config(kw)
+
+
+def test_a_large_seed_trains(tmp_path):
+    """A seed near 2^32 (phase seeds seed·1000 + salt beyond NumPy's range) is reduced, not a traceback."""
+    from winnow.model.training.train import seed_everything
+
+    seed_everything((1 << 32) - 1)
+    seed_everything(((1 << 32) - 1) * 1000 + 5)
+
+
+def _tiny_data():
+    import torch
+
+    from winnow.model.data.datasets import Split
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (32,), generator=g)
+    return Split("tiny", x, y, x, y, 10)
+
+
+def test_training_that_diverges_is_named_at_once():
+    """A loss that becomes NaN or infinite stops training with a message naming the phase and the knobs."""
+    import torch
+
+    from winnow.model.data.nets import SmallVGG
+    from winnow.model.training.train import TrainConfig, train
+
+    model = SmallVGG(1, 10, 4, 8)
+    with pytest.raises(ConfigError, match=r"training diverged in 'kep', epoch 1/3 \(lr = 0.001\): the loss became nan "
+                                          r"at batch 1; lower the learning rate .* or the method's penalty"):
+        train(model, _tiny_data(), TrainConfig(epochs=3, lr=1e-3, batch_size=8), desc="kep", progress=False,
+              extra_loss=lambda: torch.tensor(float("nan")))
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ConfigError, match="training diverged in 'dense'"):
+        train(model, _tiny_data(), TrainConfig(epochs=1, lr=1e-3, batch_size=8), desc="dense", progress=False)
+
+
+def test_non_finite_weights_are_named_before_quantization():
+    """The integer network refuses NaN weights by name instead of a misleading requantization error."""
+    import torch
+
+    from winnow.model.data.nets import SmallVGG
+    from winnow.model.integer.network import build_integer_network
+    from winnow.model.nn.convert import convert_to_winograd
+    from winnow.model.nn.qat import prepare_qat
+
+    model = SmallVGG(1, 10, 4, 8)
+    convert_to_winograd(model, m=2)
+    prepare_qat(model, _tiny_data().x_train, act_bits=8, weight_bits=8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+            break
+    with pytest.raises(ConfigError, match="its weights hold NaN or infinite values .training diverged"):
+        build_integer_network(model.double())
+
+
+def test_plain_progress_lines_when_not_a_terminal(capsys):
+    from winnow.model.data.nets import SmallVGG
+    from winnow.model.training.train import TrainConfig, train
+
+    train(SmallVGG(1, 10, 4, 8), _tiny_data(), TrainConfig(epochs=2, lr=1e-3, batch_size=8), desc="dense")
+    out = capsys.readouterr().out
+    assert "dense epoch 1/2: loss" in out and "dense epoch 2/2: loss" in out

@@ -14,6 +14,7 @@ from winnow.model.files.layer_file import (
     SparseLayer,
     decode_layer,
     encode_layer,
+    header_digest,
     read_layer,
     write_layer,
 )
@@ -73,15 +74,19 @@ def header_and_body(data):
     return json.loads(data[12 : 12 + hlen]), data[12 + hlen :]
 
 
-def rebuild(header, body):
+def rebuild(header, body, reseal=True):
+    """The file of ``header`` and ``body``; ``reseal``: with the header checksum recomputed (an edit that
+    also forges the checksum, so that the field checks behind it are reached)."""
+    if reseal:
+        header = {**header, "header_sha256": header_digest(header)}
     head = json.dumps(header).encode()
     return MAGIC + struct.pack("<I", len(head)) + head + body
 
 
-def corrupt_header(data, fn):
+def corrupt_header(data, fn, reseal=True):
     h, body = header_and_body(data)
     fn(h)
-    return rebuild(h, body)
+    return rebuild(h, body, reseal)
 
 
 @pytest.fixture
@@ -103,8 +108,10 @@ def test_truncated_files(good):
 def test_wrong_magic_and_version(good):
     with pytest.raises(LayerFileError, match="not a Winnow sparse layer file"):
         decode_layer(b"PK\3\4" + good[4:])
-    with pytest.raises(LayerFileError, match="field 'format_version': this reader supports version 1; the file has 7"):
+    with pytest.raises(LayerFileError, match="field 'format_version': this reader supports version 2; the file has 7"):
         decode_layer(corrupt_header(good, lambda h: h.update(format_version=7)))
+    with pytest.raises(LayerFileError, match="the file has 1 .version 1 predates the checksum over the header: re-export"):
+        decode_layer(corrupt_header(good, lambda h: (h.update(format_version=1), h.pop("header_sha256"))))
 
 
 def test_bad_checksum(good):
@@ -140,10 +147,10 @@ def test_semantic_corruption_is_named():
     with pytest.raises(LayerFileError, match="field 'values': holds explicit zeros"):
         decode_layer(resave(sl, values=zeros))
     big = sl.values.copy()
-    big[0] = 300
-    with pytest.raises(LayerFileError, match=r"field 'values': outside the signed 8-bit range"):
+    big[0] = 600  # int16 storage for 10 and 12 bits alike; outside the 10-bit range
+    with pytest.raises(LayerFileError, match=r"field 'values': outside the signed 10-bit range"):
         wide = encode_layer(dataclasses.replace(sl, values=big, config=dataclasses.replace(sl.config, weight_bits=12)))
-        decode_layer(corrupt_header(wide, lambda h: h["datapath"].update(weight_bits=8)))
+        decode_layer(corrupt_header(wide, lambda h: h["datapath"].update(weight_bits=10)))
 
 
 def test_mismatched_shapes_are_named():
@@ -204,3 +211,48 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_layer(path, dataclasses.replace(sl, name="other"))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wnl"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: h["activation"].update(relu=not h["activation"]["relu"]),
+    lambda h: h["activation"].update(winograd_relu=True),
+    lambda h: h["activation"].update(in_scale=h["activation"]["in_scale"] * 2),
+    lambda h: h["geometry"].update(padding=[0, 0]),
+    lambda h: h["geometry"].update(size=[12, 12]),
+    lambda h: h.update(name="other"),
+    lambda h: h["blobs"]["values"].update(sha256="0" * 64),
+], ids=["relu", "winograd_relu", "in_scale", "padding", "size", "name", "blob-table"])
+def test_any_header_edit_is_refused_by_the_header_checksum(good, edit):
+    """Issue 17: an edited header field (accepted before, and then simulated 'bit-exact') is refused."""
+    with pytest.raises(LayerFileError, match="field 'header_sha256': checksum mismatch: the header was edited"):
+        decode_layer(corrupt_header(good, edit, reseal=False))
+
+
+def test_a_blob_stored_with_another_dtype_is_refused():
+    """An integer blob stored as float (or int32 where int64 belongs) is refused naming the field."""
+    import hashlib
+
+    _, sl = sparse_layer()
+    h, body = header_and_body(encode_layer(sl))
+    for name, dtype in (("bias", "<f8"), ("row_ptr", "<i4"), ("values", "<i2")):
+        h2 = json.loads(json.dumps(h))
+        entry = h2["blobs"][name]
+        arr = np.frombuffer(body[entry["offset"]:entry["offset"] + entry["nbytes"]], dtype=np.dtype(entry["dtype"]))
+        raw = arr.astype(dtype).tobytes()
+        entry.update(dtype=np.dtype(dtype).str, nbytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+        # put the re-typed blob at the end so the other offsets stay valid
+        entry["offset"] = len(body)
+        h2["data_bytes"] = len(body) + len(raw)
+        with pytest.raises(LayerFileError, match=rf"field 'blobs.{name}.dtype': unsupported dtype '{dtype}' for {name}"):
+            decode_layer(rebuild(h2, body + raw))
+
+
+def test_a_fifo_or_device_is_refused_before_reading(tmp_path):
+    import os
+
+    fifo = tmp_path / "layer.wnl"
+    os.mkfifo(fifo)
+    with pytest.raises(LayerFileError, match="a FIFO .named pipe., not a layer file"):
+        read_layer(fifo)
+    with pytest.raises(LayerFileError, match="a device, not a layer file"):
+        read_layer("/dev/zero")

@@ -114,6 +114,10 @@ def test_flow_runs_every_step_with_progress_and_reports(flow_run):
     assert sorted(r["density"] for r in train["sweep"]) == [0.3, 0.6]
     # the printed epilogue: the cycle table and where the report is
     assert "| **network** |" in stdout and "Report: " in stdout
+    # issue 17: progress without a terminal (plain lines, not tqdm bars); gen's own steps; conv numbering
+    assert re.search(r"^ +dense epoch 1/1: loss [\d.]+, train accuracy [\d.]+ \([\d.]+ s\)$", stdout, re.M)
+    assert "[1/3] winnow_array.v: elaborating" in stdout and "estimated ~" in stdout
+    assert "conv #3 (layer 7): " in stdout and "| # | layer |" in stdout
     summary = json.loads((run / "report" / "summary.json").read_text())
     cyc = json.loads((run / "cycles" / "report.json").read_text())
     assert summary["cycles"]["sparse"] == sum(r["sparse"]["cycles"] for r in cyc["layers"])
@@ -216,6 +220,7 @@ def test_sim_subcommand_runs_a_network_layer_on_the_flows_build(flow_run, tmp_pa
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["all_bit_exact"] and [l["name"] for l in rep["layers"]] == ["5"]
     assert "bit-exact and cycle-exact under verilator" in r.stdout
+    assert "conv #2 (layer 5): " in r.stdout  # --layer 2 is printed as the conv it chose (issue 17)
 
 
 def test_sim_subcommand_random_layer_under_icarus_with_waves(tmp_path):
@@ -305,6 +310,19 @@ def test_top_level_help_lists_every_subcommand():
         assert re.search(rf"^\s+{cmd}\s+\S", r.stdout, re.M), cmd
 
 
+def test_the_help_example_runs_as_printed():
+    """The example ``winnow --help`` ends with names a configuration that exists and is valid (issue 17)."""
+    from winnow.cli import EXAMPLE
+    from winnow.flowconfig import load_flow_config
+
+    r = winnow("--help", check=0)
+    assert EXAMPLE in " ".join(r.stdout.split())
+    args = EXAMPLE.split()
+    assert args[:2] == ["winnow", "flow"] and (ROOT / args[2]).is_file()
+    load_flow_config(ROOT / args[2])
+    assert f"$(VENV)/bin/{EXAMPLE}" in (ROOT / "Makefile").read_text()  # what make demo runs
+
+
 def _toml(tmp_path, text):
     p = tmp_path / "c.toml"
     p.write_text(text)
@@ -338,6 +356,19 @@ def _toml(tmp_path, text):
     ("[array]\nstream_depth = 1000000000\n", ["limit of 256 Mibit", "streams"]),
     ("[train\n", ["not valid TOML"]),
     ("train = 3\n", ["'train' must be a table"]),
+    # issue 17: keys with no bound, bad seeds, [sim] choices checked before training, hostile TOML
+    ("[train]\nseed = -1\n", ["[train]", "seed must be an integer in [0, 4294967295]"]),
+    ("[train]\nseed = 99999999999999999\n", ["[train]", "seed must be an integer"]),
+    ("[train]\niterative_steps = 1000000000\nschedule = \"iterative\"\n", ["iterative_steps", "at most 100"]),
+    ("[train]\nmethod = \"kep\"\nkep_lambda = nan\n", ["kep_lambda must be >= 0 and finite"]),
+    ("[train]\nmethod = \"kep\"\nkep_lambda = inf\n", ["kep_lambda must be >= 0 and finite"]),
+    ("[train]\nlr = 1e30\n", ["lr must be a positive finite number (at most 10)"]),
+    ("[train]\ndense_epochs = 1000000\n", ["dense_epochs", "at most 1000"]),
+    ("[train]\nsweep = [" + ", ".join(["0.5"] * 17) + "]\n", ["[train].sweep", "at most 16"]),
+    ("[sim]\nlayers = [7]\n", ["[sim].layers", "conv 7 does not exist", "4 convolutions (0 … 3)"]),
+    ("[array]\nk_max = 4096\n", ["[array]", "about", "min", "GB of memory", "lower the limits"]),
+    ("a = " + "[" * 2000 + "]" * 2000 + "\n", ["not valid TOML", "nested too deeply"]),
+    ("[train]\nseed = " + "9" * 5000 + "\n", ["not valid TOML", "more than 4300 digits"]),
 ])
 def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     r = winnow("flow", _toml(tmp_path, text), "--out", tmp_path / "out")
@@ -355,7 +386,8 @@ def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     (("gen", "--preset", "de10", "--out", "{tmp}/g"), ["unknown preset", "ulx3s"]),
     (("sim", "--random", "1,2,3"), ["C,K,H,W"]),
     (("sim",), ["give layer files"]),
-    (("sim", "--network", str(TRAINED), "--layer", "9", "--out", "{tmp}/s"), ["layer 9", "4 convolutions"]),
+    (("sim", "--network", str(TRAINED), "--layer", "9", "--out", "{tmp}/s"), ["--layer 9", "4 convolutions",
+                                                                               "#2 = 5"]),
     (("sim", "--network", str(TRAINED), "--image", "5000", "--out", "{tmp}/s"), ["image 5000", "test split"]),
     (("gen", "--preset", "ulx3s", "--params", "{tmp}/p.json", "--out", "{tmp}/g"), ["--params or --preset"]),
     (("report", str(TRAINED), "--board-report", str(TRAINED / "network.json")), ["not a board build report"]),
@@ -370,6 +402,18 @@ def test_bad_configuration_is_one_clear_line(tmp_path, text, words):
     (("cycles", str(TRAINED / "00_0.wnl"), "--m", "2"), ["unrecognized arguments: --m"]),
     (("gen", "--params", "{tmp}", "--out", "{tmp}/g"), ["a directory, not a params.json"]),
     (("gen", "--k-max", "4096", "--h-max", "4096", "--w-max", "4096", "--out", "{tmp}/g"), ["limit of 256 Mibit"]),
+    # issue 17: limits before allocation, ambiguity, hostile files given as arguments
+    (("gen", "--k-max", "4096", "--out", "{tmp}/g"), ["about 10 min", "GB of memory", "--allow-slow"]),
+    (("sim", "--random", "32,32,4000,4000", "--out", "{tmp}/s"), ["H = 4000", "h_max = 28"]),
+    (("sim", "--random", "100000,1,8,8", "--out", "{tmp}/s"), ["C = 100000", "c_max = 32"]),
+    (("sim", "--random", "32,32,4000,4000", "--tiled", "--pad-max", "0", "--out", "{tmp}/s"),
+     ["512,000,000 activations", "more than a simulation takes"]),
+    (("sim", "--random", "1,1,8,8", "--seed", "-1", "--out", "{tmp}/s"), ["seed in [0, 2^32)"]),
+    (("cycles", str(TRAINED / "00_0.wnl"), "--network", str(TRAINED)), ["layer files or --network, not both"]),
+    (("gen", "--params", "/dev/zero", "--out", "{tmp}/g"), ["/dev/zero: a device, not a params.json"]),
+    (("cycles", "/dev/zero"), ["/dev/zero: a device, not a layer file"]),
+    (("report", str(TRAINED), "--board-report", "/dev/zero"), ["a device, not a board report"]),
+    (("flow", "/dev/zero", "--out", "{tmp}/f"), ["a device, not a configuration file"]),
 ])
 def test_bad_arguments_are_one_clear_line(tmp_path, args, words):
     r = winnow(*[a.replace("{tmp}", str(tmp_path)) for a in args])

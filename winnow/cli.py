@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,9 @@ from pathlib import Path
 from winnow.hw.config import ARRAY_FIELDS
 from winnow.model.errors import ConfigError, WinnowError
 
-EPILOG = "Configuration reference: docs/cli.md. Example: winnow flow configs/demo.toml --out out/demo"
+#: The example the help ends with: it runs as printed from the repository's root (tests/test_winnow_cli.py).
+EXAMPLE = "winnow flow winnow/configs/demo.toml --out out/demo"
+EPILOG = f"Configuration reference: docs/cli.md. Example (from the repository's root, what 'make demo' runs): {EXAMPLE}"
 
 
 def _progress(line: str) -> None:
@@ -165,7 +166,7 @@ def cmd_train(a) -> int:
     from . import steps
 
     cfg = _load_config(a.config)
-    rep = steps.train(cfg, a.out, _progress, bars=sys.stderr.isatty())
+    rep = steps.train(cfg, a.out, _progress, bars=True)
     atomic_write_json(a.out / "report.json", {"step": "train", **rep})
     print((a.out / "experiment.md").read_text())
     print(f"wrote {a.out / 'checkpoint.pt'}, {a.out / 'network'}, {a.out / 'report.json'}")
@@ -181,8 +182,8 @@ def cmd_export(a) -> int:
         raise WinnowError(f"{a.train_dir}: no checkpoint.pt (expected the output directory of 'winnow train')")
     rep = steps.export(a.train_dir, a.out, _progress)
     atomic_write_json(a.out / "report.json", {"step": "export", **rep})
-    for l in rep["layers"]:
-        print(f"  {l['name']}: {l['C']}→{l['K']}, {'×'.join(map(str, l['size']))}, {l['tile']}, "
+    for i, l in enumerate(rep["layers"]):
+        print(f"  {steps.conv_label(i, l['name'])}: {l['C']}→{l['K']}, {'×'.join(map(str, l['size']))}, {l['tile']}, "
               f"density {l['density']:.3f}")
     print(f"wrote {a.out / 'network' / 'network.json'}")
     return 0
@@ -194,20 +195,32 @@ def cmd_gen(a) -> int:
     from . import steps
 
     cfg = _resolve_array(a)
-    rep = steps.gen(cfg, a.out, _progress)
+    rep = steps.gen(cfg, a.out, _progress, allow_slow=a.allow_slow)
     atomic_write_json(a.out / "report.json", {"step": "gen", **rep})
     print(f"wrote {a.out / rep['verilog']}, {a.out / rep['axis_wrapper']}, {a.out / 'params.json'}")
     return 0
 
 
 def _parse_random(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
     try:
-        vals = tuple(int(v) for v in text.split(","))
+        vals = tuple(int(v) for v in parts) if len(parts) == 4 and all(len(v.strip()) <= 9 for v in parts) else ()
     except ValueError:
         vals = ()
     if len(vals) != 4 or min(vals) < 1:
-        raise WinnowError(f"--random expects C,K,H,W (four positive integers), got {text!r}")
+        raise WinnowError(f"--random expects C,K,H,W (four positive integers), got {text[:60]!r}")
     return vals
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed in [0, 2^32)."""
+    try:
+        v = int(text) if len(text) <= 12 else -1
+    except ValueError:
+        v = -1
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2^32), got {text[:40]!r}")
+    return v
 
 
 def _fraction(text: str) -> float:
@@ -235,25 +248,35 @@ def cmd_sim(a) -> int:
     if a.random is None and _given_datapath(a):
         raise WinnowError(f"{', '.join('--' + k.replace('_', '-') for k in _given_datapath(a))}: datapath options apply to --random only; layer files "
                           "and networks carry their own datapath")
+    labels = None
     if a.network is not None:
-        from winnow.model.files.export import load_network
+        from winnow.model.files.export import read_network
 
-        net = load_network(a.network)
-        items, expected = steps.network_items(a.network, _images_for(tuple(net.input_shape)), a.image,
-                                              a.layer or "all")
+        loaded = read_network(a.network)  # manifest, files and checksums validated, each file read once
+        net, layers, chosen = loaded.net, steps.network_layers(a.network, loaded), a.layer or "all"
+        steps.check_layer_choice(layers, chosen, "--layer")
+        arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)
+        for i in (range(len(layers)) if chosen == "all" else chosen):  # before any activation is computed
+            steps.check_runnable(arr, layers[i][1])
+        items, expected = steps.network_items(a.network, _images_for(tuple(net.input_shape)), a.image, chosen)
+        labels = [steps.conv_label(i, layers[i][0]) for i in (range(len(layers)) if chosen == "all" else chosen)]
     elif a.random is not None:
         C, K, H, W = _parse_random(a.random)
         arr = _resolve_array(a)  # the datapath options (or the preset's, the params.json's)
+        steps.check_runnable_shape(arr, "--random", C, K, (H, W), (1, 1))  # before its arrays exist
         layer = random_layer(arr.datapath, C=C, K=K, H=H, W=W, density=a.density, seed=a.seed, name="random")
         items = [("random", layer, random_input(layer, seed=a.seed + 1))]
     elif a.layers:
-        items = [(n, l, random_input(l, seed=a.seed)) for n, l in _layers_from_files(a.layers)]
+        layers = _layers_from_files(a.layers)
+        arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)
+        for _, layer in layers:  # before the random inputs exist
+            steps.check_runnable(arr, layer)
+        items = [(n, l, random_input(l, seed=a.seed)) for n, l in layers]
     else:
         raise WinnowError("give layer files, --network DIR or --random C,K,H,W")
-    if a.random is None:
-        arr = _resolve_array(a, None if (a.params or a.preset) else items[0][1].config)
     build = a.build_dir or a.out / f"build-{a.sim}"
-    rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected)
+    rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected,
+                         labels=labels)
     atomic_write_json(a.out / "report.json", {"step": "sim", **rep})
     print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}; wrote {a.out / 'report.json'}"
           + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
@@ -276,6 +299,9 @@ def cmd_cycles(a) -> int:
 
     from . import steps
 
+    if a.network is not None and a.layers:
+        raise WinnowError(f"give layer files or --network, not both ({len(a.layers)} layer file(s) and "
+                          f"--network {a.network})")
     if a.network is not None:
         layers = steps.network_layers(a.network)
     elif a.layers:
@@ -304,13 +330,11 @@ def cmd_build(a) -> int:
 def cmd_report(a) -> int:
     from winnow.model.files.json_file import read_json
 
-    from .report import write_report
+    from .report import check_board_report, write_report
 
     boards = {}
     for f in a.board_report or []:
-        doc = read_json(f, missing="no such board build report")
-        if not isinstance(doc, dict) or "resources" not in doc:
-            raise WinnowError(f"{f}: not a board build report (a JSON object with 'resources', from 'winnow build')")
+        doc = check_board_report(read_json(f, what="board report", missing="no such board build report"), f)
         boards[doc.get("board", Path(f).parent.name)] = doc
     out = a.out or a.run_dir / "report"
     rep = write_report(a.run_dir, out, title=a.title, boards=boards)
@@ -322,7 +346,7 @@ def cmd_flow(a) -> int:
     from .pipeline import build_flow
 
     cfg = _load_config(a.config)
-    flow = build_flow(cfg, a.out, progress=_progress, bars=sys.stderr.isatty())
+    flow = build_flow(cfg, a.out, progress=_progress, bars=True)
     unknown = [s for s in a.force if s not in [st.name for st in flow.steps]]
     if unknown:
         raise WinnowError(f"--force {unknown[0]}: no such step; steps: {', '.join(s.name for s in flow.steps)}")
@@ -339,7 +363,9 @@ def _flow_epilogue(root: Path) -> None:
         print(cyc.read_text())
     sim = root / "sim" / "report.json"
     if sim.exists():
-        s = json.loads(sim.read_text())
+        from winnow.model.files.json_file import read_json
+
+        s = read_json(sim)
         print(f"RTL ({s['simulator']}): {sum(r['outputs'] for r in s['layers']):,} outputs of "
               f"{len(s['layers'])} layer(s) bit-exact, cycles equal to the model.")
     rep = root / "report" / "summary.md"
@@ -359,7 +385,14 @@ def cmd_demo_foundation(a) -> int:
     return demo.main(a)
 
 
-class _LazyParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command (docs/cli.md)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+class _LazyParser(_Parser):
     """A subcommand parser whose options are added when it is first used.
 
     ``winnow prune``'s options come from the registered pruning methods, which import
@@ -403,7 +436,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------- parser
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="winnow", allow_abbrev=False, description=__doc__.split("\n\n")[0],
+    ap = _Parser(prog="winnow", allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n")[1] + "\n\n" + EPILOG)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -433,6 +466,9 @@ def parser() -> argparse.ArgumentParser:
                                    "docs/hardware.md) and params.json, from a preset, a "
                                    "params.json or explicit fields.")
     _array_options(p, datapath=True, default="default fields P=4, L=4, S=1, C, K ≤ 32, 28×28")
+    p.add_argument("--allow-slow", action="store_true",
+                   help="generate even when the estimated elaboration time or memory is above the limits "
+                        "(5 min, 4 GB; the estimate is printed either way)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=cmd_gen)
 
@@ -443,12 +479,13 @@ def parser() -> argparse.ArgumentParser:
                                    "exported network (real activations of a test image), or a random layer.")
     p.add_argument("layers", nargs="*", type=Path, help="sparse layer files (.wnl)")
     p.add_argument("--network", type=Path, help="an exported network directory (network.json)")
-    p.add_argument("--layer", type=int, action="append", help="conv index of --network to run (repeatable; "
-                                                                "default: all)")
+    p.add_argument("--layer", type=int, action="append", help="conv index of --network to run, 0 for its first "
+                                                                "convolution (the '#' column of 'winnow cycles'; "
+                                                                "repeatable; default: all)")
     p.add_argument("--image", type=int, default=0, help="test image for --network (default 0)")
     p.add_argument("--random", metavar="C,K,H,W", help="a random layer of this shape")
     p.add_argument("--density", type=_fraction, default=0.3, help="Winograd density of --random (default 0.3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random layers and inputs")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of random layers and inputs (0 … 2^32 − 1)")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     p.add_argument("--waves", action="store_true", help="write waveforms (FST under Icarus, VCD under Verilator)")
     _array_options(p, datapath=True, default="default fields (P=4, L=4, S=1, C, K ≤ 32, 28×28) with the layers' datapath")

@@ -15,6 +15,11 @@ in ``flow.json``, so reports ignore it and the next run makes it again. The dire
 a step no longer in the flow (a removed ``[board]``) goes. A non-empty output directory
 without ``flow.json`` is refused: the flow writes only where it owns the contents.
 
+One flow at a time per directory: a run holds an exclusive lock on ``OUT/.flow.lock``
+(``flock``, released by the kernel if the process dies) and writes its process id,
+host and start time into it; a second run into the same directory is refused at once
+with a message naming the process that holds it.
+
 Timings (``seconds``, wall times, rates: :data:`VOLATILE`) go to ``timing.json``, not
 ``report.json``, and logs are not part of a step's digest: a step that re-runs and
 makes the same artifacts does not re-run the steps after it.
@@ -22,9 +27,13 @@ makes the same artifacts does not re-run the steps after it.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,9 +41,16 @@ from pathlib import Path
 from typing import Callable
 
 from winnow.model.files.atomic import DIR_MODE, atomic_write_json
+from winnow.model.files.bounded import read_json_bounded
 from winnow.model.errors import WinnowError
 
 STATE = "flow.json"
+#: The lock file of a running flow (module docstring).
+LOCK = ".flow.lock"
+
+
+class FlowLockedError(WinnowError):
+    """Another flow is running into the same directory."""
 
 
 STATE_SCHEMA = "winnow-flow/1"
@@ -65,14 +81,91 @@ def split_volatile(doc):
     return doc, None
 
 
-def dir_digest(path: Path) -> str:
-    """SHA-256 over every file (relative name and contents) under ``path``, timings and logs excepted."""
+def _file_sha(f: Path) -> bytes:
     h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*")
-                    if p.is_file() and p.name != "timing.json" and p.suffix != ".log"):
+    with open(f, "rb") as fh:  # streamed: a step's artifacts may be large
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def dir_digest(path: Path) -> str:
+    """SHA-256 over every regular file (relative name and contents) under ``path``, timings and logs excepted.
+
+    Anything else in a step's directory (a FIFO, a device, a link to one) is part of no
+    artifact: it changes the digest by its name only and is never opened.
+    """
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob("*") if p.name != "timing.json" and p.suffix != ".log"):
+        if f.is_dir() and not f.is_symlink():
+            continue
         h.update(str(f.relative_to(path)).encode() + b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+        if f.is_file() and not f.is_symlink():
+            h.update(_file_sha(f))
+        else:
+            h.update(b"<not a regular file>")
     return h.hexdigest()
+
+
+class FlowLock:
+    """The exclusive lock of one flow directory (module docstring); a context manager."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.path = self.root / LOCK
+        self.fd: int | None = None
+
+    def _holder(self) -> str:
+        try:
+            doc = read_json_bounded(self.path, what="flow state")
+            return (f"process {int(doc['pid'])} on {str(doc.get('host'))[:80]}, started "
+                    f"{str(doc.get('started'))[:40]}")
+        except (WinnowError, KeyError, TypeError, ValueError):
+            return "another process (it has not written its id yet)"
+
+    def acquire(self) -> "FlowLock":
+        for _ in range(10):  # the holder may remove the file between our open and flock: try again
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as exc:
+                raise WinnowError(f"{self.path}: cannot create the flow's lock file ({exc.strerror})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise FlowLockedError(f"{self.root}: another 'winnow flow' is running into this directory "
+                                          f"({self._holder()}; lock {self.path}); wait for it to finish or choose "
+                                          f"another --out") from None
+                raise WinnowError(f"{self.path}: cannot lock it ({exc.strerror})") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # locked a file its holder had just removed
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
+            self.fd = fd
+            return self
+        raise WinnowError(f"{self.path}: could not take the flow's lock (it kept changing)")
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)  # while still holding it: a waiting run then locks a fresh file
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "FlowLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 @dataclass
@@ -118,15 +211,22 @@ class Flow:
                     raise WinnowError(f"step {s.name} needs {n}, which does not run before it")
 
     def _state(self) -> dict:
+        """``flow.json``: a state of another schema (an older Winnow) means every step re-runs; one that
+        is not a readable JSON object of finished steps is refused, naming the file."""
         p = self.root / STATE
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             return {"schema": STATE_SCHEMA, "steps": {}}
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return {"schema": STATE_SCHEMA, "steps": {}}  # unreadable state: everything re-runs
-        if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("steps"), dict):
+        doc = read_json_bounded(p, WinnowError, what="flow state")
+        if not isinstance(doc, dict):
+            raise WinnowError(f"{p}: not a flow state (a JSON object); remove it to re-run every step")
+        if doc.get("schema") != STATE_SCHEMA:
             return {"schema": STATE_SCHEMA, "steps": {}}
+        steps = doc.get("steps")
+        if not isinstance(steps, dict) or not all(
+                isinstance(v, dict) and isinstance(v.get("key"), str) and isinstance(v.get("digest"), str)
+                for v in steps.values()):
+            raise WinnowError(f"{p}: field 'steps': expected an object of finished steps, each with a 'key' and a "
+                              f"'digest' (strings); remove the file to re-run every step")
         return doc
 
     def _key(self, step: Step, state: dict) -> str:
@@ -135,13 +235,21 @@ class Flow:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def run(self, force: tuple = ()) -> dict:
-        """Run (or skip) every step; ``force`` names steps to re-run regardless. Returns the state."""
+        """Run (or skip) every step; ``force`` names steps to re-run regardless. Returns the state.
+
+        Holds :class:`FlowLock` on the directory throughout: a second run into it is refused at once.
+        """
         if self.root.exists() and not self.root.is_dir():
             raise WinnowError(f"{self.root}: not a directory")
-        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / STATE).exists():
+        if self.root.is_dir() and any(p.name != LOCK for p in self.root.iterdir()) \
+                and not (self.root / STATE).exists():
             raise WinnowError(f"{self.root} is not empty and holds no {STATE}: not a flow's output directory; "
                               "choose a new or empty directory")
         self.root.mkdir(parents=True, exist_ok=True)
+        with FlowLock(self.root):
+            return self._run(force)
+
+    def _run(self, force: tuple) -> dict:
         for old in self.root.glob(".*.tmp-old-*"):  # a run killed while a step ran: its previous output back
             final = self.root / old.name[1:].split(".tmp-old-")[0]
             if not final.exists():

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from winnow.hw.config import ARRAY_FIELDS
 from winnow.model.errors import ConfigError, WinnowError
+from winnow.model.files.bounded import MAX_JSON_DEPTH, nesting_depth, read_text_bounded, value_error_text
 
 
 class FlowConfigError(WinnowError, ValueError):
@@ -36,6 +37,10 @@ SIM_DEFAULTS = {"simulator": "verilator", "layers": "all", "image": 0, "waves": 
 BOARD_KEYS = {"name": str}
 REPORT_KEYS = {"title": str}
 SIMULATORS = ("verilator", "icarus")
+#: How a flow refusing a slow array says what to do (winnow.hw.config.check_gen_cost).
+FLOW_GEN_HINT = "(a flow generates only arrays below them; 'winnow gen --allow-slow' generates any)"
+#: Most extra densities of [train].sweep.
+MAX_SWEEP = 16
 
 #: The default array for the small MNIST networks (C, K ≤ 32, 28×28): 16 multipliers. Unless set,
 #: the output unit gets gcd(L, 4) lanes (winnow.hw.config.AccelConfig.resolved).
@@ -129,6 +134,12 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FlowConfigError(f"{source}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise FlowConfigError(f"{source}: not valid TOML (nested too deeply)") from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's int-conversion limit)
+        raise FlowConfigError(f"{source}: not valid TOML ({value_error_text(exc)})") from None
+    if nesting_depth(doc) > MAX_JSON_DEPTH:
+        raise FlowConfigError(f"{source}: nested more than {MAX_JSON_DEPTH} levels deep")
     sections = {"train", "array", "sim", "board", "report"}
     unknown = sorted(set(doc) - sections)
     if unknown:
@@ -139,9 +150,12 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
             raise FlowConfigError(f"{source}: '{name}' must be a table ([{name}]), got {type(doc[name]).__name__}")
     train = _check_types(f"{source}: [train]", doc.get("train", {}), _train_keys())
     sweep = train.pop("sweep", [])
+    if len(sweep) > MAX_SWEEP:
+        raise FlowConfigError(f"{source}: [train].sweep: at most {MAX_SWEEP} densities (each one is a pruning and "
+                              f"fine-tuning run); got {len(sweep)}")
     for d in sweep:
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1:
-            raise FlowConfigError(f"{source}: [train].sweep: expected densities in (0, 1], got {d!r}")
+            raise FlowConfigError(f"{source}: [train].sweep: expected densities in (0, 1], got {d!r:.40}")
     array = _check_types(f"{source}: [array]", doc.get("array", {}), ARRAY_KEYS)
     sim = _check_types(f"{source}: [sim]", doc.get("sim", {}), SIM_KEYS)
     full = {**SIM_DEFAULTS, **sim}
@@ -170,7 +184,7 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
 
 def _check_now(cfg: FlowConfig) -> None:
     """Refuse, before any training, what a later step would refuse: [train], [array] rules, the board."""
-    from winnow.hw.config import check_buildable
+    from winnow.hw.config import check_buildable, check_gen_cost
     from winnow.model.integer.datapath import DatapathConfig
 
     from .steps import array_config
@@ -184,14 +198,19 @@ def _check_now(cfg: FlowConfig) -> None:
         raise FlowConfigError(f"{cfg.source}: [train].dataset: unknown or unsupported in a flow: {exp.dataset!r}; "
                               f"choose from {', '.join(embedded)} ({local}: local files, through the Python API "
                               f"winnow.model.data.datasets.load_dataset and run_experiment)")
-    try:  # the network's c_max is known only after training; the array's rules do not depend on it
-        dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=16)
+    try:  # the network's c_max: its widest convolution input (filter pruning may narrow it after training)
+        dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits,
+                            c_max=_widest_input(exp))
     except ConfigError as exc:
         raise FlowConfigError(f"{cfg.source}: [train]: {exc}") from None
     try:
-        check_buildable(array_config(dp, cfg.array_fields(), where=f"{cfg.source}: [array]"))
+        arr = array_config(dp, cfg.array_fields(), where=f"{cfg.source}: [array]")
+        check_buildable(arr)
+        check_gen_cost(arr, hint=FLOW_GEN_HINT)
     except ConfigError as exc:
-        raise FlowConfigError(str(exc)) from None
+        raise FlowConfigError(str(exc) if str(exc).startswith(cfg.source) else f"{cfg.source}: [array]: {exc}") \
+            from None
+    _check_sim_choices(cfg, exp)
     if cfg.board is not None:
         from winnow.boards.registry import KNOWN_BOARDS
 
@@ -200,12 +219,48 @@ def _check_now(cfg: FlowConfig) -> None:
                                   f"{', '.join(sorted(KNOWN_BOARDS))}")
 
 
+def _convolutions(exp) -> list:
+    """The convolutions of the data set's default network, built on torch's meta device (nothing allocated)."""
+    import torch
+
+    from winnow.model.data.datasets import DATASETS
+    from winnow.model.data.nets import model_for
+
+    ds = DATASETS.get(exp.dataset)
+    if ds.input_shape is None:
+        return []
+    with torch.device("meta"):
+        net = model_for(exp.dataset, ds.input_shape, ds.classes, exp.width)
+    return [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+
+
+def _widest_input(exp) -> int:
+    """c_max of the network a flow will export: the largest input channel count of its convolutions."""
+    return max((m.in_channels for m in _convolutions(exp)), default=16)
+
+
+def _check_sim_choices(cfg: FlowConfig, exp) -> None:
+    """[sim].layers against the data set's network, before any training ([sim].image is checked by the
+    simulate step, against the split it loads)."""
+    from winnow.model.data.datasets import DATASETS
+
+    ds = DATASETS.get(exp.dataset)
+    if ds.input_shape is None:
+        return
+    sim = {**SIM_DEFAULTS, **cfg.sim}
+    if sim["layers"] != "all":
+        convs = len(_convolutions(exp))
+        bad = [i for i in sim["layers"] if i >= convs]
+        if bad:
+            raise FlowConfigError(f"{cfg.source}: [sim].layers: conv {bad[0]} does not exist: the {exp.dataset} "
+                                  f"network has {convs} convolutions (0 … {convs - 1})")
+
+
 def load_flow_config(path) -> FlowConfig:
+    """Read (with a bound: :mod:`winnow.model.files.bounded`) and validate the TOML file ``path``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FlowConfigError(f"{path}: no such configuration file") from None
-    except UnicodeDecodeError:
-        raise FlowConfigError(f"{path}: not UTF-8 text") from None
+    if path.is_dir():
+        raise FlowConfigError(f"{path}: cannot read the configuration file (Is a directory)")
+    text = read_text_bounded(path, error=FlowConfigError, what="configuration file",
+                             missing="no such configuration file")
     return parse_flow_config(text, str(path))

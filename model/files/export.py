@@ -1,12 +1,17 @@
 """Export an integer network: one sparse layer file per convolution plus a network manifest.
 
-``out_dir/network.json`` (format ``winnow-network``, version 1) lists the operations
+``out_dir/network.json`` (format ``winnow-network``, version 2) lists the operations
 in order — ``conv`` (a ``.wnl`` sparse layer file, docs/pytorch.md "Export"), ``relu``, ``maxpool``,
 ``flatten``, ``linear`` (an ``.npy`` of int64 weights and one of int64 bias, no
 pickle) — with the sha256 of every file, the input shape and scale, and each
-convolution's input size. :func:`load_network` validates all of it and rebuilds the
-:class:`~winnow.model.integer.network.IntegerNetwork`, which computes bit for bit what the
-exported one did.
+convolution's input size; ``manifest_sha256`` is the SHA-256 of the manifest's canonical
+JSON without that field (:func:`winnow.model.files.layer_file.canonical_json`).
+:func:`load_network` validates all of it — every checksum, and the manifest against its
+layer files: act_bits, the input scale and the scale chain from one convolution to the
+next, C, K and every operation's input shape traced from ``input_shape`` — and rebuilds
+the :class:`~winnow.model.integer.network.IntegerNetwork`, which computes bit for bit what
+the exported one did. Version 1 manifests are refused naming the version (their layer
+files are version 1 too: re-export).
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ import numpy as np
 
 from winnow.model.files.atomic import atomic_write_bytes, atomic_write_json
 from winnow.model.errors import WinnowError
-from winnow.model.files.json_file import read_json
+from winnow.model.files.bounded import finite_float, is_file, read_bounded, read_json_bounded
 from winnow.model.integer.network import Flatten, IntegerNetwork, IntReLU, QuantizedLinear
-from winnow.model.files.layer_file import SparseLayer, read_layer, write_layer
+from winnow.model.files.layer_file import SparseLayer, canonical_json, decode_layer, write_layer
 from winnow.model.integer.reference import MaxPool, QuantizedConv
 
 NETWORK_FORMAT = "winnow-network"
-NETWORK_VERSION = 1
+NETWORK_VERSION = 2
+#: Most operations a manifest may list.
+MAX_OPS = 1024
 
 
 class ManifestError(WinnowError, ValueError):
@@ -36,6 +43,11 @@ class ManifestError(WinnowError, ValueError):
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest_digest(doc: dict) -> str:
+    """SHA-256 of the canonical JSON of a manifest without its ``manifest_sha256`` field."""
+    return hashlib.sha256(canonical_json({k: v for k, v in doc.items() if k != "manifest_sha256"})).hexdigest()
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -91,6 +103,7 @@ def export_network(net: IntegerNetwork, input_shape, out_dir) -> Path:
             raise WinnowError(f"cannot export operation {type(op).__name__}")
     manifest = {"format": NETWORK_FORMAT, "format_version": NETWORK_VERSION, "input_shape": list(input_shape),
                 "input_scale": net.input_scale, "act_bits": net.act_bits, "ops": ops}
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     return atomic_write_json(out / "network.json", manifest)
 
 
@@ -120,70 +133,120 @@ def read_network(path) -> NetworkFiles:
 
     def integer(field: str, v, lo: int = 1, hi: int = 1 << 20) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            fail(field, f"expected an integer in [{lo}, {hi}], got {v!r}")
+            fail(field, f"expected an integer in [{lo}, {hi}], got {v!r:.60}")
         return v
 
     def scale(field: str, v) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            fail(field, f"expected a positive finite number, got {v!r}")
-        return float(v)
+        f = finite_float(v)
+        if f is None or f <= 0:
+            fail(field, f"expected a positive finite number, got {v!r:.60}")
+        return f
 
-    doc = read_json(path, ManifestError, where=where, missing="no such network manifest")
+    doc = read_json_bounded(path, ManifestError, what="network manifest", where=where,
+                            missing="no such network manifest")
     if not isinstance(doc, dict) or doc.get("format") != NETWORK_FORMAT:
         fail("format", f"expected '{NETWORK_FORMAT}'")
     if doc.get("format_version") != NETWORK_VERSION:
-        fail("format_version", f"this reader supports version {NETWORK_VERSION}; the file has {doc.get('format_version')!r}")
+        old = (" (version 1 predates the manifest and layer-file checksums over every field: re-export the network "
+               "with 'winnow export' or 'winnow train')") if doc.get("format_version") == 1 else ""
+        fail("format_version", f"this reader supports version {NETWORK_VERSION}; the file has "
+                               f"{doc.get('format_version')!r:.40}{old}")
+    if doc.get("manifest_sha256") != manifest_digest(doc):
+        fail("manifest_sha256", "checksum mismatch: the manifest was edited or is corrupted")
     for key in ("input_shape", "input_scale", "act_bits", "ops"):
         if key not in doc:
             fail(key, "missing")
-    if not isinstance(doc["ops"], list) or not doc["ops"]:
-        fail("ops", "expected a non-empty list")
+    if not isinstance(doc["ops"], list) or not 1 <= len(doc["ops"]) <= MAX_OPS:
+        fail("ops", f"expected a non-empty list of at most {MAX_OPS} operations")
+    shape = doc["input_shape"]
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 4:
+        fail("input_shape", f"expected a list of 1 to 4 positive integers, got {shape!r:.60}")
+    shape = tuple(integer(f"input_shape[{j}]", v) for j, v in enumerate(shape))
+    input_scale = scale("input_scale", doc["input_scale"])
+    act_bits = integer("act_bits", doc["act_bits"], 2, 32)
 
-    def checked(i: int, entry: dict, key: str = "") -> Path:
+    def checked(i: int, entry: dict, key: str = "", what: str = "layer file") -> bytes:
+        """The bytes of the file an entry names, read once, with its checksum verified."""
         rec = entry if not key else entry.get(key)
         if not isinstance(rec, dict) or not isinstance(rec.get("file"), str) or not isinstance(rec.get("sha256"), str):
             fail(f"ops[{i}]{'.' + key if key else ''}", "needs 'file' and 'sha256' (strings)")
-        f = path.parent / rec["file"]
-        if Path(rec["file"]).name != rec["file"]:
+        name = rec["file"]
+        if not name or "\0" in name or Path(name).name != name or name in (".", ".."):
             fail(f"ops[{i}].file", "must be a plain file name in the manifest's directory")
-        if not f.is_file():
-            fail(f"ops[{i}].file", f"{rec['file']} is missing")
-        if _sha(f) != rec["sha256"]:
-            fail(f"ops[{i}].sha256", f"checksum mismatch for {rec['file']}")
-        return f
+        f = path.parent / name
+        if not is_file(f) and not f.exists():
+            fail(f"ops[{i}].file", f"{name} is missing")
+        data = read_bounded(f, error=ManifestError, what=what)
+        if hashlib.sha256(data).hexdigest() != rec["sha256"]:
+            fail(f"ops[{i}].sha256", f"checksum mismatch for {name}")
+        return data
 
+    def npy(i: int, entry: dict, part: str) -> np.ndarray:
+        data = checked(i, entry, part, what="linear weights")
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError, TypeError) as exc:
+            fail(f"ops[{i}].{part}", f"not a NumPy .npy array ({str(exc)[:120]})")
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype("<i8"):
+            fail(f"ops[{i}].{part}", f"expected an int64 array, got {getattr(arr, 'dtype', type(arr).__name__)}")
+        return arr
+
+    # every operation's input shape, traced from input_shape: the manifest must agree with its files
+    cur = shape
+    scale_now = input_scale
     ops, convs = [], []
     for i, e in enumerate(doc["ops"]):
         kind = e.get("op") if isinstance(e, dict) else None
+        label = str(e.get("name", kind))[:80] if isinstance(e, dict) else "?"
         if kind == "conv":
-            layer = read_layer(checked(i, e))
-            ops.append(layer.to_quantized_conv())
+            layer = decode_layer(checked(i, e), str(path.parent / e["file"]))
+            dims = layer.config.dims
+            if len(cur) != dims + 1:
+                fail(f"ops[{i}]", f"conv {label} is {dims}-D but its input has shape {list(cur)}")
+            for key, want, got in (("C", layer.in_channels, e.get("C")), ("K", layer.out_channels, e.get("K")),
+                                   ("input_size", list(layer.size), e.get("input_size"))):
+                if got != want:
+                    fail(f"ops[{i}].{key}", f"the manifest says {got!r:.60}, the layer file {e['file']} says {want!r}")
+            if (layer.in_channels, *layer.size) != cur:
+                fail(f"ops[{i}]", f"conv {label} expects input {[layer.in_channels, *layer.size]}, the operations "
+                                  f"before it give {list(cur)}")
+            if layer.config.act_bits != act_bits:
+                fail(f"ops[{i}]", f"conv {label} has act_bits = {layer.config.act_bits}, the network {act_bits}")
+            if not np.isclose(layer.in_scale, scale_now, rtol=1e-12, atol=0):
+                fail(f"ops[{i}]", f"conv {label} reads scale {layer.in_scale!r}, the operations before it write "
+                                  f"{scale_now!r}" + (" (the input_scale)" if not convs else ""))
+            conv = layer.to_quantized_conv()
+            ops.append(conv)
             convs.append((str(e.get("name", layer.name)), layer))
+            out = tuple(s + 2 * p - layer.config.r + 1 for s, p in zip(layer.size, layer.padding))
+            cur, scale_now = (layer.out_channels, *out), layer.out_scale
         elif kind == "maxpool":
-            ops.append(MaxPool(integer(f"ops[{i}].size", e.get("size"), 1, 64), str(e.get("name", "maxpool"))))
+            size = integer(f"ops[{i}].size", e.get("size"), 1, 64)
+            if len(cur) < 2 or any(s < size for s in cur[1:]):
+                fail(f"ops[{i}].size", f"pooling by {size} an input of shape {list(cur)}")
+            ops.append(MaxPool(size, label))
+            cur = (cur[0], *(s // size for s in cur[1:]))
         elif kind == "relu":
-            ops.append(IntReLU(e.get("name", "relu")))
+            ops.append(IntReLU(label))
         elif kind == "flatten":
-            ops.append(Flatten(e.get("name", "flatten")))
+            ops.append(Flatten(label))
+            cur = (math.prod(cur),)
         elif kind == "linear":
-            arrs = {}
-            for part in ("weights", "bias"):
-                try:
-                    arrs[part] = np.load(checked(i, e, part), allow_pickle=False)
-                except ValueError as exc:
-                    fail(f"ops[{i}].{part}", f"not a NumPy .npy array ({exc})")
-            w, b = arrs["weights"], arrs["bias"]
-            if w.ndim != 2 or b.shape != (w.shape[0],) or w.dtype.kind != "i" or b.dtype.kind != "i":
+            if i != len(doc["ops"]) - 1:
+                fail(f"ops[{i}]", "a linear operation must be the last one")
+            w, b = npy(i, e, "weights"), npy(i, e, "bias")
+            if w.ndim != 2 or b.shape != (w.shape[0],):
                 fail(f"ops[{i}]", f"linear weights must be int (out, in) and bias int (out,); got {w.shape}, {b.shape}")
+            if cur != (w.shape[1],):
+                fail(f"ops[{i}]", f"linear {label} takes {w.shape[1]} inputs, the operations before it give "
+                                  f"shape {list(cur)}")
+            lin_bits = integer(f"ops[{i}].act_bits", e.get("act_bits"), 2, 32)
+            if lin_bits != act_bits:
+                fail(f"ops[{i}].act_bits", f"{lin_bits}, but the network's act_bits is {act_bits}")
             ops.append(QuantizedLinear(w, b, scale(f"ops[{i}].in_scale", e.get("in_scale")),
-                                       scale(f"ops[{i}].w_scale", e.get("w_scale")),
-                                       integer(f"ops[{i}].act_bits", e.get("act_bits"), 2, 32), str(e.get("name", "linear"))))
+                                       scale(f"ops[{i}].w_scale", e.get("w_scale")), lin_bits, label))
+            cur = (w.shape[0],)
         else:
-            fail(f"ops[{i}].op", f"unknown operation {kind!r}")
-    shape = doc["input_shape"]
-    if not isinstance(shape, list) or not 1 <= len(shape) <= 4:
-        fail("input_shape", f"expected a list of 1 to 4 positive integers, got {shape!r}")
-    shape = tuple(integer(f"input_shape[{j}]", v) for j, v in enumerate(shape))
-    net = IntegerNetwork(ops, scale("input_scale", doc["input_scale"]), integer("act_bits", doc["act_bits"], 2, 32),
-                         shape)
+            fail(f"ops[{i}].op", f"unknown operation {kind!r:.60}")
+    net = IntegerNetwork(ops, input_scale, act_bits, shape)
     return NetworkFiles(net, convs)

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from winnow.model.errors import WinnowError
+from winnow.model.files.bounded import read_json_bounded
 
 
-def read_json(path, error: type[Exception] = WinnowError, *, where=None, missing: str | None = None):
-    """The parsed contents of ``path``.
+def read_json(path, error: type[Exception] = WinnowError, *, where=None, missing: str | None = None,
+              what: str = "step report"):
+    """The parsed contents of ``path``, read with a bound (:mod:`winnow.model.files.bounded`).
 
-    A file that is not UTF-8 JSON raises ``error("{where}: not valid JSON (…)")``; a missing
-    file raises ``error("{where}: {missing}")`` when ``missing`` is given (else the
-    FileNotFoundError itself), one that cannot be read (a directory, no permission)
-    ``error("{where}: cannot read it (…)")``. ``where`` defaults to the path.
+    A file that is not UTF-8 JSON (or nests too deeply, holds integers of thousands of
+    digits, NaN or duplicate keys) raises ``error("{where}: not valid JSON (…)")``; a
+    missing file ``error("{where}: {missing}")`` (default "no such {what}"); a directory,
+    FIFO, device or a file above the size limit of a ``what`` is refused before it is read;
+    one that cannot be read (no permission) ``error("{where}: cannot read it (…)")``.
+    ``where`` defaults to the path.
     """
-    where = path if where is None else where
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if missing is None:
-            raise
-        raise error(f"{where}: {missing}") from None
-    except OSError as exc:  # a directory, no permission: the path's problem, named
-        raise error(f"{where}: cannot read it ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{where}: not valid JSON ({exc})") from None
+    return read_json_bounded(path, error, what=what, where=where, missing=missing)

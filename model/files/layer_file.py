@@ -5,10 +5,20 @@ One file per convolution layer, hardware-agnostic, versioned and self-describing
     bytes 0–7    magic  b"WINNOWL\\0"
     bytes 8–11   header length H, uint32 little-endian
     bytes 12…    header: UTF-8 JSON (format version, layer, geometry, datapath,
-                 quantization, density, and a table of blobs with dtype, shape,
-                 offset, length and sha256)
+                 quantization, density, a table of blobs with dtype, shape,
+                 offset, length and sha256, and ``header_sha256``)
     then         the blobs, back to back, at the offsets the header gives
                  (relative to the end of the header)
+
+Tamper evidence (format version 2): ``header_sha256`` is the SHA-256 of the header's
+canonical JSON (:func:`canonical_json`: sorted keys, no spaces, the header without
+``header_sha256``), and the blob table in the header holds each blob's SHA-256, so no
+byte of the file can change without a checksum failing. Each blob's dtype is the one of
+its field (``row_ptr``, ``bias``, ``mult``, ``shift`` int64, ``col_idx`` int32,
+``values`` the narrowest integer of ``weight_bits``, ``weight_scale`` float64).
+Version 1 files (written before the header was covered) are refused with a message
+naming the version: re-export them. A checksum detects edits and corruption; it is not
+a signature (whoever edits a file on purpose can recompute it).
 
 Weights are stored as compressed sparse rows per Winograd position p: U_p is a K × C
 matrix of quantized Winograd-domain weights; ``row_ptr[p, k] … row_ptr[p, k+1]`` index
@@ -16,8 +26,9 @@ the column indices (input channels c, increasing) and values of output channel k
 position p, in arrays shared by all positions (``row_ptr`` is monotone over the whole
 file: row_ptr[p, K] == row_ptr[p+1, 0]). Zeros are never stored.
 
-Readers validate everything and raise :class:`LayerFileError` naming the field;
-writers write a temporary file and rename it, so a crash never leaves half a file.
+Readers validate everything and raise :class:`LayerFileError` naming the field (and
+read at most :data:`winnow.model.files.bounded.LIMITS` ["layer file"] bytes of a regular
+file); writers write a temporary file and rename it, so a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -32,14 +43,34 @@ from pathlib import Path
 import numpy as np
 
 from winnow.model.files.atomic import atomic_write_bytes
+from winnow.model.files.bounded import parse_json, read_bounded
 from winnow.model.integer.datapath import DatapathConfig, signed_range
 from winnow.model.errors import ConfigError, DataError, WinnowError
 from winnow.model.integer.reference import QuantizedConv
 
 MAGIC = b"WINNOWL\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".wnl"
 _BLOBS = ("row_ptr", "col_idx", "values", "bias", "mult", "shift", "weight_scale")
+#: The rounding rules the values were quantized with: the only ones this version computes (checked on reading).
+ROUNDING = {"quantize": "round_half_even", "requantize": "round_half_up (z*mult + 2^(shift-1)) >> shift"}
+#: Largest header, in bytes (a real header is a few kB: the blob table and the datapath).
+MAX_HEADER_BYTES = 1 << 20
+#: Largest output channel count and input side a layer file may declare (before anything is allocated).
+MAX_K = 1 << 16
+MAX_SIDE = 1 << 14
+#: Largest dense weight tensor P·K·C (elements) a layer file may describe.
+MAX_WEIGHTS = 1 << 28
+
+
+def canonical_json(doc) -> bytes:
+    """The canonical bytes of a JSON document: sorted keys, no spaces, UTF-8 (what checksums cover)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def header_digest(header: dict) -> str:
+    """SHA-256 of the canonical JSON of ``header`` without its ``header_sha256`` field."""
+    return hashlib.sha256(canonical_json({k: v for k, v in header.items() if k != "header_sha256"})).hexdigest()
 
 
 class LayerFileError(WinnowError, ValueError):
@@ -160,17 +191,17 @@ def _value_dtype(bits: int) -> str:
     return "<i1" if bits <= 8 else "<i2" if bits <= 16 else "<i4"
 
 
+def _blob_dtype(name: str, weight_bits: int) -> np.dtype:
+    """The one dtype blob ``name`` is stored as (module docstring)."""
+    kinds = {"row_ptr": "<i8", "col_idx": "<i4", "values": _value_dtype(weight_bits), "bias": "<i8", "mult": "<i8",
+             "shift": "<i8", "weight_scale": "<f8"}
+    return np.dtype(kinds[name])
+
+
 def encode_layer(layer: SparseLayer) -> bytes:
     """The bytes of a layer file (see the module docstring)."""
-    arrays = {
-        "row_ptr": layer.row_ptr.astype("<i8"),
-        "col_idx": layer.col_idx.astype("<i4"),
-        "values": layer.values.astype(_value_dtype(layer.config.weight_bits)),
-        "bias": layer.bias.astype("<i8"),
-        "mult": layer.mult.astype("<i8"),
-        "shift": layer.shift.astype("<i8"),
-        "weight_scale": np.asarray(layer.weight_scale).astype("<f8"),
-    }
+    bits = layer.config.weight_bits
+    arrays = {name: np.asarray(getattr(layer, name)).astype(_blob_dtype(name, bits)) for name in _BLOBS}
     blobs, table, offset = [], {}, 0
     for name in _BLOBS:
         raw = np.ascontiguousarray(arrays[name]).tobytes()
@@ -187,13 +218,14 @@ def encode_layer(layer: SparseLayer) -> bytes:
         "datapath": _config_header(layer.config),
         "activation": {"relu": layer.relu, "winograd_relu": layer.winograd_relu,
                        "in_scale": layer.in_scale, "out_scale": layer.out_scale},
-        "rounding": {"quantize": "round_half_even", "requantize": "round_half_up (z*mult + 2^(shift-1)) >> shift"},
+        "rounding": ROUNDING,
         "nnz": layer.nnz,
         "density": layer.density,
         "nnz_per_position": [int(v) for v in layer.nnz_per_position()],
         "blobs": table,
         "data_bytes": offset,
     }  # fmt: skip
+    header["header_sha256"] = header_digest(header)
     head = json.dumps(header, indent=1).encode("utf-8")
     return MAGIC + struct.pack("<I", len(head)) + head + b"".join(blobs)
 
@@ -237,25 +269,32 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
     if len(data) < 12 or data[:8] != MAGIC:
         rd.fail("magic", f"not a Winnow sparse layer file (expected {MAGIC!r} at offset 0)")
     (hlen,) = struct.unpack("<I", data[8:12])
+    if hlen > MAX_HEADER_BYTES:
+        rd.fail("header", f"announces {hlen:,} bytes of header; a layer file's header is at most {MAX_HEADER_BYTES:,}")
     if 12 + hlen > len(data):
         rd.fail("header", f"truncated: header needs {hlen} bytes, file has {len(data) - 12} after the magic")
-    try:
-        h = json.loads(data[12 : 12 + hlen].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        rd.fail("header", f"not valid UTF-8 JSON ({exc})")
+    h = parse_json(data[12 : 12 + hlen], LayerFileError, f"{where}: field 'header'")
     if not isinstance(h, dict):
         rd.fail("header", "expected a JSON object")
     if rd.get(h, "format", str, "format") != "winnow-sparse-layer":
-        rd.fail("format", f"expected 'winnow-sparse-layer', got {h['format']!r}")
+        rd.fail("format", f"expected 'winnow-sparse-layer', got {h['format']!r:.60}")
     version = rd.get(h, "format_version", int, "format_version")
     if version != FORMAT_VERSION:
-        rd.fail("format_version", f"this reader supports version {FORMAT_VERSION}; the file has {version}")
+        old = (" (version 1 predates the checksum over the header: re-export the network with 'winnow export' "
+               "or 'winnow train')") if version == 1 else ""
+        rd.fail("format_version", f"this reader supports version {FORMAT_VERSION}; the file has {version}{old}")
+    if rd.get(h, "header_sha256", str, "header_sha256") != header_digest(h):
+        rd.fail("header_sha256", "checksum mismatch: the header was edited or is corrupted")
     name = rd.get(h, "name", str, "name")
+    if rd.get(h, "rounding", dict, "rounding") != ROUNDING:
+        rd.fail("rounding", f"this version rounds as {ROUNDING}; the file says {h['rounding']!r:.120}")
 
     dp = rd.get(h, "datapath", dict, "datapath")
     kw = {k: rd.get(dp, k, int, f"datapath.{k}") for k in
           ("dims", "m", "r", "act_bits", "weight_bits", "c_max", "bias_bits", "mult_bits", "max_position_shift")}
     points = rd.get(dp, "points", list, "datapath.points")
+    if not all(isinstance(p, str) and len(p) <= 40 for p in points):
+        rd.fail("datapath.points", "expected a list of rationals as strings ('0', '1/2', '-3')")
     try:
         cfg = DatapathConfig(points=tuple(points), **kw)
     except (ConfigError, ValueError, TypeError, ZeroDivisionError) as exc:
@@ -277,6 +316,11 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
         rd.fail("geometry", f"sizes must be >= 1 and paddings >= 0; got size {size}, padding {padding}")
     if any(s + 2 * p < cfg.r for s, p in zip(size, padding)):
         rd.fail("geometry", f"input {size} with padding {padding} is smaller than the kernel r = {cfg.r}")
+    if K > MAX_K or max(size) > MAX_SIDE or max(padding) > MAX_SIDE:
+        rd.fail("geometry", f"K = {K}, size {size}, padding {padding}: beyond the limits of a layer file "
+                            f"(K <= {MAX_K}, sides and paddings <= {MAX_SIDE})")
+    if cfg.positions * K * C > MAX_WEIGHTS:
+        rd.fail("geometry", f"P·K·C = {cfg.positions * K * C:,} Winograd weights, above the limit of {MAX_WEIGHTS:,}")
 
     act = rd.get(h, "activation", dict, "activation")
     relu = rd.get(act, "relu", bool, "activation.relu")
@@ -304,9 +348,10 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
         nbytes = rd.get(entry, "nbytes", int, f"{path}.nbytes")
         shape = rd.int_list(entry, "shape", f"{path}.shape")
         dtype_s = rd.get(entry, "dtype", str, f"{path}.dtype")
-        if dtype_s not in ("<i1", "<i2", "<i4", "<i8", "<f8", "|i1"):
-            rd.fail(f"{path}.dtype", f"unsupported dtype {dtype_s!r}")
-        dtype = np.dtype(dtype_s)
+        want = _blob_dtype(bname, cfg.weight_bits)
+        if dtype_s != want.str:
+            rd.fail(f"{path}.dtype", f"unsupported dtype {dtype_s!r:.40} for {bname}: expected {want.str!r}")
+        dtype = want
         if off < 0 or nbytes < 0 or off + nbytes > data_bytes or any(s < 0 for s in shape):
             rd.fail(path, f"offset {off} + nbytes {nbytes} lies outside the {data_bytes} bytes of blobs")
         if math.prod(shape) * dtype.itemsize != nbytes:
@@ -372,18 +417,17 @@ def decode_layer(data: bytes, where: str = "<bytes>") -> SparseLayer:
 
 def _as_float(rd, v, field: str) -> float:
     try:
-        return float(v)
+        f = float(v)
     except OverflowError:
         rd.fail(field, "a number too large for a float")
+    if f != v:  # an integer a float cannot hold exactly: reading it would change it
+        rd.fail(field, f"{v} is not exactly a float")
+    return f
 
 
 def read_layer(path) -> SparseLayer:
     """Read and validate a layer file; :class:`LayerFileError` names the field at fault."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LayerFileError(f"{path}: no such layer file") from None
-    except IsADirectoryError:
-        raise LayerFileError(f"{path}: is a directory, not a layer file") from None
-    return decode_layer(data, str(path))
+    if path.is_dir():
+        raise LayerFileError(f"{path}: is a directory, not a layer file")
+    return decode_layer(read_bounded(path, error=LayerFileError, what="layer file"), str(path))

@@ -10,6 +10,7 @@ final linear layer. Anything else is refused with the module's name and type.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,6 +113,9 @@ def build_integer_network(model: nn.Module) -> IntegerNetwork:
             with torch.no_grad():
                 u = mod.masked_weight().detach().to(torch.float64).cpu().numpy()
                 b = None if mod.bias is None else mod.bias.detach().to(torch.float64).cpu().numpy()
+            if not np.isfinite(u).all() or (b is not None and not np.isfinite(b).all()):
+                raise ConfigError(f"layer {name}: its weights hold NaN or infinite values (training diverged: lower "
+                                  f"the learning rate or the method's penalty); nothing to quantize")
             ops.append(quantize_winograd_weights(u, b, q.in_scale, q.out_scale, q.config, padding=mod.padding,
                                                  relu=relu, winograd_relu=mod.winograd_relu, name=name))
             if input_scale is None:
@@ -124,6 +128,10 @@ def build_integer_network(model: nn.Module) -> IntegerNetwork:
             with torch.no_grad():
                 sw = float(mod.weight_scale())
                 w = mod.linear.weight.detach().to(torch.float64).cpu().numpy()
+            if not (np.isfinite(w).all() and math.isfinite(sw)):
+                raise ConfigError(f"layer {name}: its weights hold NaN or infinite values (training diverged: lower "
+                                  f"the learning rate); nothing to quantize")
+            with torch.no_grad():
                 lim = qmax(mod.weight_bits)
                 wq = np.clip(np.rint(w / sw), -lim, lim).astype(np.int64)
                 if mod.linear.bias is not None:

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from winnow.model.files.atomic import atomic_write_bytes
+from winnow.model.files.bounded import read_bounded
 from winnow.model.errors import ConfigError, WinnowError
 from winnow.model.nn.layers import WinogradConv
 
@@ -37,14 +38,16 @@ def save_checkpoint(model: nn.Module, path, meta: dict | None = None) -> Path:
 
 
 def _read(path: Path) -> dict:
+    data = read_bounded(path, what="checkpoint")  # a regular file of bounded size, read once
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WinnowError(f"{path}: no such checkpoint") from None
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a corrupt file
-        raise WinnowError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise WinnowError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise WinnowError(f"{path}: not a Winnow checkpoint (format {FORMAT} expected)")
+    for key, kind in (("signature", dict), ("state_dict", dict), ("meta", dict)):
+        if not isinstance(blob.get(key, {}), kind):
+            raise WinnowError(f"{path}: field '{key}': expected a {kind.__name__}, got {type(blob.get(key)).__name__}")
     return blob
 
 
@@ -57,7 +60,7 @@ def load_checkpoint(model: nn.Module, path) -> dict:
     """Load weights saved by :func:`save_checkpoint` into ``model``; returns the saved ``meta``."""
     path = Path(path)
     blob = _read(path)
-    theirs, ours = blob["signature"], signature(model)
+    theirs, ours = blob.get("signature", {}), signature(model)
     for key in sorted(set(theirs) | set(ours)):
         if theirs.get(key) != ours.get(key):
             raise ConfigError(

@@ -38,6 +38,10 @@ from winnow.model.pruning.method import PruningMethod
 from winnow.model.pruning.winograd import Pruner, apply_mask, winograd_after_spatial
 
 
+#: Largest penalty weight: far above any that trains (the default is 1e-4).
+MAX_LAMBDA = 1e3
+
+
 @dataclass(frozen=True)
 class KepConfig:
     """Options of ``kep`` (keys ``kep_keep``, ``kep_library``, ``kep_lambda``).
@@ -59,10 +63,12 @@ class KepConfig:
     def __post_init__(self):
         if isinstance(self.keep, bool) or not isinstance(self.keep, int) or not 1 <= self.keep <= 9:
             raise ConfigError(f"kep_keep must be an integer in [1, 9] (taps kept of a 3×3 kernel); got {self.keep!r}")
-        if isinstance(self.library, bool) or not isinstance(self.library, int) or self.library < 1:
-            raise ConfigError(f"kep_library must be an integer >= 1; got {self.library!r}")
-        if isinstance(self.lambda_, bool) or not isinstance(self.lambda_, (int, float)) or not self.lambda_ >= 0:
-            raise ConfigError(f"kep_lambda must be >= 0; got {self.lambda_!r}")
+        if isinstance(self.library, bool) or not isinstance(self.library, int) or not 1 <= self.library <= 512:
+            raise ConfigError(f"kep_library must be an integer >= 1 (at most 512, the 3×3 patterns there are); "
+                              f"got {self.library!r:.40}")
+        v = self.lambda_
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= MAX_LAMBDA:  # NaN, inf fail too
+            raise ConfigError(f"kep_lambda must be >= 0 and finite (at most {MAX_LAMBDA:g}); got {v!r:.40}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from winnow.model.pruning.method import PruningMethod
 from winnow.model.pruning.winograd import Pruner, iterative_schedule
 
 SCHEDULES = ("one_shot", "iterative")
+#: Most steps of the iterative schedule.
+MAX_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class MagnitudeConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         v = self.iterative_steps
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"iterative_steps must be an integer >= 1; got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_STEPS:
+            raise ConfigError(f"iterative_steps must be an integer >= 1 (at most {MAX_STEPS}: each step retrains "
+                              f"at least one epoch); got {v!r:.40}")
 
 
 def run(ctx) -> tuple[nn.Module, Pruner]:

@@ -46,6 +46,14 @@ from winnow.model.nn.qat import prepare_qat, restore_qat
 from winnow.model.training.train import TrainConfig, accuracy, seed_everything, train
 
 
+#: Upper bounds of the numeric knobs (a value beyond them is a typo, or hours of training).
+MAX_EPOCHS = 1000
+MAX_BATCH = 1 << 16
+MAX_LR = 10.0
+#: NumPy's seed range (the training phases' seeds, ``seed·1000 + salt``, are reduced into it: train.seed_everything)
+MAX_SEED = (1 << 32) - 1
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Every knob of :func:`run_experiment`; validated on construction.
@@ -82,20 +90,24 @@ class ExperimentConfig:
         check_density(self.density)
         if self.winograd_relu and not spec.winograd_relu:
             raise ConfigError(f"{self.method} keeps the network's structure; winograd_relu=True contradicts it")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or not 1 <= self.batch_size \
+                <= MAX_BATCH:
+            raise ConfigError(f"batch_size must be an integer >= 1 (at most {MAX_BATCH}); got {self.batch_size!r:.40}")
         for nm in ("lr", "retrain_lr", "qat_lr"):
             v = getattr(self, nm)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"{nm} must be a positive finite number; got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_LR:  # NaN fails too
+                raise ConfigError(f"{nm} must be a positive finite number (at most {MAX_LR:g}); got {v!r:.40}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's and torch's seed range); "
+                              f"got {self.seed!r:.40}")
         if self.width is not None and (isinstance(self.width, bool) or not isinstance(self.width, int)
                                        or not 1 <= self.width <= 1024):
             raise ConfigError(f"width must be an integer in [1, 1024] (or unset for the data set's default); "
                               f"got {self.width!r}")
         for nm in ("dense_epochs", "retrain_epochs", "qat_epochs"):
             v = getattr(self, nm)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{nm} must be a non-negative integer; got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_EPOCHS:
+                raise ConfigError(f"{nm} must be a non-negative integer (at most {MAX_EPOCHS}); got {v!r:.40}")
 
     @property
     def spec(self) -> PruningMethod:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
+import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +20,9 @@ from winnow.model.training.optim import winograd_adam
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (NumPy's takes seeds below 2^32: reduced into them)."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % (1 << 32))
     torch.manual_seed(seed)
 
 
@@ -58,11 +62,13 @@ def train(model: nn.Module, data: Split, cfg: TrainConfig, hooks=(), desc: str =
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
     n = len(data.y_train)
+    bars = progress and sys.stderr.isatty()  # a terminal: tqdm bars; a log or a pipe: one plain line per epoch
     for epoch in range(cfg.epochs):
         model.train()
+        t0 = time.time()
         order = torch.randperm(n, generator=gen)
         total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(range(0, n, cfg.batch_size), desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=None if progress else True,
+        bar = tqdm(range(0, n, cfg.batch_size), desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not bars,
                    leave=False, unit="batch")
         for i in bar:
             idx = order[i : i + cfg.batch_size]
@@ -70,16 +76,36 @@ def train(model: nn.Module, data: Split, cfg: TrainConfig, hooks=(), desc: str =
             opt.zero_grad(set_to_none=True)
             out = model(x)
             loss = F.cross_entropy(out, y)
-            (loss + extra_loss() if extra_loss is not None else loss).backward()
+            total_loss = loss + extra_loss() if extra_loss is not None else loss
+            value = float(total_loss.detach())
+            if not math.isfinite(value):
+                raise _diverged(desc, epoch, cfg, f"the loss became {value} at batch {i // cfg.batch_size + 1}")
+            total_loss.backward()
             opt.step()
             loss_sum += float(loss.detach()) * len(y)
             correct += int((out.argmax(1) == y).sum())
             total += len(y)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
         sched.step()
+        bad = nonfinite_parameters(model)
+        if bad:
+            raise _diverged(desc, epoch, cfg, f"parameter {bad[0]} holds NaN or infinite values")
         history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total})
+        if progress and not bars:
+            print(f"      {desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / total:.3f}, train accuracy "
+                  f"{correct / total:.3f} ({time.time() - t0:.1f} s)", flush=True)
     model.eval()
     return history
+
+
+def nonfinite_parameters(model: nn.Module) -> list[str]:
+    """Names of the parameters of ``model`` holding NaN or infinite values."""
+    return [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+
+
+def _diverged(desc: str, epoch: int, cfg: TrainConfig, what: str) -> ConfigError:
+    return ConfigError(f"training diverged in '{desc}', epoch {epoch + 1}/{cfg.epochs} (lr = {cfg.lr:g}): {what}; "
+                       f"lower the learning rate (lr, retrain_lr, qat_lr) or the method's penalty (kep_lambda)")
 
 
 @torch.no_grad()
