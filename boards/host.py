@@ -249,6 +249,28 @@ class HostDriver:
             raise HostLinkError(f"the board runs configuration {info.config_id:08x}, the layer is packed for "
                                 f"{want:08x}: pack it with the board's preset (winnow.boards.presets) or rebuild")
 
+    def run_tiled(self, cfg, layer, xq, *, run_timeout: float = 10.0, read_mode: str = "range"):
+        """Run ``layer`` on a tiled-mode board array pass after pass (:mod:`winnow.hw.tiled_packer`).
+
+        Every pass is loaded, started and waited for; the outputs of each job's finishing
+        pass are read back and assembled. The host's memory stands in for the external
+        memory: the board's accumulators keep the partial sums between the passes.
+        Returns (outputs int64 (K, Ho, Wo), RUN cycles summed over the passes).
+        """
+        from winnow.hw.tiled_packer import assemble, passes, plan_for
+
+        self.check_config(cfg)
+        plan = plan_for(cfg, layer)
+        runs = passes(layer, np.asarray(xq), cfg, plan)
+        outs, total = [], 0
+        for r in runs:
+            self.load(r.packed.load_port_words(r.x))
+            self.start()
+            total += self.wait_done(timeout=run_timeout)
+            outs.append(r.packed.unpack_reads(self.read_outputs(r.packed.output_reads(), mode=read_mode))
+                        if r.finish else None)
+        return assemble(plan, runs, outs), total
+
     def run_layer(self, packed, xq, *, run_timeout: float = 10.0, read_mode: str = "range"):
         """Load ``packed`` with input ``xq``, run, read back → (outputs int64 (K, Ho, Wo), RUN cycles)."""
         self.check_config(packed.config)

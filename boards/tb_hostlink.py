@@ -120,7 +120,10 @@ async def run_cases(dut):
         out = []
         for packed, xq, name in cases:
             w0, s0, b0 = time.perf_counter(), tr.now(), (tr.bytes_in, tr.bytes_out)
-            y, cycles = drv.run_layer(packed, xq, run_timeout=1.0)
+            if isinstance(packed, tuple) and packed[0] == "tiled":  # ("tiled", cfg, layer): its passes
+                y, cycles = drv.run_tiled(packed[1], packed[2], xq, run_timeout=1.0)
+            else:
+                y, cycles = drv.run_layer(packed, xq, run_timeout=1.0)
             out.append({"name": name, "out": y.tolist(), "cycles": cycles, "wall_s": time.perf_counter() - w0,
                         "sim_cycles": round((tr.now() - s0) * 1e9 / PERIOD_NS),
                         "bytes_to_board": tr.bytes_in - b0[0], "bytes_from_board": tr.bytes_out - b0[1]})
