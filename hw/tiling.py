@@ -263,6 +263,10 @@ class LayerPlan:
                 "patch": [self.patches[0].ty1 - self.patches[0].ty0, self.patches[0].tx1 - self.patches[0].tx0]}
 
 
+#: Most passes one layer's plan may have (a bound on the planner's lists, far above any network's layer).
+MAX_PASSES = 1 << 22
+
+
 def plan_layer(cfg: AccelConfig, buffers: TiledBuffers, *, in_channels: int, out_channels: int, size,
                padding) -> LayerPlan:
     """Cut a layer of C = ``in_channels``, K = ``out_channels`` on input ``size`` (H, W) into patches and blocks."""
@@ -276,6 +280,12 @@ def plan_layer(cfg: AccelConfig, buffers: TiledBuffers, *, in_channels: int, out
     geom = ConvGeometry.of(size, padding, dp.m, dp.r)
     th, tw = geom.tiles
     ph, pw = min(buffers.patch_h, th), min(buffers.patch_w, tw)
+    n_patches = -(-th // ph) * -(-tw // pw)
+    n_passes = n_patches * -(-K // cfg.k_block) * -(-C // buffers.c_block)
+    if n_passes > MAX_PASSES:  # counted before any list is built
+        raise ConfigError(f"a {C}→{K} layer on {'×'.join(map(str, geom.size))} would take {n_passes:,} passes "
+                          f"({n_patches:,} patches) on these buffers, more than {MAX_PASSES:,}: "
+                          f"give the array larger patches, k_block or c_block")
     patches = []
     for ty in range(0, th, ph):
         for tx in range(0, tw, pw):

@@ -205,3 +205,13 @@ def test_docs_show_the_tiled_rtl_runs_rendered_from_the_recorded_json():
     assert {(256, 256, 32), (512, 512, 14)} <= sizes
     assert all(r["bit_exact"] and r["passes_equal"] and r["rtl_cycles"] == r["layer_model_cycles"]
                for r in t["layers"])
+
+
+def test_an_absurd_layer_is_refused_before_the_plan_is_built():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"passes .* more than 4,194,304"):
+        plan_layer(_cfg(), TiledBuffers(c_block=1, patch_h=1, patch_w=1), in_channels=16, out_channels=4096,
+                   size=(4000, 4000), padding=1)
+    assert time.perf_counter() - t0 < 1.0
