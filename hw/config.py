@@ -169,6 +169,12 @@ class AccelConfig:
             raise ConfigError(f"tiled must be true or false; got {self.tiled!r}")
         if self.tiled and self.serial:
             raise ConfigError("tiled mode needs banked memories (serial = false): its accumulators add in place")
+        if self.tiled and self.k_max % self.clusters:
+            raise ConfigError(f"tiled mode: k_max = {self.k_max} (the output-channel block) must be a multiple of "
+                              f"clusters = {self.clusters}")
+        if self.tiled and self.pad_max:
+            raise ConfigError(f"tiled mode: pad_max must be 0 (got {self.pad_max}): the windows are cut from the "
+                              f"padded input and carry the padding; a nonzero pad_max only enlarges the memories")
         if self.tiled and self.k_block != k_rounded:
             raise ConfigError(f"tiled mode runs one output-channel block per pass: k_block = {self.k_block} must "
                               f"cover k_max = {self.k_max} (leave k_block unset; k_max is the block)")

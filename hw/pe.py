@@ -151,9 +151,9 @@ class SparsePE(wiring.Component):
                 m.d.sync += acc[l].eq(Mux(e5["last"], 0, nxt[l]))
         m.d.comb += [self.acc.en.eq(v5 & e5["last"]), self.acc.addr.pos.eq(e5["p"]), self.acc.addr.k.eq(e5["k"])]
         busy = issuing | v1 | v2 | v3 | v4 | v5
-        if cfg.tiled:  # the accumulators write the sum one cycle after the row leaves (read, add, write)
-            v6 = Signal()
-            m.d.sync += v6.eq(v5 & e5["last"])
+        if cfg.tiled:  # the accumulators write the sum one cycle after the row leaves (read, add, write):
+            v6 = Signal()  # one more busy cycle after every segment's last entry, its end-of-block marker too
+            m.d.sync += v6.eq(v5)
             busy = busy | v6
         m.d.comb += self.busy.eq(busy)
         for l, sm in enumerate(nxt):

@@ -79,11 +79,15 @@ def test_tiled_mode_configuration_errors():
     with pytest.raises(ConfigError, match="needs tiled mode"):
         AccelConfig(datapath=dp, c_block=4)
     with pytest.raises(ConfigError, match="banked memories"):
-        AccelConfig(datapath=dp, tiled=True, serial=True, pes=1, clusters=1)
+        AccelConfig(datapath=dp, tiled=True, serial=True, pes=1, clusters=1, pad_max=0)
     with pytest.raises(ConfigError, match="one output-channel block per pass"):
-        AccelConfig(datapath=dp, tiled=True, k_max=8, k_block=4)
+        AccelConfig(datapath=dp, tiled=True, k_max=8, k_block=4, pad_max=0)
     with pytest.raises(ConfigError, match=r"c_block must be an integer in \[1, c_max = 16\]"):
-        AccelConfig(datapath=dp, tiled=True, c_block=17)
+        AccelConfig(datapath=dp, tiled=True, c_block=17, pad_max=0)
+    with pytest.raises(ConfigError, match="k_max = 5 .* must be a multiple of clusters = 2"):
+        AccelConfig(datapath=dp, tiled=True, pes=2, clusters=2, k_max=5, pad_max=0)
+    with pytest.raises(ConfigError, match="pad_max must be 0"):
+        AccelConfig(datapath=dp, tiled=True)
 
 
 def test_winnow_sim_random_runs_a_tiled_layer_and_winnow_cycles_sums_its_passes(tmp_path, capsys):
@@ -133,3 +137,26 @@ def test_a_trained_network_runs_layer_after_layer_on_a_tiled_array(tmp_path, cap
     assert "16 patches × 2 blocks × 2 C blocks" in out
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
     assert len(rep["layers"]) == 4 and rep["all_bit_exact"] and all(r["runs"] > 1 for r in rep["layers"])
+
+
+def test_passes_without_a_single_non_zero_take_the_modelled_cycles_too():
+    """A C block whose channels are all pruned away: every PE walks only its end-of-block marker, and the
+    pass still takes one cycle more than an untiled one (the accumulators' add), as the model says."""
+    reason = simulator_available("icarus")
+    if reason:
+        pytest.skip(reason)
+    import dataclasses
+
+    from winnow.model.files.layer_file import SparseLayer
+    from winnow.sim.tiled_run import run_tiled
+
+    cfg, layer, xq = _setup("f23")
+    q = layer.to_quantized_conv()
+    w = q.weights.copy()
+    w[:, :cfg.c_block] = 0  # the first C block holds no weights at all
+    layer = SparseLayer.from_quantized_conv(dataclasses.replace(q, weights=w), layer.size, name=layer.name)
+    runs = passes(layer, xq, cfg)
+    assert any(r.c_index == 0 and r.packed.layer.nnz == 0 for r in runs)
+    res = run_tiled(cfg, layer, xq, "icarus")
+    np.testing.assert_array_equal(res.out, reference_output(layer, xq))
+    assert [c for _, c, _ in res.passes] == [m for _, _, m in res.passes]
