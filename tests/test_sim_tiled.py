@@ -105,6 +105,7 @@ def test_winnow_sim_random_runs_a_tiled_layer_and_winnow_cycles_sums_its_passes(
     assert "36 passes (6 patches × 2 blocks × 3 C blocks)" in out and "bit-exact" in out
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
     assert rep["layers"][0]["runs"] == 36 and rep["all_bit_exact"]
+    assert rep["layers"][0]["model_cycles"] == rep["layers"][0]["rtl_cycles"]  # the passes' model, summed
     # winnow cycles of the same layer (the one --random built: density 0.3, seed 0) as a layer file
     from winnow.model.files.layer_file import write_layer
 

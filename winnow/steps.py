@@ -345,8 +345,10 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
     for i, ((name, layer, xq), (plan, layer_passes, i0, count)) in enumerate(zip(items, spans)):
         label = labels[i]
         mine, results = runs[i0:i0 + count], res[i0:i0 + count]
+        model_total = 0
         for (p, _x, pname), r in zip(mine, results):
             model = packed_cycles(p).cycles
+            model_total += model
             if r.cycles != model:
                 what = label + (f", pass {pname}" if plan is not None else "")
                 raise WinnowError(f"{what}: the RTL took {r.cycles} cycles, the cycle model says {model}")
@@ -363,7 +365,7 @@ def simulate(cfg, items, simulator: str, build_dir: Path, waves: bool = False, p
         if expected is not None and expected[i] is not None:
             exact = exact and bool(np.array_equal(out, expected[i]))
         rows.append({"name": name, "bit_exact": exact, "outputs": int(want.size), "rtl_cycles": cyc,
-                     "model_cycles": cyc, "cycles_equal": True, "runs": count,
+                     "model_cycles": model_total, "cycles_equal": cyc == model_total, "runs": count,
                      "run_wall_s": round(wall, 4), "cycles_per_s": cyc / max(wall, 1e-9)})
         if not np.array_equal(out, want):
             where = tuple(int(v) for v in np.argwhere(out != want)[0])
