@@ -119,12 +119,18 @@ class PackedLayer:
         banks[bank.ravel(), addr.ravel()] = xq.ravel() & ((1 << cfg.datapath.act_bits) - 1)
         return banks
 
-    def load_words(self, xq: np.ndarray) -> list[tuple[Sel, int, int, int]]:
-        """The whole load sequence (select, bank, address, data) for the load port."""
+    def load_words(self, xq: np.ndarray | None) -> list[tuple[Sel, int, int, int]]:
+        """The whole load sequence (select, bank, address, data) for the load port.
+
+        ``xq`` None: the registers, quantization words and streams only (the streaming
+        array reads the input window from the feature map itself).
+        """
         out = [(Sel.REG, 0, i, v) for i, v in enumerate(self.register_words())]
         out += [(Sel.QUANT, 0, k, int(v)) for k, v in enumerate(self.quant_words())]
         for j in range(self.config.pes):
             out += [(Sel.STREAM, j, a, int(v)) for a, v in enumerate(self.stream_words(j))]
+        if xq is None:
+            return out
         banks = self.input_banks(xq)
         C, H, W = self.layer.in_channels, *self.layer.size
         # only the words that hold pixels, in (h, w, c) order
@@ -133,7 +139,7 @@ class PackedLayer:
         out += [(Sel.X, bb, aa, v) for bb, aa, v in zip(b.tolist(), a.tolist(), banks[b, a].tolist())]
         return out
 
-    def load_port_words(self, xq: np.ndarray) -> list[int]:
+    def load_port_words(self, xq: np.ndarray | None) -> list[int]:
         """:meth:`load_words` packed into load-port payload integers (:func:`winnow.hw.abi.load_layout`)."""
         words = self.load_words(xq)
         if not words:
