@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from winnow.hw import abi
 from winnow.hw.config import AccelConfig
-from winnow.hw.stream_abi import MAX_LOADS, StreamConfig, check_stream, desc_words, pass_layout
+from winnow.hw.stream_abi import MAX_LOADS, StreamConfig, check_stream, desc_words, encode_desc
 from winnow.hw.tiled_packer import Pass, assemble, passes, plan_for
 from winnow.hw.tiling import LayerPlan
 from winnow.model.errors import ConfigError, DataError
@@ -128,7 +127,6 @@ def layer_image(layer: SparseLayer, cfg: AccelConfig, stream: StreamConfig = Str
     nb, W = stream.word_bytes, stream.data_bits
     plan = plan_for(cfg, layer)
     runs = passes(layer, None, cfg, plan)
-    layout = pass_layout(cfg, stream)
     D = desc_words(cfg, stream)
     loads = []
     for i, r in enumerate(runs):
@@ -173,9 +171,9 @@ def layer_image(layer: SparseLayer, cfg: AccelConfig, stream: StreamConfig = Str
                   "x_cols": cols, "x_row_stride": row_stride, "x_chan_stride": chan_stride,
                   "out_addr": slot[0] if slot else 0, "out_words": slot[1] if slot else 0,
                   "out_k": r.packed.layer.out_channels, "out_tiles": r.packed.tiles, "finish": int(r.finish)}
-        descs.append(int(np.asarray(abi.pack(layout, {k: np.int64(v) for k, v in fields.items()})).reshape(-1)[0]))
+        descs.append(encode_desc(cfg, stream, fields))
         la += len(words) * nb
-    desc_bytes = b"".join(d.to_bytes(D * nb, "little") for d in descs)
+    desc_bytes = b"".join(descs)
     load_bytes = b"".join(words_to_bytes(w, W) for w in loads)
     return LayerImage(config=cfg, stream=stream, layer=layer, plan=plan, runs=runs, base=base, desc_addr=desc_addr,
                       loads_addr=loads_addr, input_addr=input_addr, output_addr=output_addr, end=end,

@@ -137,3 +137,23 @@ PASS_DOC = {
 def desc_words(cfg: AccelConfig, scfg: StreamConfig) -> int:
     """Bus words of one pass descriptor."""
     return -(-pass_layout(cfg, scfg).size // scfg.data_bits)
+
+
+def encode_desc(cfg: AccelConfig, scfg: StreamConfig, fields: dict) -> bytes:
+    """A pass descriptor's bytes (:func:`desc_words` little-endian words) from its fields."""
+    layout = pass_layout(cfg, scfg)
+    if set(fields) != {name for name, _ in layout}:
+        raise ConfigError(f"a pass descriptor has the fields {[n for n, _ in layout]}; got {sorted(fields)}")
+    word = 0
+    for name, f in layout:
+        v = int(fields[name])
+        if not 0 <= v < 1 << f.width:
+            raise ConfigError(f"descriptor field {name} = {v} does not fit {f.width} bits")
+        word |= v << f.offset
+    return word.to_bytes(desc_words(cfg, scfg) * scfg.word_bytes, "little")
+
+
+def decode_desc(cfg: AccelConfig, scfg: StreamConfig, raw: bytes) -> dict:
+    """The fields of a pass descriptor's bytes (the inverse of :func:`encode_desc`)."""
+    word = int.from_bytes(raw[:desc_words(cfg, scfg) * scfg.word_bytes], "little")
+    return {name: (word >> f.offset) & ((1 << f.width) - 1) for name, f in pass_layout(cfg, scfg)}

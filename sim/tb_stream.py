@@ -90,8 +90,10 @@ async def run_cases(dut):
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.aclk, dut.aresetn, reset_active_level=False,
                  size=max(c["ram_size"] for c in cases))
     logging.getLogger("cocotb.m_axi").setLevel(logging.WARNING)
-    faults = [c.get("faults") for c in cases if c.get("faults")]
-    if faults:  # the fault ranges of the first case that has any (one fault case per run)
-        _faulty(ram, faults[0])
-    results = [await _run_case(dut, case, ram) for case in cases]
+    faults: list = []  # the running case's fault ranges (the RAM's wrapper reads this list)
+    _faulty(ram, faults)
+    results = []
+    for case in cases:
+        faults[:] = case.get("faults", [])
+        results.append(await _run_case(dut, case, ram))
     atomic_write_json(os.environ["WINNOW_RESULTS"], results)
