@@ -38,6 +38,13 @@ def _need(sim):
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """One build directory per (shape, simulator) for the module's tests (each builds once)."""
+    root = tmp_path_factory.mktemp("stream")
+    return lambda name, sim="verilator": root / f"{name}_{sim}"
+
+
 # ---------------------------------------------------------------- the memory image (no simulator)
 def test_input_map_is_planar_pre_padded_and_word_aligned():
     cfg, layer, xq = _setup("f43_s2")
@@ -116,38 +123,41 @@ def test_bad_configurations_are_refused_with_the_rule():
 
 # ---------------------------------------------------------------- RTL with AxiRam
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_streamed_layer_is_bit_exact_and_takes_the_modelled_cycles(name, tmp_path):
+def test_streamed_layer_is_bit_exact_and_takes_the_modelled_cycles(name, builds):
     _need("verilator")
     from winnow.sim.stream_run import StreamCase, run_stream
 
     cfg, layer, xq = _setup(name)
-    slow = {ch: {"random": 0.4, "seed": 3 + i} for i, ch in enumerate(("ar", "r", "aw", "w", "b"))}
-    res = run_stream(cfg, [StreamCase(layer, xq, "plain"), StreamCase(layer, xq, "throttled", pause=slow)],
-                     "verilator", build_dir=tmp_path / "b")
+    cases = [StreamCase(layer, xq, "plain")]
+    if name == "f23":  # AxiRam throttled on every channel (the F(4,3) layer's run is longer: plain only)
+        slow = {ch: {"random": 0.4, "seed": 3 + i} for i, ch in enumerate(("ar", "r", "aw", "w", "b"))}
+        cases.append(StreamCase(layer, xq, "throttled", pause=slow))
+    res = run_stream(cfg, cases, "verilator", build_dir=builds(name), cxx_opt="-O0")
     ref = reference_output(layer, xq)
-    plain, throttled = res
     for r in res:
         assert not r.error and not r.timed_out, (r.name, r.faults)
         np.testing.assert_array_equal(r.out, ref)
         assert r.compute_cycles == r.model.compute  # the array's own cycles, pass by pass, as modelled
+    plain = res[0]
     assert plain.cycles == plain.model.cycles == plain.start_to_done
-    assert throttled.cycles > plain.cycles  # a slower memory: more cycles, the same result
+    if len(res) > 1:
+        assert res[1].cycles > plain.cycles  # a slower memory: more cycles, the same result
     m = plain.model
     assert m.passes == len(plan_for(cfg, layer).jobs) * len(plan_for(cfg, layer).c_blocks)
     assert m.desc + m.loads + m.window + m.output + m.compute + m.control == m.cycles and m.control > 0
 
 
-def test_streamed_layer_on_icarus(tmp_path):
+def test_streamed_layer_on_icarus(builds):
     _need("icarus")
     from winnow.sim.stream_run import StreamCase, run_stream
 
     cfg, layer, xq = _setup("f23", seed=1)
-    (r,) = run_stream(cfg, [StreamCase(layer, xq)], "icarus", build_dir=tmp_path / "b")
+    (r,) = run_stream(cfg, [StreamCase(layer, xq)], "icarus", build_dir=builds("f23", "icarus"))
     np.testing.assert_array_equal(r.out, reference_output(layer, xq))
     assert r.cycles == r.model.cycles
 
 
-def test_faults_and_bad_descriptors_stop_the_run_with_the_flag_and_address(tmp_path):
+def test_faults_and_bad_descriptors_stop_the_run_with_the_flag_and_address(builds):
     _need("verilator")
     from winnow.sim.stream_run import StreamCase, run_stream
 
@@ -167,7 +177,7 @@ def test_faults_and_bad_descriptors_stop_the_run_with_the_flag_and_address(tmp_p
              StreamCase(layer, xq, "slverr", faults=[(second, second + 16, 2)]),
              StreamCase(layer, xq, "dead_r", pause={"r": {"always": 1}}),
              StreamCase(layer, xq, "no_passes", passes=0)]
-    bad, slverr, dead, none = run_stream(cfg, cases, "verilator", stream=s, build_dir=tmp_path / "b")
+    bad, slverr, dead, none = run_stream(cfg, cases, "verilator", stream=s, build_dir=builds("f23"), cxx_opt="-O0")
     assert bad.error and bad.faults == ["bad_desc"] and bad.error_addr == img.desc_addr + D
     assert slverr.error and "read_error" in slverr.faults
     assert img.loads_addr <= slverr.error_addr <= second
