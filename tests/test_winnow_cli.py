@@ -223,6 +223,32 @@ def test_sim_subcommand_runs_a_network_layer_on_the_flows_build(flow_run, tmp_pa
     assert "conv #2 (layer 5): " in r.stdout  # --layer 2 is printed as the conv it chose (issue 17)
 
 
+@pytestmark_flow
+def test_sim_memory_runs_the_network_through_external_memory_layer_after_layer(flow_run, tmp_path):
+    """Issue 12: the first two convolutions through the streaming array's AxiRam, the second fed what the
+    RTL wrote for the first (max pooling of the host between them where the net has it)."""
+    d, _ = flow_run
+    net = d / "run" / "export" / "network"
+    small = ["--pes", 2, "--lanes", 2, "--otu-lanes", 2, "--k-max", 4, "--h-max", 6, "--w-max", 6, "--pad-max", 0,
+             "--c-block", 4]
+    r = winnow("sim", "--network", net, "--layer", 0, "--layer", 1, "--image", 3, "--memory", *small,
+               "--out", tmp_path / "sim", check=0)
+    rep = json.loads((tmp_path / "sim" / "report.json").read_text())
+    assert rep["chained"] and rep["all_bit_exact"] and len(rep["layers"]) == 2
+    for row in rep["layers"]:
+        assert row["rtl_cycles"] == row["model_cycles"] and row["runs"] > 1  # several passes per layer
+        b = row["breakdown"]
+        assert b["compute"] == row["compute_cycles"] < row["rtl_cycles"]
+    assert "through external memory (AxiRam)" in r.stdout
+    winnow("cycles", "--network", net, "--memory", *small, "--json", tmp_path / "c.json", check=0)
+    doc = json.loads((tmp_path / "c.json").read_text())
+    for row in doc["layers"]:
+        assert row["dense"]["cycles"] > row["sparse"]["cycles"] >= row["floor"]
+        assert row["bound"] in ("compute", "memory") and row["floor"] == max(row["compute_floor"], row["memory_floor"])
+    # the first two layers' streaming cycles are what the simulation measured
+    assert [row["sparse"]["cycles"] for row in doc["layers"][:2]] == [row["rtl_cycles"] for row in rep["layers"]]
+
+
 def test_sim_subcommand_random_layer_under_icarus_with_waves(tmp_path):
     reason = simulator_available("icarus")
     if reason:

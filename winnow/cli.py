@@ -241,6 +241,8 @@ def cmd_sim(a) -> int:
     from . import steps
 
     expected = None
+    if a.memory and a.tiled is None:  # the streaming array is a tiled-mode array
+        a.tiled = True
     sources = [name for name, given in (("layer files", bool(a.layers)), ("--network", a.network is not None),
                                         ("--random", a.random is not None)) if given]
     if len(sources) > 1:
@@ -274,12 +276,24 @@ def cmd_sim(a) -> int:
         items = [(n, l, random_input(l, seed=a.seed)) for n, l in layers]
     else:
         raise WinnowError("give layer files, --network DIR or --random C,K,H,W")
-    build = a.build_dir or a.out / f"build-{a.sim}"
-    rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected,
-                         labels=labels)
+    build = a.build_dir or a.out / f"build-{a.sim}{'-memory' if a.memory else ''}"
+    if a.memory:
+        from . import memory_steps
+
+        if a.waves:
+            raise WinnowError("--waves is not available with --memory")
+        if a.network is not None:
+            rep = memory_steps.simulate_network(arr, a.network, _images_for(tuple(net.input_shape))[a.image], a.sim,
+                                                build, progress=_progress, layers=None if chosen == "all" else chosen)
+        else:
+            rep = memory_steps.simulate(arr, items, a.sim, build, progress=_progress, labels=labels)
+    else:
+        rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected,
+                             labels=labels)
     atomic_write_json(a.out / "report.json", {"step": "sim", **rep})
-    print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}; wrote {a.out / 'report.json'}"
-          + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
+    where = " through external memory (AxiRam)" if a.memory else ""
+    print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}{where}; wrote "
+          f"{a.out / 'report.json'}" + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
     return 0
 
 
@@ -308,9 +322,17 @@ def cmd_cycles(a) -> int:
         layers = _layers_from_files(a.layers)
     else:
         raise WinnowError("give layer files or --network DIR")
+    if a.memory and a.tiled is None:
+        a.tiled = True
     arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)
-    doc = steps.cycles(arr, layers)
-    print(steps.cycles_markdown(doc))
+    if a.memory:
+        from . import memory_steps
+
+        doc = memory_steps.cycles(arr, layers)
+        print(memory_steps.cycles_markdown(doc))
+    else:
+        doc = steps.cycles(arr, layers)
+        print(steps.cycles_markdown(doc))
     if a.json is not None:
         atomic_write_json(a.json, doc)
         print(f"wrote {a.json}")
@@ -488,6 +510,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed of random layers and inputs (0 … 2^32 − 1)")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     p.add_argument("--waves", action="store_true", help="write waveforms (FST under Icarus, VCD under Verilator)")
+    p.add_argument("--memory", action="store_true",
+                   help="run through the streaming array: the layer's memory image in a simulated RAM "
+                        "(cocotbext-axi AxiRam) on its AXI4 port, every pass fetched from it and the outputs "
+                        "written back (implies --tiled; with --network each layer reads what the previous one "
+                        "wrote, host operations in between)")
     _array_options(p, datapath=True, default="default fields (P=4, L=4, S=1, C, K ≤ 32, 28×28) with the layers' datapath")
     p.add_argument("--out", type=Path, default=Path("out/sim"), help="output directory (default out/sim)")
     p.add_argument("--build-dir", type=Path, help="simulator build directory, reused while the array is unchanged "
@@ -500,6 +527,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("layers", nargs="*", type=Path, help="sparse layer files (.wnl)")
     p.add_argument("--network", type=Path, help="an exported network directory")
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    p.add_argument("--memory", action="store_true",
+                   help="the streaming array's cycles through external memory (implies --tiled): compute, "
+                        "load words, input windows and outputs, the roofline floor and the bound per layer")
     _array_options(p, datapath=False, default="default fields (P=4, L=4, S=1, C, K ≤ 32, 28×28) with the layers' datapath")
     p.set_defaults(func=cmd_cycles)
 
