@@ -281,6 +281,69 @@ def render_tiled(t: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stream_rtl(simulator: str = "verilator", layers=TILED_LAYERS, density: float = 0.3) -> dict:
+    """Full-size layers through the streaming array's RTL with AxiRam as the external memory (``--only stream``).
+
+    The TILED_ARRAY behind a 128-bit AXI4 port: every pass's descriptor, load words and input
+    window read from the RAM, the outputs written back; bit-exact, cycles = the streaming model.
+    """
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.memory_image import layer_image
+    from winnow.hw.stream_abi import StreamConfig
+    from winnow.hw.stream_timing import stream_cycles
+    from winnow.model.integer.datapath import DatapathConfig
+    from winnow.sim.cocotb_run import simulator_available
+    from winnow.sim.layers import random_input, random_layer, reference_output
+    from winnow.sim.stream_run import StreamCase, run_stream
+
+    reason = simulator_available(simulator)
+    if reason:
+        return {"simulator": simulator, "skipped": reason}
+    dp = DatapathConfig(m=4, r=3, c_max=512)
+    cfg = AccelConfig(datapath=dp, tiled=True, **TILED_ARRAY)
+    s = StreamConfig()
+    rows = []
+    for name, C, K, H in layers:
+        layer = random_layer(dp, C=C, K=K, H=H, W=H, density=density, seed=C + H, relu=True, name=name)
+        xq = random_input(layer, seed=5)
+        t0 = time.perf_counter()
+        (res,) = run_stream(cfg, [StreamCase(layer, xq, name)], simulator, stream=s,
+                            build_dir=BUILD / f"{simulator}_stream")
+        wall = time.perf_counter() - t0
+        dense = stream_cycles(layer_image(layer, cfg.changed(mode="dense"), s))
+        m = res.model
+        rows.append({"layer": name, "C": C, "K": K, "H": H, "density": density, "nnz": layer.nnz,
+                     "passes": m.passes, "image_bytes": res.image.end - res.image.base,
+                     "bit_exact": res.out is not None and bool(np.array_equal(res.out, reference_output(layer, xq))),
+                     "rtl_cycles": res.cycles, "compute_cycles": res.compute_cycles, "model": m.to_dict(),
+                     "dense_cycles": dense.cycles, "run_wall_s": round(res.run_wall_s, 1), "wall_s": round(wall, 1)})
+        print(f"      {name}: {m.passes} passes through memory, bit-exact {rows[-1]['bit_exact']}, "
+              f"{res.cycles:,} cycles (model {m.cycles:,}; array {res.compute_cycles:,}), {wall:.0f} s", flush=True)
+    return {"simulator": simulator, "array": {"tile": "F(4,3)", "c_max": 512, **TILED_ARRAY}, "memory": s.to_dict(),
+            "layers": rows}
+
+
+def render_stream(t: dict) -> str:
+    if "skipped" in t:
+        return f"Streaming RTL runs skipped: {t['skipped']}"
+    a, s = t["array"], t["memory"]
+    lines = [f"Array: {a['tile']}, P = {a['pes']} × L = {a['lanes']}, S = {a['clusters']}, blocks of {a['k_max']}, "
+             f"C blocks of {a['c_block']}, {a['h_max']}×{a['w_max']} windows, behind a {s['data_bits']}-bit AXI4 port "
+             f"(cocotbext-axi AxiRam, unthrottled); {t['simulator']}, density "
+             f"{t['layers'][0]['density'] if t['layers'] else ''}. Shares of the cycles: the array's own (compute), "
+             "the load words (registers, quantization, stream segments), the input windows and the outputs.", "",
+             "| layer | C→K | H | passes | image MB | bit-exact | RTL cycles | model | compute | load words | windows | "
+             "outputs | dense | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in t["layers"]:
+        m = r["model"]
+        c = m["cycles"]
+        lines.append(f"| {r['layer']} | {r['C']}→{r['K']} | {r['H']} | {r['passes']} | {r['image_bytes'] / 1e6:.1f} | "
+                     f"{r['bit_exact']} | {r['rtl_cycles']:,} | {c:,} | {m['compute'] / c:.0%} | "
+                     f"{m['loads'] / c:.0%} | {m['window'] / c:.0%} | {m['output'] / c:.1%} | {r['dense_cycles']:,} | "
+                     f"{r['wall_s']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _array(r) -> str:
     return f"{r['pes']}×{r['lanes']}, S={r['clusters']}, OTU {r['otu_lanes']}"
 
@@ -337,6 +400,9 @@ def render(result: dict) -> str:
             lines.append("")
     if result.get("tiled_rtl"):
         lines += ["### Full-size layers on the tiled-mode RTL", "", render_tiled(result["tiled_rtl"])]
+    if result.get("stream_rtl"):
+        lines += ["### Full-size layers through external memory (the streaming array)", "",
+                  render_stream(result["stream_rtl"])]
     if result.get("roofline"):
         lines += [f"### Roofline of the streaming array (buffers {result['roofline']['buffers']})", "",
                   render_roofline(result["roofline"])]
@@ -348,7 +414,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sim-speed layer; F(4,3) tables only")
     ap.add_argument("--no-icarus", action="store_true")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--only", choices=("roofline", "tiled"),
+    ap.add_argument("--only", choices=("roofline", "tiled", "stream"),
                     help="recompute only these tables into the existing --out file (the others are kept)")
     a = ap.parse_args(argv)
     if a.only:
@@ -358,6 +424,10 @@ def main(argv=None) -> int:
         if a.only == "roofline":
             print("[1/1] roofline tables …", flush=True)
             result["roofline"] = roofline_tables()
+        elif a.only == "stream":
+            print("[1/1] full-size layers through the streaming array's external memory (tens of minutes) …",
+                  flush=True)
+            result["stream_rtl"] = stream_rtl()
         else:
             print("[1/1] full-size layers on the tiled-mode RTL (minutes) …", flush=True)
             result["tiled_rtl"] = tiled_rtl()
