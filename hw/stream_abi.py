@@ -157,3 +157,18 @@ def decode_desc(cfg: AccelConfig, scfg: StreamConfig, raw: bytes) -> dict:
     """The fields of a pass descriptor's bytes (the inverse of :func:`encode_desc`)."""
     word = int.from_bytes(raw[:desc_words(cfg, scfg) * scfg.word_bytes], "little")
     return {name: (word >> f.offset) & ((1 << f.width) - 1) for name, f in pass_layout(cfg, scfg)}
+
+
+def markdown_table(cfg: AccelConfig | None = None, scfg: StreamConfig | None = None) -> str:
+    """The pass descriptor's table of docs/hardware.md (between stream:begin and stream:end), widths for
+    the default tiled array (``AccelConfig(tiled=True, pad_max=0)``) and ``StreamConfig()``."""
+    cfg = AccelConfig(tiled=True, pad_max=0) if cfg is None else cfg
+    scfg = StreamConfig() if scfg is None else scfg
+    layout = pass_layout(cfg, scfg)
+    out = [f"Pass descriptor (`pass_layout`, {layout.size} bits in {desc_words(cfg, scfg)} words of "
+           f"{scfg.data_bits} bits, LSB first; widths for `AccelConfig(tiled=True, pad_max=0)` and "
+           "`StreamConfig()`):", "", "| field | offset | bits | meaning |", "|---|---|---|---|"]
+    out += [f"| `{name}` | {f.offset} | {f.width} | {PASS_DOC[name]} |"
+            for name, f in sorted(layout, key=lambda kv: kv[1].offset)]
+    out += ["", "Status bits (`fault`, LSB first): " + ", ".join(f"{i} `{n}`" for i, n in enumerate(FAULTS)) + "."]
+    return "\n".join(out) + "\n"

@@ -184,3 +184,35 @@ def test_faults_and_bad_descriptors_stop_the_run_with_the_flag_and_address(build
     assert dead.error and dead.faults == ["timeout"] and not dead.timed_out
     assert dead.error_addr == img.desc_addr  # the first read never gets its data
     assert not none.error and none.cycles == 1
+
+
+def test_descriptor_bytes_read_through_amaranths_layout_give_the_window():
+    """The descriptor's bits, read with Amaranth's own ``data.Const`` of the layout (what the controller's
+    view reads), give each pass's window geometry and load-word count."""
+    from amaranth.lib import data
+
+    from winnow.hw.stream_abi import pass_layout
+
+    cfg, layer, _ = _setup("f43_s2")
+    s = StreamConfig()
+    img = layer_image(layer, cfg, s)
+    D = desc_words(cfg, s) * s.word_bytes
+    layout = pass_layout(cfg, s)
+    plan = img.plan
+    for i in (0, 1, img.passes - 1):
+        r = img.runs[i]
+        c = data.Const(layout, int.from_bytes(img.blobs[0][1][i * D:(i + 1) * D], "little"))
+        h0, h1, w0, w1 = r.patch.window(plan.geometry)
+        assert (c["x_rows"], c["x_cols"], c["finish"]) == (h1 - h0, w1 - w0, int(r.finish))
+        assert c["loads"] == len(r.packed.load_port_words(None)) and c["out_k"] == r.packed.layer.out_channels
+
+
+def test_docs_hold_the_rendered_descriptor_table():
+    import re
+    from pathlib import Path
+
+    from winnow.hw.stream_abi import markdown_table
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "hardware.md").read_text(encoding="utf-8")
+    mo = re.search(r"<!-- stream:begin -->\n(.*?)<!-- stream:end -->", text, re.S)
+    assert mo and mo.group(1) == markdown_table()
