@@ -16,6 +16,14 @@
   the tile row by row), one byte each, zero-padded to whole words.
   :meth:`LayerImage.read_output` turns them into the layer's output (K, Ho, Wo).
 
+A tiled job keeps its partial sums in the accumulators from one pass to the next and
+its last pass reads and clears them; a run stopped in the middle of a job (a fault, a
+reset, a host that gives up) leaves them there, and the memories survive a reset. The
+next job would add to them. :func:`flush_layer` is the remedy the host runs after an
+interrupted run: one finishing pass over the largest window with no weights, whose
+output unit reads and clears every accumulator row a pass can use (its outputs are
+discarded).
+
 Nothing here runs a simulator: :mod:`winnow.sim.stream_run` writes the image into
 cocotbext-axi's ``AxiRam``; a board's host driver writes it into DRAM.
 """
@@ -32,6 +40,7 @@ from winnow.hw.tiled_packer import Pass, assemble, passes, plan_for
 from winnow.hw.tiling import LayerPlan
 from winnow.model.errors import ConfigError, DataError
 from winnow.model.files.layer_file import SparseLayer
+from winnow.model.integer.reference import QuantizedConv
 
 PAGE = 4096
 
@@ -179,3 +188,18 @@ def layer_image(layer: SparseLayer, cfg: AccelConfig, stream: StreamConfig = Str
                       loads_addr=loads_addr, input_addr=input_addr, output_addr=output_addr, end=end,
                       row_stride=row_stride, chan_stride=chan_stride, out_slots=slots,
                       blobs=[(desc_addr, desc_bytes), (loads_addr, load_bytes)])
+
+
+def flush_layer(cfg: AccelConfig) -> SparseLayer:
+    """A layer whose one pass clears every accumulator row of ``cfg`` (module docstring): no weights,
+    k_max output channels, one input channel, the largest window the array takes."""
+    from winnow.hw.tiled_packer import buffers_of
+
+    dp = cfg.datapath
+    b = buffers_of(cfg)
+    size = (b.patch_h * cfg.m + cfg.r - 1, b.patch_w * cfg.m + cfg.r - 1)
+    K, n = cfg.k_max, cfg.n
+    q = QuantizedConv(config=dp, weights=np.zeros((K, 1, n, n), dtype=np.int64), bias=np.zeros(K, dtype=np.int64),
+                      mult=np.ones(K, dtype=np.int64), shift=np.ones(K, dtype=np.int64), padding=(0, 0),
+                      in_scale=1.0, out_scale=1.0, weight_scale=np.ones(K), name="flush")
+    return SparseLayer.from_quantized_conv(q, size, name="flush")

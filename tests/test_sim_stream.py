@@ -216,3 +216,25 @@ def test_docs_hold_the_rendered_descriptor_table():
     text = (Path(__file__).resolve().parents[1] / "docs" / "hardware.md").read_text(encoding="utf-8")
     mo = re.search(r"<!-- stream:begin -->\n(.*?)<!-- stream:end -->", text, re.S)
     assert mo and mo.group(1) == markdown_table()
+
+
+def test_an_interrupted_job_leaves_partial_sums_and_the_flush_pass_clears_them(builds):
+    """A run stopped after the first pass of a job (C blocks still to come) leaves that pass's sums in the
+    accumulators: the next run of the layer comes out wrong. One flush pass (no weights, largest window,
+    finishing) in between clears them: the layer is bit-exact again."""
+    _need("verilator")
+    from winnow.hw.memory_image import flush_layer
+    from winnow.sim.stream_run import StreamCase, run_stream
+
+    cfg, layer, xq = _setup("f23")
+    assert len(plan_for(cfg, layer).c_blocks) > 1
+    flush = flush_layer(cfg)
+    assert flush.nnz == 0 and len(layer_image(flush, cfg).runs) == 1
+    cases = [StreamCase(layer, xq, "interrupted", passes=1), StreamCase(layer, xq, "after"),
+             StreamCase(layer, xq, "interrupted_again", passes=1), StreamCase(flush, np.zeros((1, *flush.size))),
+             StreamCase(layer, xq, "after_flush")]
+    res = run_stream(cfg, cases, "verilator", build_dir=builds("f23"), cxx_opt="-O0")
+    ref = reference_output(layer, xq)
+    assert not np.array_equal(res[1].out, ref)  # the stale sums of the interrupted job
+    assert res[3].out is not None and not res[3].error
+    np.testing.assert_array_equal(res[4].out, ref)
