@@ -214,9 +214,11 @@ class AccelConfig:
         The one place the CLI (``winnow gen/cycles/sim``), the flow's ``[array]``, the generator
         and the board presets get their defaults from: ``otu_lanes`` (absent or ``None``)
         = :meth:`default_otu_lanes`; ``k_block``, ``requant`` and ``stream_depth`` (absent or
-        ``None``) as the constructor derives them.
+        ``None``) as the constructor derives them; ``pad_max`` = 0 in tiled mode (absent or ``None``).
         """
         fields = dict(fields)
+        if fields.get("tiled") and fields.get("pad_max") is None:  # the windows carry the padding
+            fields["pad_max"] = 0
         lanes = fields.get("lanes", cls.__dataclass_fields__["lanes"].default)
         if fields.get("otu_lanes") is None and isinstance(lanes, int) and not isinstance(lanes, bool):
             fields["otu_lanes"] = cls.default_otu_lanes(lanes)
@@ -227,11 +229,14 @@ class AccelConfig:
 
         ``k_block`` follows a new ``k_max``; ``otu_lanes`` becomes :meth:`default_otu_lanes`
         when the new ``lanes`` is not a multiple of it; ``stream_depth`` is re-derived when any
-        field changes (a preset's stream fits a dense layer at its own limits).
+        field changes (a preset's stream fits a dense layer at its own limits); turning tiled mode on
+        sets ``pad_max`` = 0 unless given.
         """
         fields = dict(fields)
         if "k_max" in fields:
             fields.setdefault("k_block", None)
+        if fields.get("tiled") and not self.tiled and "pad_max" not in fields:  # the windows carry the padding
+            fields["pad_max"] = 0
         lanes = fields.get("lanes")
         if isinstance(lanes, int) and not isinstance(lanes, bool) and lanes > 0 and "otu_lanes" not in fields \
                 and lanes % self.otu_lanes:

@@ -557,3 +557,18 @@ def test_unusable_user_paths_are_one_line_naming_the_path(tmp_path, capsys):
             assert w in err, (w, err)
     # the output directories a failed command created (parents included) are gone again
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_gen_memory_writes_the_streaming_array_and_its_descriptor_layout(tmp_path):
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.stream_abi import StreamConfig, pass_layout
+
+    winnow("gen", "--memory", "--m", 2, "--c-max", 16, "--pes", 2, "--lanes", 2, "--k-max", 4, "--h-max", 8,
+           "--w-max", 6, "--c-block", 4, "--out", tmp_path, check=0)
+    cfg = AccelConfig.read_params(tmp_path / "params.json")
+    assert cfg.tiled and cfg.pad_max == 0 and cfg.c_block == 4  # --memory implies tiled, whose windows carry padding
+    text = (tmp_path / "winnow_stream.v").read_text()
+    assert "module winnow_stream(" in text and "m_axi_arvalid" in text and "m_axi_wdata" in text
+    doc = json.loads((tmp_path / "stream.json").read_text())
+    layout = pass_layout(cfg, StreamConfig())
+    assert doc["descriptor"] == {n: {"offset": f.offset, "bits": f.width} for n, f in layout}

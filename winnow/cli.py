@@ -112,7 +112,8 @@ def _resolve_array(a, datapath=None):
     dp = datapath
     if dp is None:
         dp = DatapathConfig(r=3, **{**DATAPATH_DEFAULTS, **_given_datapath(a)})
-    return array_config(dp, {**DEFAULT_ARRAY, **fields}, mode=a.mode, where="array options")
+    base = {**DEFAULT_ARRAY, **({"pad_max": 0} if fields.get("tiled") else {})}  # tiled: the windows carry the padding
+    return array_config(dp, {**base, **fields}, mode=a.mode, where="array options")
 
 
 def _layers_from_files(files) -> list:
@@ -194,10 +195,18 @@ def cmd_gen(a) -> int:
 
     from . import steps
 
+    if a.memory and a.tiled is None:
+        a.tiled = True
     cfg = _resolve_array(a)
     rep = steps.gen(cfg, a.out, _progress, allow_slow=a.allow_slow)
+    written = [a.out / rep["verilog"], a.out / rep["axis_wrapper"]]
+    if a.memory:
+        from . import memory_steps
+
+        rep["stream"] = memory_steps.gen(cfg, a.out, _progress)
+        written.append(a.out / rep["stream"]["verilog"])
     atomic_write_json(a.out / "report.json", {"step": "gen", **rep})
-    print(f"wrote {a.out / rep['verilog']}, {a.out / rep['axis_wrapper']}, {a.out / 'params.json'}")
+    print(f"wrote {', '.join(map(str, written))}, {a.out / 'params.json'}")
     return 0
 
 
@@ -491,6 +500,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-slow", action="store_true",
                    help="generate even when the estimated elaboration time or memory is above the limits "
                         "(5 min, 4 GB; the estimate is printed either way)")
+    p.add_argument("--memory", action="store_true",
+                   help="also the streaming array (winnow_stream.v: the tiled-mode array, its controller and "
+                        "an AXI4 master for external memory; implies --tiled; docs/hardware.md)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=cmd_gen)
 

@@ -32,6 +32,25 @@ def _stream_config(cfg):
     return s
 
 
+def gen(cfg, out: Path, progress: Progress = print) -> dict:
+    """``winnow_stream.v`` (the streaming array: tiled array, controller, AXI4 master) and stream.json beside it."""
+    from winnow.hw.stream_abi import desc_words, pass_layout
+    from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+    from winnow.sim.stream_run import STREAM_TOP, stream_verilog_text
+
+    s = _stream_config(cfg)
+    t0 = time.time()
+    progress(f"      {STREAM_TOP}.v: the streaming array ({s.data_bits}-bit AXI4 master) …")
+    path = atomic_write_text(Path(out) / f"{STREAM_TOP}.v", stream_verilog_text(cfg, s))
+    layout = pass_layout(cfg, s)
+    doc = {"schema": "winnow-stream/1", "module": STREAM_TOP, "memory": s.to_dict(),
+           "descriptor_words": desc_words(cfg, s),
+           "descriptor": {name: {"offset": f.offset, "bits": f.width} for name, f in layout}}
+    atomic_write_json(Path(out) / "stream.json", doc)
+    progress(f"      {path.name}: {path.stat().st_size / 1e6:.2f} MB of Verilog in {time.time() - t0:.1f} s; stream.json")
+    return {"verilog": path.name, "description": "stream.json", **doc}
+
+
 def simulate(cfg, items, simulator: str, build_dir: Path, progress: Progress = print, labels=None) -> dict:
     """Run ``items`` = [(name, SparseLayer, xq)] through memory on the RTL; raises WinnowError on any difference."""
     from winnow.sim.cocotb_run import simulator_available
