@@ -36,7 +36,7 @@ import numpy as np
 
 from winnow.hw.config import AccelConfig
 from winnow.hw.stream_abi import MAX_LOADS, StreamConfig, check_stream, desc_words, encode_desc
-from winnow.hw.tiled_packer import Pass, assemble, passes, plan_for
+from winnow.hw.tiled_packer import assemble, passes, plan_for
 from winnow.hw.tiling import LayerPlan
 from winnow.model.errors import ConfigError, DataError
 from winnow.model.files.layer_file import SparseLayer

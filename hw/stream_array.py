@@ -30,7 +30,7 @@ the cycles from ``start`` to ``done``; :mod:`winnow.hw.stream_timing` predicts t
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockDomain, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, ClockDomain, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out

@@ -11,14 +11,14 @@ helpers are :mod:`winnow.sim.cocotb_run`'s.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from winnow.hw.axi_master import AxiMasterTop
 from winnow.hw.generate import AXI_TOP, axi_master_verilog_text
-from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+from winnow.model.files.atomic import atomic_write_json
 from winnow.model.sources import source_digest
-from winnow.sim.cocotb_run import build_dir_lock, ROOT, SimulationError, run_cocotb, simulator_available
+from winnow.sim.cocotb_run import (ROOT, SimulationError, build_dir_lock, refresh_verilog, run_cocotb,
+                                   simulator_available)
 
 #: The design is small and the runs short: a model compiled without optimisation builds fastest.
 CXX_OPT = "-O0"
@@ -39,12 +39,9 @@ def run_axi(params: dict, cases: list[dict], simulator: str = "verilator", build
         raise SimulationError(reason)
     build_dir = Path(build_dir or ROOT / "build" / "sim" / f"axi_{simulator}").resolve()
     with build_dir_lock(build_dir):
-        vfile = build_dir / f"{AXI_TOP}.v"
-        stamp_text = json.dumps({"params": params, "hw_sources": source_digest("hw"), "cxx_opt": cxx_opt}, sort_keys=True)
-        stamp = build_dir / "config.stamp"
-        if not vfile.exists() or not stamp.exists() or stamp.read_text() != stamp_text:
-            atomic_write_text(vfile, axi_master_verilog_text(**params))
-            atomic_write_text(stamp, stamp_text)
+        vfile = refresh_verilog(build_dir, f"{AXI_TOP}.v",
+                                {"params": params, "hw_sources": source_digest("hw"), "cxx_opt": cxx_opt},
+                                lambda: axi_master_verilog_text(**params))
         case_file = atomic_write_json(build_dir / "cases.json", cases)
         return run_cocotb(simulator, [vfile], AXI_TOP, _public_ports(params), build_dir, "winnow.sim.tb_axi_master",
                           case_file, cxx_opt)

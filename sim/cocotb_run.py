@@ -190,6 +190,18 @@ def build_dir_lock(build_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def refresh_verilog(build_dir: Path, name: str, stamp: dict, text) -> Path:
+    """``build_dir/name``, (re)written with ``text()`` when ``stamp`` (what the file depends on, as JSON)
+    differs from the one recorded beside it (``config.stamp``): a changed design is rebuilt, an unchanged one not."""
+    vfile = build_dir / name
+    stamp_text = json.dumps(stamp, sort_keys=True)
+    stamp_file = build_dir / "config.stamp"
+    if not vfile.exists() or not stamp_file.exists() or stamp_file.read_text() != stamp_text:
+        atomic_write_text(vfile, text())
+        atomic_write_text(stamp_file, stamp_text)
+    return vfile
+
+
 def run_cocotb(simulator: str, vfiles: list[Path], top: str, public_ports: str, build_dir: Path, test_module: str,
                case_file: Path, cxx_opt: str = CXX_OPT, *, waves: bool = False) -> list:
     """Build the Verilog files ``vfiles`` (top ``top``, in the last file) under ``simulator`` and run the cocotb ``test_module`` on ``case_file``.

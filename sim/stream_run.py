@@ -13,7 +13,6 @@ cycles beside the exact model's (:func:`winnow.hw.stream_timing.stream_cycles`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +22,11 @@ from winnow.hw.config import AccelConfig
 from winnow.hw.memory_image import LayerImage, layer_image
 from winnow.hw.stream_abi import FAULTS, StreamConfig
 from winnow.hw.stream_timing import StreamCycles, stream_cycles
-from winnow.model.files.atomic import atomic_write_json, atomic_write_text
+from winnow.model.files.atomic import atomic_write_json
 from winnow.model.files.layer_file import SparseLayer
 from winnow.model.sources import source_digest
-from winnow.sim.cocotb_run import ROOT, SimulationError, build_dir_lock, run_cocotb, simulator_available
+from winnow.sim.cocotb_run import (ROOT, SimulationError, build_dir_lock, refresh_verilog, run_cocotb,
+                                   simulator_available)
 
 STREAM_TOP = "winnow_stream"
 #: Simulation model optimisation: the runs are long (every pass through memory), so -O2.
@@ -85,13 +85,9 @@ def run_stream(cfg: AccelConfig, cases: list[StreamCase], simulator: str = "veri
         raise SimulationError(reason)
     build_dir = Path(build_dir or ROOT / "build" / "sim" / f"stream_{simulator}").resolve()
     with build_dir_lock(build_dir):
-        vfile = build_dir / f"{STREAM_TOP}.v"
-        stamp_text = json.dumps({"config": cfg.to_dict(), "stream": stream.to_dict(), "hw": source_digest("hw"),
-                                 "cxx_opt": cxx_opt}, sort_keys=True)
-        stamp = build_dir / "config.stamp"
-        if not vfile.exists() or not stamp.exists() or stamp.read_text() != stamp_text:
-            atomic_write_text(vfile, stream_verilog_text(cfg, stream))
-            atomic_write_text(stamp, stamp_text)
+        vfile = refresh_verilog(build_dir, f"{STREAM_TOP}.v", {"config": cfg.to_dict(), "stream": stream.to_dict(),
+                                                               "hw": source_digest("hw"), "cxx_opt": cxx_opt},
+                                lambda: stream_verilog_text(cfg, stream))
         specs, images = [], []
         for i, case in enumerate(cases):
             image = layer_image(case.layer, cfg, stream)
