@@ -73,6 +73,7 @@ class LayerImage:
     row_stride: int
     chan_stride: int
     out_slots: list  # per pass: (output address, words) or None
+    descriptors: list = field(default_factory=list)  # per pass: its descriptor's fields
     blobs: list = field(default_factory=list)  # [(address, bytes)]: descriptors and load words
 
     @property
@@ -84,13 +85,6 @@ class LayerImage:
         ph, pw = self.plan.geometry.padding
         H, W = self.layer.size
         return H + 2 * ph, W + 2 * pw
-
-    def regions(self) -> dict[str, tuple[int, int]]:
-        """Region name → (address, bytes)."""
-        return {"desc": (self.desc_addr, self.loads_addr - self.desc_addr),
-                "loads": (self.loads_addr, self.input_addr - self.loads_addr),
-                "input": (self.input_addr, self.output_addr - self.input_addr),
-                "output": (self.output_addr, self.end - self.output_addr)}
 
     def input_bytes(self, xq: np.ndarray) -> bytes:
         """The input region's bytes for the input ``xq`` (C, H, W), padded and strided."""
@@ -167,7 +161,7 @@ def layer_image(layer: SparseLayer, cfg: AccelConfig, stream: StreamConfig = Str
     end = _page(at)
     if end >= 1 << stream.addr_bits:
         raise ConfigError(f"the layer's image needs {end - base} bytes, beyond the {stream.addr_bits}-bit address space")
-    descs, la = [], loads_addr
+    descs, fields_of, la = [], [], loads_addr
     c_starts = np.concatenate([[0], np.cumsum(plan.c_blocks)]).tolist()
     for r, words, slot in zip(runs, loads, slots):
         h0, h1, w0, w1 = r.patch.window(plan.geometry)
@@ -181,12 +175,13 @@ def layer_image(layer: SparseLayer, cfg: AccelConfig, stream: StreamConfig = Str
                   "out_addr": slot[0] if slot else 0, "out_words": slot[1] if slot else 0,
                   "out_k": r.packed.layer.out_channels, "out_tiles": r.packed.tiles, "finish": int(r.finish)}
         descs.append(encode_desc(cfg, stream, fields))
+        fields_of.append(fields)
         la += len(words) * nb
     desc_bytes = b"".join(descs)
     load_bytes = b"".join(words_to_bytes(w, W) for w in loads)
     return LayerImage(config=cfg, stream=stream, layer=layer, plan=plan, runs=runs, base=base, desc_addr=desc_addr,
                       loads_addr=loads_addr, input_addr=input_addr, output_addr=output_addr, end=end,
-                      row_stride=row_stride, chan_stride=chan_stride, out_slots=slots,
+                      row_stride=row_stride, chan_stride=chan_stride, out_slots=slots, descriptors=fields_of,
                       blobs=[(desc_addr, desc_bytes), (loads_addr, load_bytes)])
 
 

@@ -93,33 +93,24 @@ def stream_cycles(image: LayerImage, array_cycles=None) -> StreamCycles:
     t = 0
     tot = dict(desc=0, loads=0, window=0, output=0, compute=0)
     read_bytes = written = 0
-    c_starts = [0]
-    for cb in image.plan.c_blocks:
-        c_starts.append(c_starts[-1] + cb)
-    la = image.loads_addr
-    for i, (r, N, slot) in enumerate(zip(image.runs, array_cycles, image.out_slots)):
-        nloads = len(r.packed.load_port_words(None))
+    for i, (d, N, slot) in enumerate(zip(image.descriptors, array_cycles, image.out_slots)):
         _, rd = _read(image, image.desc_addr + i * D * nb, D)
         e = t + 1 + rd
-        _, rl = _read(image, la, nloads)
+        _, rl = _read(image, d["loads_addr"], d["loads"])
         f = e + 2 + rl
-        h0, h1, w0, w1 = r.patch.window(image.plan.geometry)
-        first = image.input_addr + c_starts[r.c_index] * image.chan_stride + h0 * image.row_stride + w0
-        skip = first % nb
-        beats = -(-(skip + w1 - w0) // nb)
-        b0, _ = _read(image, first - skip, beats)
-        pixels = image.plan.c_blocks[r.c_index] * (h1 - h0) * (w1 - w0)
+        b0, _ = _read(image, d["x_addr"], d["x_beats"])
+        pixels = d["x_c"] * d["x_rows"] * d["x_cols"]
         s_run = f + 1 + b0 + 1 + pixels
         u = s_run + N + 2
         tot["desc"] += rd
         tot["loads"] += rl
         tot["window"] += b0 + 1 + pixels
         tot["compute"] += N
-        read_bytes += (D + nloads + image.plan.c_blocks[r.c_index] * (h1 - h0) * beats) * nb
+        read_bytes += (D + d["loads"] + d["x_c"] * d["x_rows"] * d["x_beats"]) * nb
         if slot is not None:
             addr, words = slot
             o = u
-            npx = r.packed.layer.out_channels * r.packed.tiles * m2
+            npx = d["out_k"] * d["out_tiles"] * m2
             done = None
             for c0 in range(0, words, s.out_chunk):
                 n = min(s.out_chunk, words - c0)
@@ -130,7 +121,6 @@ def stream_cycles(image: LayerImage, array_cycles=None) -> StreamCycles:
             tot["output"] += done + 1 - o
             written += words * nb
             u = done + 1
-        la += nloads * nb
         t = u
     cycles = t + 1
     return StreamCycles(cycles=cycles, compute=tot["compute"], desc=tot["desc"], loads=tot["loads"],

@@ -269,7 +269,12 @@ def cmd_sim(a) -> int:
         arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)
         for i in (range(len(layers)) if chosen == "all" else chosen):  # before any activation is computed
             steps.check_runnable(arr, layers[i][1])
-        items, expected = steps.network_items(a.network, _images_for(tuple(net.input_shape)), a.image, chosen)
+        images = _images_for(tuple(net.input_shape))
+        if a.memory:  # the network runs layer after layer through memory, traced once there
+            steps.check_image(images, a.image)
+            items = None
+        else:
+            items, expected = steps.network_items(a.network, images, a.image, chosen)
         labels = [steps.conv_label(i, layers[i][0]) for i in (range(len(layers)) if chosen == "all" else chosen)]
     elif a.random is not None:
         C, K, H, W = _parse_random(a.random)
@@ -292,8 +297,8 @@ def cmd_sim(a) -> int:
         if a.waves:
             raise WinnowError("--waves is not available with --memory")
         if a.network is not None:
-            rep = memory_steps.simulate_network(arr, a.network, _images_for(tuple(net.input_shape))[a.image], a.sim,
-                                                build, progress=_progress, layers=None if chosen == "all" else chosen)
+            rep = memory_steps.simulate_network(arr, a.network, images[a.image], a.sim, build, progress=_progress,
+                                                layers=None if chosen == "all" else chosen)
         else:
             rep = memory_steps.simulate(arr, items, a.sim, build, progress=_progress, labels=labels)
     else:

@@ -136,6 +136,12 @@ def check_layer_choice(layers, chosen, what: str = "layer") -> None:
                               f"{listing})")
 
 
+def check_image(images, image: int) -> None:
+    """Refuse a test-image index outside the split, naming the range."""
+    if not 0 <= image < len(images):
+        raise WinnowError(f"image {image}: the test split has {len(images)} images (0 … {len(images) - 1})")
+
+
 def network_items(network_dir: Path, images, image: int, layers="all"):
     """The chosen convolutions of an exported network with the activations test image ``image`` gives them.
 
@@ -144,8 +150,7 @@ def network_items(network_dir: Path, images, image: int, layers="all"):
     """
     from winnow.sim.network import traced_convolutions
 
-    if not 0 <= image < len(images):
-        raise WinnowError(f"image {image}: the test split has {len(images)} images (0 … {len(images) - 1})")
+    check_image(images, image)
     traced = traced_convolutions(network_dir, np.asarray(images[image]))
     check_layer_choice([(t[0].name, t[0]) for t in traced], layers)
     chosen = list(range(len(traced))) if layers == "all" else list(layers)
