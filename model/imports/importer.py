@@ -265,3 +265,42 @@ def load_imported(path) -> ImportedNet:
     load_checkpoint(net, path)
     return net
 
+
+
+def finetune(net: ImportedNet, split, steps: int, lr: float = 1e-3, batch: int = 64, seed: int = 0,
+             hooks=()) -> list:
+    """``steps`` Adam steps on ``split.x_train`` (seeded batches), pruning masks held by ``hooks``; the losses."""
+    from winnow.model.training.train import make_optimizer, TrainConfig, seed_everything
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 100_000:
+        raise ModelImportError(f"fine-tuning steps must be an integer in [0, 100000]; got {steps!r}")
+    seed_everything(seed)
+    opt = make_optimizer(net, TrainConfig(epochs=1, lr=lr, batch_size=batch, seed=seed))
+    for h in hooks:
+        h.attach(opt)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(split.x_train), (batch,), generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(split.x_train[idx]), split.y_train[idx])
+        if not torch.isfinite(loss):
+            raise ModelImportError(f"fine-tuning diverged (loss {float(loss)}): lower the learning rate")
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    net.eval()
+    return losses
+
+
+def prune_imported(net: ImportedNet, split, density: float, steps: int, lr: float = 1e-3, seed: int = 0):
+    """Winograd-domain magnitude pruning of every lowered layer to ``density`` (of its positions; the
+    structural zeros count as pruned), then ``steps`` of fine-tuning with the masks held; the Pruner."""
+    from winnow.model.pruning.winograd import Pruner, check_density
+
+    check_density(density)
+    pruner = Pruner(net)
+    pruner.prune(density)
+    finetune(net, split, steps, lr=lr, seed=seed, hooks=[pruner])
+    return pruner
