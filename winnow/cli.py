@@ -402,8 +402,8 @@ def cmd_import(a) -> int:
         print(f"pruned to Winograd-domain density {pruner.density():.3f}, {a.steps} fine-tuning steps")
     inet = None
     if not a.no_quantize:
-        inet = quantize_imported(imp, calib)
-        check = agreement(imp, inet, split.x_test[:500], split.y_test[:500])
+        inet = quantize_imported(imp, calib, c_max=a.c_max)
+        check = agreement(imp, inet, split.x_test[:256], split.y_test[:256])
         rep["quantization"] = {"data": split.name, "calibration_images": int(len(calib)), "check": check}
         print(f"quantized on {len(calib)} {split.name} images; integer vs float top-1 agreement "
               f"{check['integer_vs_float_top1']:.1%} on {check['images']} test images")
@@ -585,6 +585,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--density", type=_fraction, help="prune in the Winograd domain to this density first")
     p.add_argument("--steps", type=int, default=50, help="fine-tuning steps after pruning (default 50)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the fine-tuning batches")
+    p.add_argument("--c-max", type=int, help="datapath c_max (default: the widest lowered convolution input)")
     p.add_argument("--no-quantize", action="store_true", help="write only the converted model (no network/)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=cmd_import)

@@ -144,9 +144,10 @@ def calibration_images(input_shape, data: str | None, count: int = 256):
     return calib, split
 
 
-def quantize_imported(imp: Imported, calib: torch.Tensor, act_bits: int = 8, weight_bits: int = 8):
+def quantize_imported(imp: Imported, calib: torch.Tensor, act_bits: int = 8, weight_bits: int = 8,
+                      c_max: int | None = None):
     """Calibrate ``imp.net`` on ``calib`` (fake quantization on) and return its integer network."""
-    calibrate(imp.net, calib, act_bits=act_bits, weight_bits=weight_bits)
+    calibrate(imp.net, calib, act_bits=act_bits, weight_bits=weight_bits, c_max=c_max)
     return integer_network(imp.net)
 
 

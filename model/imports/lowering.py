@@ -317,12 +317,13 @@ def lowering_cost(C: int, K: int, k: int, stride: int, out_hw, c_lowered: int, m
 
 # ---------------------------------------------------------------------------- quantization
 def calibrate(net: ImportedNet, calib_x: torch.Tensor, act_bits: int = 8, weight_bits: int = 8,
-              mult_bits: int = 15, max_position_shift: int = 8) -> dict:
+              mult_bits: int = 15, max_position_shift: int = 8, c_max: int | None = None) -> dict:
     """Scales of every step's output from ``calib_x`` and fake quantization switched on; returns ``net.quant``.
 
     A convolution writes its own scale (max |output| / qmax); pooling, ReLU, flatten and the
     polyphase split keep their input's; an add writes its own; a concatenation the largest of
-    its inputs' (each input requantized onto it).
+    its inputs' (each input requantized onto it). ``c_max`` sizes the datapath (default: the widest
+    lowered convolution input; an array built for more channels takes a larger one).
     """
     net.quant = None
     for mod in net.convs:
@@ -366,8 +367,11 @@ def calibrate(net: ImportedNet, calib_x: torch.Tensor, act_bits: int = 8, weight
             p = {"mult": mult, "shift": shift}
         scales.append(s)
         host.append(p)
+    widest = max(c["C"] for c in net.spec["convs"])
+    if c_max is not None and c_max < widest:
+        raise ConfigError(f"c_max = {c_max}: the widest lowered convolution takes {widest} input channels")
     q = {"input_scale": input_scale, "act_bits": act_bits, "weight_bits": weight_bits, "mult_bits": mult_bits,
-         "max_position_shift": max_position_shift, "scales": scales, "host": host}
+         "max_position_shift": max_position_shift, "scales": scales, "host": host, "c_max": c_max or widest}
     attach_quant(net, q)
     return q
 
@@ -376,7 +380,7 @@ def datapath_of(net: ImportedNet, q: dict):
     from winnow.model.integer.datapath import DatapathConfig
 
     return DatapathConfig(m=net.spec["m"], r=net.spec["r"], act_bits=q["act_bits"], weight_bits=q["weight_bits"],
-                          c_max=max(c["C"] for c in net.spec["convs"]), mult_bits=q["mult_bits"],
+                          c_max=q.get("c_max") or max(c["C"] for c in net.spec["convs"]), mult_bits=q["mult_bits"],
                           max_position_shift=q["max_position_shift"])
 
 
