@@ -248,3 +248,27 @@ def test_winnow_import_end_to_end_and_cycles(onnx_file, tmp_path):
     res = _winnow("cycles", "--network", out / "network", "--json", tmp_path / "c.json")
     assert res.returncode == 0, res.stderr[-2000:]
     assert len(json.loads((tmp_path / "c.json").read_text())["layers"]) == 5
+
+
+# ---------------------------------------------------------------------------- [model] in a flow
+def test_flow_model_section_trains_and_exports_the_imported_model(tmp_path):
+    from winnow.flowconfig import load_flow_config
+    from winnow import steps
+    from winnow.model.files.export import read_network
+
+    (tmp_path / "nets.py").write_text(MODELS.read_text())
+    (tmp_path / "flow.toml").write_text('[model]\nsource = "nets.py:factory"\n\n[train]\ndensity = 0.5\n'
+                                        'retrain_epochs = 0\nqat_epochs = 0\n')
+    cfg = load_flow_config(tmp_path / "flow.toml")
+    assert cfg.model["source"] == f"{tmp_path / 'nets.py'}:factory"
+    (tmp_path / "train").mkdir()
+    rep = steps.train(cfg, tmp_path / "train", progress=lambda line: None)
+    assert 0.4 <= rep["winograd_density"] <= 0.5 and rep["integer_accuracy"] is not None
+    (tmp_path / "export").mkdir()
+    steps.export(tmp_path / "train", tmp_path / "export", progress=lambda line: None)
+    a, b = (read_network(tmp_path / d / "network") for d in ("train", "export"))
+    x = np.random.default_rng(0).standard_normal((8, 1, 28, 28))
+    assert len(b.convs) == 5 and np.array_equal(a.net.run(x), b.net.run(x))  # rebuilt from the checkpoint
+    (tmp_path / "bad.toml").write_text('[model]\nsource = "missing.onnx"\n')
+    with pytest.raises(ModelParseError, match="no such ONNX model"):
+        load_flow_config(tmp_path / "bad.toml")

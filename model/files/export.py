@@ -12,6 +12,13 @@ next, C, K and every operation's input shape traced from ``input_shape`` — and
 the :class:`~winnow.model.integer.network.IntegerNetwork`, which computes bit for bit what
 the exported one did. Version 1 manifests are refused naming the version (their layer
 files are version 1 too: re-export).
+
+Version 3 (:data:`GRAPH_VERSION`, docs/import.md "The network format") is written for graphs
+and the host operations of imported networks (:data:`GRAPH_OPS`: ``polyphase``, ``avgpool``,
+``gap``, ``add``, ``concat``): every operation lists ``inputs``, the indices of the operations it
+reads (−1: the network input), and each host requantizer's multipliers are checked against the
+ones the traced scales give. A sequential network of the version-2 operations is still written
+as version 2; both are read.
 """
 
 from __future__ import annotations
