@@ -22,10 +22,10 @@ def traced_convolutions(network_dir, image: np.ndarray) -> list[tuple[SparseLaye
     net = loaded.net
     h = quantize(np.asarray(image, dtype=np.float64)[None], net.input_scale, net.act_bits)
     layers = iter(loaded.convs)
+    vals = net.values(h)
     out = []
-    for op in net.ops:
-        nxt = op(h)
+    for i, op in enumerate(net.ops):
         if isinstance(op, QuantizedConv):
-            out.append((next(layers)[1], h[0], nxt[0]))
-        h = nxt
+            (j,) = net.op_inputs(i)
+            out.append((next(layers)[1], (h if j < 0 else vals[j])[0], vals[i][0]))
     return out

@@ -63,4 +63,5 @@ def test_readme_table_covers_every_room_and_hardware_module():
         if mod.stem in ("registry", "top", "toolchain", "reports", "build"):
             assert f"`{mod.stem}.py`" in table
     top = [p.name for p in (ROOT / "model").iterdir() if p.name != "__pycache__"]
-    assert len(top) <= 12, f"model/ has {len(top)} top-level entries: {sorted(top)}"
+    # 13 since model/imports/ (winnow import: readers, graph, lowering) became a room of its own
+    assert len(top) <= 13, f"model/ has {len(top)} top-level entries: {sorted(top)}"

@@ -9,6 +9,7 @@
     winnow report  RUN_DIR                      summary.md + plots from a flow's step reports
     winnow flow    CONFIG.toml --out DIR        all of it, resumable, skipping unchanged steps
     winnow prune   [--method M …] --out DIR     one pruning experiment, any registered method
+    winnow import  MODEL --input-shape C,H,W --out DIR   your own CNN (ONNX or file.py:factory)
     winnow demo-foundation [--images N]         float and integer Winograd convolution of MNIST digits
 
 Every command that measures writes JSON (``report.json``; ``cycles --json FILE``) beside
@@ -415,6 +416,41 @@ def cmd_prune(a) -> int:
     return prune_experiment.run(a)
 
 
+def cmd_import(a) -> int:
+    from winnow.model.imports.graph import parse_input_shape
+    from winnow.model.imports.importer import (agreement, calibration_images, import_model, import_report,
+                                               prune_imported, quantize_imported, write_import)
+
+    shape = parse_input_shape(a.input_shape)
+    if a.calib < 1 or a.calib > 4096:
+        raise WinnowError(f"--calib expects 1 … 4096 calibration images, got {a.calib}")
+    split = None
+    if not a.no_quantize or a.density is not None:  # the data is checked before anything is read or written
+        calib, split = calibration_images(shape, a.data, a.calib)
+    imp = import_model(a.model, shape, a.weights, m=a.m, r=a.r)
+    print(f"read {a.model}: {len(imp.rows)} operations, {len(imp.net.convs)} convolution(s) on the array as "
+          f"F({imp.net.spec['m']},{imp.net.spec['r']}); lowered float model = original within "
+          f"{imp.lowering_error:.1e} (relative)")
+    rep = import_report(imp)
+    if a.density is not None:
+        pruner = prune_imported(imp.net, split, a.density, a.steps, seed=a.seed)
+        rep["pruning"] = {"density": a.density, "steps": a.steps, "winograd_density": pruner.density()}
+        print(f"pruned to Winograd-domain density {pruner.density():.3f}, {a.steps} fine-tuning steps")
+    inet = None
+    if not a.no_quantize:
+        inet = quantize_imported(imp, calib, c_max=a.c_max)
+        check = agreement(imp, inet, split.x_test[:256], split.y_test[:256])
+        rep["quantization"] = {"data": split.name, "calibration_images": int(len(calib)), "check": check}
+        print(f"quantized on {len(calib)} {split.name} images; integer vs float top-1 agreement "
+              f"{check['integer_vs_float_top1']:.1%} on {check['images']} test images")
+    write_import(a.out, imp, inet, rep)
+    for r in rep["operations"]:
+        print(f"  {r['node']}: {r['op']} → {r['runs_on']}: {r['how']}")
+    print(f"wrote {a.out / 'model.pt'}" + (f", {a.out / 'network'}" if inet is not None else "") +
+          f", {a.out / 'report.md'}, {a.out / 'report.json'}")
+    return 0
+
+
 def cmd_demo_foundation(a) -> int:
     from winnow.model.apps import demo
 
@@ -578,6 +614,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--force", action="append", default=[], help="re-run this step even if unchanged (repeatable)")
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("import", help="bring your own CNN: ONNX or file.py:factory to a Winnow model and network",
+                       description="Read an ONNX model or path/to/file.py:factory (with --weights, traced with "
+                                   "torch.fx), fold BatchNorm, lower every convolution (stride 1 or 2, any kernel "
+                                   "the algebra builds, 1x1 included) onto the array's F(m, r), quantize it "
+                                   "post-training on calibration images and write model.pt, network/ (one sparse "
+                                   "layer file per convolution), report.md and report.json (docs/import.md).")
+    p.add_argument("model", help="an ONNX file (*.onnx) or path/to/file.py:factory")
+    p.add_argument("--input-shape", required=True, metavar="C,H,W", help="the model's input shape")
+    p.add_argument("--weights", type=Path, help="state dict for file.py:factory (torch.save)")
+    p.add_argument("--data", help="embedded calibration data set (default mnist5k for 1,28,28)")
+    p.add_argument("--calib", type=int, default=256, help="calibration images (default 256)")
+    p.add_argument("--m", type=int, default=4, help="output tile m of F(m, r) (default 4)")
+    p.add_argument("--r", type=int, default=3, help="smallest kernel r of the array (default 3; a larger lowered "
+                                                     "kernel in the model raises it)")
+    p.add_argument("--density", type=_fraction, help="prune in the Winograd domain to this density first")
+    p.add_argument("--steps", type=int, default=50, help="fine-tuning steps after pruning (default 50)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the fine-tuning batches")
+    p.add_argument("--c-max", type=int, help="datapath c_max (default: the widest lowered convolution input)")
+    p.add_argument("--no-quantize", action="store_true", help="write only the converted model (no network/)")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("prune", help="one pruning experiment with any registered method", add_options=_prune_options,
                        description="Train the data set's default CNN, prune it with the chosen method (any "

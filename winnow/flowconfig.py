@@ -12,6 +12,10 @@ Sections (every key optional unless said)::
                 waves = false
     [board]     name = "ulx3s" | "orangecrab" | "icebreaker" (no [board]: no build step)
     [report]    title = "…"
+    [model]     source = "net.onnx" | "nets.py:factory", weights = "nets.pt" (a factory's state dict),
+                paths relative to the TOML file: the imported CNN (docs/import.md) replaces the data set's
+                built-in network; [train] prunes it (method magnitude, density, retrain_epochs, qat_epochs,
+                the learning rates) instead of training one from scratch
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ SIM_KEYS = {"simulator": str, "layers": (str, list), "image": int, "waves": bool
 SIM_DEFAULTS = {"simulator": "verilator", "layers": "all", "image": 0, "waves": False}
 BOARD_KEYS = {"name": str}
 REPORT_KEYS = {"title": str}
+MODEL_KEYS = {"source": str, "weights": str}
 SIMULATORS = ("verilator", "icarus")
 #: How a flow refusing a slow array says what to do (winnow.hw.config.check_gen_cost).
 FLOW_GEN_HINT = "(a flow generates only arrays below them; 'winnow gen --allow-slow' generates any)"
@@ -101,6 +106,7 @@ class FlowConfig:
     board: dict | None = None
     report: dict = field(default_factory=dict)
     source: str = "<defaults>"
+    model: dict | None = None  # [model]: source and weights as absolute paths
 
     def experiment(self):
         """The :class:`winnow.model.training.experiment.ExperimentConfig` of [train]."""
@@ -125,6 +131,8 @@ class FlowConfig:
             return {**SIM_DEFAULTS, **self.sim}
         if name == "board":
             return dict(self.board or {})
+        if name == "model":
+            return dict(self.model or {})
         return dict(getattr(self, name))
 
 
@@ -140,7 +148,7 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
         raise FlowConfigError(f"{source}: not valid TOML ({value_error_text(exc)})") from None
     if nesting_depth(doc) > MAX_JSON_DEPTH:
         raise FlowConfigError(f"{source}: nested more than {MAX_JSON_DEPTH} levels deep")
-    sections = {"train", "array", "sim", "board", "report"}
+    sections = {"train", "array", "sim", "board", "report", "model"}
     unknown = sorted(set(doc) - sections)
     if unknown:
         raise FlowConfigError(f"{source}: unknown section(s) {', '.join(f'[{u}]' for u in unknown)}; "
@@ -176,8 +184,23 @@ def parse_flow_config(text: str, source: str = "<string>") -> FlowConfig:
         raise FlowConfigError(f"{source}: [board].name: missing; expected a board name "
                               f"({', '.join(sorted(KNOWN_BOARDS))})")
     report = _check_types(f"{source}: [report]", doc.get("report", {}), REPORT_KEYS)
+    model = _check_types(f"{source}: [model]", doc["model"], MODEL_KEYS) if "model" in doc else None
+    if model is not None:
+        if "source" not in model:
+            raise FlowConfigError(f"{source}: [model].source: missing; expected an ONNX file or file.py:factory")
+        base = Path(source).parent if source not in ("<string>", "<defaults>") else Path(".")
+        src = model["source"]
+        if ".py:" in src:
+            path, _, fn = src.rpartition(":")
+            model["source"] = f"{(base / path).resolve()}:{fn}"
+        else:
+            model["source"] = str((base / src).resolve())
+        if "weights" in model:
+            model["weights"] = str((base / model["weights"]).resolve())
+        if sweep:
+            raise FlowConfigError(f"{source}: [train].sweep: not with [model] (an imported model is pruned once)")
     cfg = FlowConfig(train=train, sweep=tuple(float(d) for d in sweep), array=array, sim=sim, board=board,
-                     report=report, source=source)
+                     report=report, source=source, model=model)
     _check_now(cfg)
     return cfg
 
@@ -198,9 +221,17 @@ def _check_now(cfg: FlowConfig) -> None:
         raise FlowConfigError(f"{cfg.source}: [train].dataset: unknown or unsupported in a flow: {exp.dataset!r}; "
                               f"choose from {', '.join(embedded)} ({local}: local files, through the Python API "
                               f"winnow.model.data.datasets.load_dataset and run_experiment)")
+    r = 3
+    if cfg.model is not None:  # the imported model, read and lowered now: its refusals come before any training
+        imp = imported_model(cfg)
+        r, c_max = imp.net.spec["r"], max(c["C"] for c in imp.net.spec["convs"])
+        if exp.method != "magnitude":
+            raise FlowConfigError(f"{cfg.source}: [train].method: an imported model is pruned with magnitude; "
+                                  f"got {exp.method!r}")
+    else:
+        c_max = _widest_input(exp)
     try:  # the network's c_max: its widest convolution input (filter pruning may narrow it after training)
-        dp = DatapathConfig(m=exp.m, r=3, act_bits=exp.act_bits, weight_bits=exp.weight_bits,
-                            c_max=_widest_input(exp))
+        dp = DatapathConfig(m=exp.m, r=r, act_bits=exp.act_bits, weight_bits=exp.weight_bits, c_max=c_max)
     except ConfigError as exc:
         raise FlowConfigError(f"{cfg.source}: [train]: {exc}") from None
     try:
@@ -210,13 +241,24 @@ def _check_now(cfg: FlowConfig) -> None:
     except ConfigError as exc:
         raise FlowConfigError(str(exc) if str(exc).startswith(cfg.source) else f"{cfg.source}: [array]: {exc}") \
             from None
-    _check_sim_choices(cfg, exp)
+    if cfg.model is None:
+        _check_sim_choices(cfg, exp)
     if cfg.board is not None:
         from winnow.boards.registry import KNOWN_BOARDS
 
         if cfg.board["name"] not in KNOWN_BOARDS:
             raise FlowConfigError(f"{cfg.source}: [board].name: unknown board {cfg.board['name']!r}; known boards: "
                                   f"{', '.join(sorted(KNOWN_BOARDS))}")
+
+
+def imported_model(cfg: FlowConfig):
+    """The [model] of ``cfg`` imported for the data set's input shape (winnow.model.imports.importer.import_model)."""
+    from winnow.model.data.datasets import DATASETS
+    from winnow.model.imports.importer import import_model
+
+    exp = cfg.experiment()
+    shape = DATASETS.get(exp.dataset).input_shape
+    return import_model(cfg.model["source"], tuple(shape), cfg.model.get("weights"), m=exp.m)
 
 
 def _convolutions(exp) -> list:

@@ -25,6 +25,18 @@ from . import steps
 from .flow import Flow, Step
 from .flowconfig import FLOW_GEN_HINT, FlowConfig
 
+def _model_inputs(cfg: FlowConfig) -> dict:
+    """[model] and the digests of the files it names (an edited model file re-runs training)."""
+    if cfg.model is None:
+        return {}
+    import hashlib
+
+    files = [cfg.model["source"].rpartition(":")[0] if ".py:" in cfg.model["source"] else cfg.model["source"]]
+    files += [cfg.model["weights"]] if "weights" in cfg.model else []
+    return {"model": cfg.section("model"),
+            "model_files": [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]}
+
+
 def _network(ctx) -> Path:
     return ctx.upstream("export") / "network"
 
@@ -83,7 +95,8 @@ def build_flow(cfg: FlowConfig, out, progress=print, bars: bool = False) -> Flow
 
     st = "winnow/steps.py"  # every step's work lives there; the pipeline wiring in this file
     flow_steps = [
-        Step("train", "train and prune", train, inputs={**code("model", st), "train": cfg.section("train")}),
+        Step("train", "train and prune", train, inputs={**code("model", st), "train": cfg.section("train"),
+                                                        **_model_inputs(cfg)}),
         Step("export", "export the integer network", export, inputs=code("model", st), needs=("train",)),
         Step("gen", "generate the PE array", gen, inputs={**code("model", "hw", st), "array": cfg.section("array")},
              needs=("export",)),

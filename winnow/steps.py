@@ -32,6 +32,8 @@ def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -
 
     cfg = flow_cfg.experiment()
     data = load_dataset(cfg.dataset)
+    if flow_cfg.model is not None:
+        return train_imported(flow_cfg, cfg, data, out, progress)
     progress(f"      {cfg.method} on {cfg.dataset} ({len(data.x_train)} train / {len(data.x_test)} test), "
              f"F({cfg.m},3), density {cfg.density}")
     t0 = time.time()
@@ -66,6 +68,61 @@ def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -
             "checkpoint": "checkpoint.pt", "network": "network/network.json"}
 
 
+def train_imported(flow_cfg, cfg, data, out: Path, progress: Progress = print) -> dict:
+    """[model]: the imported CNN pruned (magnitude, Winograd domain), calibrated, fine-tuned with fake
+    quantization and exported; its checkpoint holds the import description (docs/import.md)."""
+    import torch
+
+    from winnow.model.files.export import export_network
+    from winnow.model.imports.importer import agreement, finetune, prune_imported
+    from winnow.model.imports.lowering import calibrate, integer_network
+    from winnow.model.nn.checkpoint import save_checkpoint
+    from winnow.model.training.train import accuracy
+
+    from .flowconfig import imported_model
+
+    t0 = time.time()
+    imp = imported_model(flow_cfg)
+    net = imp.net
+    src = flow_cfg.model["source"]
+    progress(f"      imported {src}: {len(net.convs)} convolution(s) as F({net.spec['m']},{net.spec['r']}); "
+             f"magnitude pruning to {cfg.density} on {cfg.dataset}")
+    per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
+    dense_acc = accuracy(net, data.x_test, data.y_test)
+    pruner = prune_imported(net, data, cfg.density, cfg.retrain_epochs * per_epoch, lr=cfg.retrain_lr, seed=cfg.seed)
+    float_acc = accuracy(net, data.x_test, data.y_test)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    calib = data.x_train[torch.randperm(len(data.x_train), generator=gen)[:512]]
+    q = calibrate(net, calib, act_bits=cfg.act_bits, weight_bits=cfg.weight_bits)
+    finetune(net, data, cfg.qat_epochs * per_epoch, lr=cfg.qat_lr, seed=cfg.seed + 5, hooks=[pruner])
+    inet = integer_network(net)
+    check = agreement(imp, inet, data.x_test, data.y_test)
+    pred = inet.predict(data.x_test.numpy())
+    int_acc = int((pred == data.y_test.numpy()).sum()) / len(pred)
+    fq_acc = accuracy(copy_double(net), data.x_test.double(), data.y_test)
+    save_checkpoint(net, out / "checkpoint.pt", meta={"import": net.spec, "quant": q, "config": dataclasses.asdict(cfg),
+                                                      "input_shape": list(data.input_shape), "classes": data.classes})
+    export_network(inet, data.input_shape, out / "network")
+    run = {"density": cfg.density, "dense_accuracy": dense_acc, "float_accuracy": float_acc,
+           "fake_quant_accuracy": fq_acc, "integer_accuracy": int_acc, "winograd_density": pruner.density()}
+    main = {**run, "config": dataclasses.asdict(cfg), "source": src, "check": check,
+            "operations": imp.rows, "lowering_error": imp.lowering_error}
+    atomic_write_json(out / "experiment.json", main)
+    atomic_write_text(out / "experiment.md", f"# imported {src}, {cfg.dataset}, density {cfg.density}\n\n"
+                      f"| measure | value |\n|---|---|\n| imported (before pruning) | {dense_acc:.2%} |\n"
+                      f"| float | {float_acc:.2%} |\n| fake-quant | {fq_acc:.2%} |\n| integer | {int_acc:.2%} |\n"
+                      f"| Winograd-domain density | {pruner.density():.3f} |\n")
+    return {"config": dataclasses.asdict(cfg), "source": src, "sweep": [run], "integer_accuracy": int_acc,
+            "winograd_density": pruner.density(), "seconds": round(time.time() - t0, 1),
+            "checkpoint": "checkpoint.pt", "network": "network/network.json"}
+
+
+def copy_double(net):
+    import copy
+
+    return copy.deepcopy(net).double().eval()
+
+
 def _export(model, input_shape, out: Path) -> Path:
     from winnow.model.files.export import export_network
     from winnow.model.integer.network import build_integer_network
@@ -87,6 +144,15 @@ def export(train_dir: Path, out: Path, progress: Progress = print) -> dict:
     train_dir = Path(train_dir)
     ckpt = train_dir / "checkpoint.pt"
     meta = read_meta(ckpt)
+    if "import" in meta:  # an imported model ([model] of the flow): rebuilt from its import description
+        from winnow.model.files.export import export_network
+        from winnow.model.imports.importer import load_imported
+        from winnow.model.imports.lowering import integer_network
+
+        manifest = export_network(integer_network(load_imported(ckpt)), meta["input_shape"], out / "network")
+        how = "Rebuilt from the checkpoint (an imported model)"
+        progress(f"      {how}")
+        return {"network": "network/network.json", "how": how, "layers": network_summary(manifest.parent)}
     missing = [k for k in ("config", "input_shape", "classes", "scales") if k not in meta]
     if missing:
         raise WinnowError(f"{ckpt}: the checkpoint does not say how it was trained (no {', '.join(missing)}); "

@@ -63,19 +63,35 @@ class QuantizedLinear:
 
 @dataclass
 class IntegerNetwork:
-    """Integer operations in order; the input is quantized with ``input_scale``."""
+    """Integer operations in order; the input is quantized with ``input_scale``.
+
+    ``inputs`` (optional, one tuple per operation) names the operations each one reads by
+    index, −1 for the network input: a residual ``add`` reads two. Without it every
+    operation reads the one before it (a sequential network). The network's output is the
+    last operation's.
+    """
 
     ops: list
     input_scale: float
     act_bits: int
     input_shape: tuple = field(default=())
+    inputs: tuple | None = None
+
+    def op_inputs(self, i: int) -> tuple:
+        """Indices of the operations operation ``i`` reads (−1: the network input)."""
+        return (i - 1,) if self.inputs is None else tuple(self.inputs[i])
+
+    def values(self, h: np.ndarray) -> list:
+        """Every operation's output for the integer input ``h``, in order."""
+        vals: list = []
+        for i, op in enumerate(self.ops):
+            vals.append(op(*(h if j < 0 else vals[j] for j in self.op_inputs(i))))
+        return vals
 
     def run(self, x) -> np.ndarray:
         """Float images → float logits (the final integer accumulators times their scale)."""
         x = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
-        h = quantize(x, self.input_scale, self.act_bits)
-        for op in self.ops:
-            h = op(h)
+        h = self.values(quantize(x, self.input_scale, self.act_bits))[-1]
         last = self.ops[-1]
         return last.logits(h) if isinstance(last, QuantizedLinear) else h.astype(np.float64)
 
