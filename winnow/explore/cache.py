@@ -26,11 +26,10 @@ class ResultCache:
     """Results under ``root/<kind>/<key>.json``."""
 
     def __init__(self, root, kind: str):
-        self.dir = Path(root) / kind
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(root) / kind  # made by the first put: a run that fails early leaves nothing
 
     def keys(self) -> set[str]:
-        return {p.stem for p in self.dir.glob("*.json")}
+        return {p.stem for p in self.dir.glob("*.json")} if self.dir.is_dir() else set()
 
     def get(self, key: str):
         """The stored result, or None (a missing or unreadable entry only means the work is done again)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from typing import Callable, Iterable
 
 from winnow.model.errors import WinnowError
@@ -60,7 +61,9 @@ class Engine:
             else:
                 kw = dict(n_workers=self.processes, threads_per_worker=1, processes=True) if self.processes else \
                     dict(n_workers=1, threads_per_worker=self.threads, processes=False)
-                cluster = self._stack.enter_context(LocalCluster(dashboard_address=None, **kw))
+                with warnings.catch_warnings():  # its HTTP server moves off a taken port 8787: nothing to tell
+                    warnings.filterwarnings("ignore", message="Port .* is already in use")
+                    cluster = self._stack.enter_context(LocalCluster(dashboard_address=None, **kw))
                 self.client = self._stack.enter_context(Client(cluster, timeout=self.timeout))
         except (OSError, TimeoutError, ValueError) as exc:
             self._stack.close()
