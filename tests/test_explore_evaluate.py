@@ -36,10 +36,13 @@ def test_tiled_shape_cycles_equals_the_packed_passes(c_block, k_max, patch):
                       w_max=patch * 2 + 2, pad_max=0, tiled=True, c_block=c_block)
     plan = plan_for(cfg, layer)
     model, dense = tiled_cycles(layer, cfg)  # packs every pass
-    rep, dn, _ = tiled_shape_cycles(cfg, plan, _layer_counts(layer, c_block))
+    rep, dn, _, longest = tiled_shape_cycles(cfg, plan, _layer_counts(layer, c_block))
     assert (rep.cycles, rep.itu, rep.pe, rep.otu, rep.floor) == (model.cycles, model.itu, model.pe, model.otu,
                                                                  model.floor)
     assert dn == dense
+    from winnow.hw.tiled_packer import passes
+
+    assert longest == max(len(st) for r in passes(layer, None, cfg, plan) for st in r.packed.streams)
 
 
 def test_network_counts_from_the_files_are_the_layers_non_zeros():

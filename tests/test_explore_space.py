@@ -38,7 +38,8 @@ def test_points_the_array_refuses_are_config_errors():
 
 def test_the_space_enumerates_each_array_once_and_refuses_an_empty_axis():
     sp = SearchSpace(m=(2,), pes=(2, 4), lanes=(1,), clusters=(1,), otu_lanes=(1,), requant=("1",),
-                     k_block=(None, 16), org=("banked", "tiled"), patch=(2, 4), c_block=(16,), bandwidth=(1.0,))
+                     k_block=(None, 16), org=("banked", "tiled"), patch=(2, 4), c_block=(16,), stream=(1.0,),
+                     bandwidth=(1.0,))
     arrays = list(sp.arrays())
     # banked: 2 P × 2 k_block; tiled: 2 P × 1 k_block (None is not a block) × 2 patches
     assert len(arrays) == 2 * 2 + 2 * 1 * 2
@@ -71,3 +72,16 @@ def test_targets_known_boards_tighter_limits_and_parts():
     with pytest.raises(ConfigError, match="--max-util"):
         parse_target("ulx3s", max_util=1.5)
     assert space.requant_value({"m": 6, "requant": "m2"}) == 36
+
+
+def test_a_stream_fraction_shortens_the_pe_streams_and_a_network_that_needs_more_is_refused():
+    from winnow.explore import evaluate, networks
+
+    full = array_config(POINT, LIMITS)
+    half = array_config({**POINT, "stream": 0.5}, LIMITS)
+    assert half.stream_depth == -(-full.dense_stream_length // 2) and half.memory_bits < full.memory_bits
+    net = networks.load_network("shapes:smallvgg@0.9")  # 90 % dense: streams of half the dense length overflow
+    small = {**POINT, "m": 2, "pes": 2, "lanes": 1, "clusters": 1, "otu_lanes": 1, "k_block": None}
+    assert evaluate.evaluate_cycles(small, net, (1.0,))["status"] == "ok"
+    bad = evaluate.evaluate_cycles({**small, "stream": 0.5}, net, (1.0,))
+    assert bad["status"] == "invalid" and "stream entries, beyond stream_depth" in bad["error"]

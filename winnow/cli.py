@@ -380,6 +380,7 @@ EXPLORE_AXES = {
     "otu_lanes": "output-unit lanes", "requant": "requantizers per OTU lane: 1, m, m2",
     "k_block": "output-channel blocks ('all': none; tiled: the block)", "org": "banked, serial, tiled",
     "patch": "tiled: window in output tiles per side", "c_block": "tiled: input channels per pass",
+    "stream": "PE stream memories as a fraction of a dense layer's (1.0: any density)",
     "bandwidth": "memory port, bytes per array cycle (default: the board's)",
 }
 

@@ -55,7 +55,7 @@ def layer_cycles(cfg: AccelConfig, net: Network, i: int, bandwidths) -> dict:
     m = cfg.m
     if cfg.tiled:
         plan = plan_layer(cfg, buffers_of(cfg), in_channels=L.C, out_channels=L.K, size=L.size, padding=L.padding)
-        rep, _, entries = tiled_shape_cycles(cfg, plan, net.counts(i, m, cfg.c_block), dense=False)
+        rep, _, entries, longest = tiled_shape_cycles(cfg, plan, net.counts(i, m, cfg.c_block), dense=False)
     else:
         check_shape(cfg, L.name, L.C, L.K, L.size, max(L.padding))
         counts = net.counts(i, m, L.C)[:, :, 0]
@@ -64,9 +64,13 @@ def layer_cycles(cfg: AccelConfig, net: Network, i: int, bandwidths) -> dict:
         rep = cycles(cfg, in_channels=L.C, out_channels=L.K, tiles=geom.num_tiles, segments=seg,
                      nnz=int(counts.sum()))
         entries = int(seg.sum())
+        longest = int(seg.sum(axis=1).max())  # a PE's stream holds its segments of every block
         th, tw = geom.tiles
         plan = plan_layer(cfg, TiledBuffers(c_block=L.C, patch_h=th, patch_w=tw, stream_depth=1),
                           in_channels=L.C, out_channels=L.K, size=L.size, padding=L.padding)
+    if longest > cfg.stream_depth:
+        raise ConfigError(f"layer {L.name}: a PE needs {longest:,} stream entries, beyond stream_depth = "
+                          f"{cfg.stream_depth:,}")
     traffic = {str(bw): plan.traffic(port_for(bw), entries).total for bw in bandwidths}
     return {"layer": L.name, "compute": rep.cycles, "floor": rep.floor, "unit": rep.bottleneck,
             "itu": rep.itu, "pe": rep.pe, "otu": rep.otu, "nnz": rep.nnz, "entries": entries,

@@ -23,6 +23,8 @@ SCHEMA = "winnow-explore/1"
 
 def _arch(r: dict) -> str:
     s = f"F({r['m']},3) {r['pes']}×{r['lanes']} S={r['clusters']} OTU {r['otu_lanes']} R={r['requant']}"
+    if r.get("stream", 1.0) < 1.0:
+        s += f" streams {r['stream']:g}"
     if r["org"] == "tiled":
         s += f" tiled {r['patch']}×{r['patch']} tiles, C blk {r['c_block']}, K blk {r['k_block']}"
     else:
@@ -62,7 +64,8 @@ def layers_markdown(r: dict) -> str:
 
 
 def _same(a: dict, b: dict) -> bool:
-    keys = ("m", "pes", "lanes", "clusters", "otu_lanes", "requant", "org", "k_block", "patch", "c_block", "bandwidth")
+    keys = ("m", "pes", "lanes", "clusters", "otu_lanes", "requant", "org", "k_block", "patch", "c_block", "stream",
+            "bandwidth")
     return all(a.get(k) == b.get(k) for k in keys)
 
 

@@ -16,6 +16,9 @@ A *point* is a plain dict (JSON-ready, hashed for the cache)::
   ``c_block`` input channels and blocks of ``k_block`` output channels: the on-chip
   buffer sizes).
 * ``k_block``: output channels per block (``None``: all of the largest layer's K; banked only).
+* ``stream``: the PE stream memories as a fraction of what a dense layer at the limits needs
+  (1.0: any density; a pruned network needs less, and the streams are the largest memories of a
+  tiled array); a point whose network needs longer streams is invalid.
 * ``bandwidth``: bytes per array cycle of the memory port (the memory term).
 
 :meth:`SearchSpace.points` enumerates the product, skipping what
@@ -24,6 +27,7 @@ A *point* is a plain dict (JSON-ready, hashed for the cache)::
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, fields
@@ -56,6 +60,7 @@ class SearchSpace:
     org: tuple = ("banked", "tiled")
     patch: tuple = (2, 4, 8)
     c_block: tuple = (16, 32, 64)
+    stream: tuple = (1.0, 0.5)
     bandwidth: tuple = (2.0,)
 
     def __post_init__(self):
@@ -78,6 +83,9 @@ class SearchSpace:
         for v in self.org:
             if v not in ORGS:
                 raise ConfigError(f"search axis org: {v!r} is not one of {', '.join(ORGS)}")
+        for v in self.stream:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+                raise ConfigError(f"search axis stream: {v!r} is not a fraction in (0, 1]")
         for v in self.bandwidth:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 128:
                 raise ConfigError(f"search axis bandwidth: {v!r} is not a number of bytes per cycle in (0, 128]")
@@ -93,15 +101,16 @@ class SearchSpace:
     def arrays(self):
         """Every candidate array (a point without its bandwidth), organisation-specific axes only where they apply."""
         seen = set()
-        for m, p, l, s, o, rq, org in itertools.product(self.m, self.pes, self.lanes, self.clusters, self.otu_lanes,
-                                                        self.requant, self.org):
+        for m, p, l, s, o, rq, org, st in itertools.product(self.m, self.pes, self.lanes, self.clusters,
+                                                            self.otu_lanes, self.requant, self.org, self.stream):
             if org == "tiled":
                 extra = [{"k_block": kb, "patch": pt, "c_block": cb} for kb in self.k_block if kb is not None
                          for pt in self.patch for cb in self.c_block]
             else:
                 extra = [{"k_block": kb} for kb in self.k_block]
             for e in extra:
-                point = {"m": m, "pes": p, "lanes": l, "clusters": s, "otu_lanes": o, "requant": rq, "org": org, **e}
+                point = {"m": m, "pes": p, "lanes": l, "clusters": s, "otu_lanes": o, "requant": rq, "org": org,
+                         "stream": st, **e}
                 key = tuple(sorted(point.items(), key=lambda kv: kv[0]))
                 if key not in seen:
                     seen.add(key)
@@ -129,13 +138,22 @@ def array_config(point: dict, limits: dict, r: int = 3) -> AccelConfig:
         window = point["patch"] * point["m"] + r - 1
         if point["c_block"] > limits["c_max"]:
             raise ConfigError(f"c_block = {point['c_block']} exceeds the network's largest C = {limits['c_max']}")
-        return AccelConfig(datapath=dp, tiled=True, k_max=point["k_block"], h_max=window, w_max=window, pad_max=0,
-                           c_block=point["c_block"], **common)
+        cfg = AccelConfig(datapath=dp, tiled=True, k_max=point["k_block"], h_max=window, w_max=window, pad_max=0,
+                          c_block=point["c_block"], **common)
+        return _streams(cfg, point)
     kb = point["k_block"]
     if kb is not None and kb >= limits["k_max"]:
         raise ConfigError(f"k_block = {kb} is not below the network's largest K = {limits['k_max']} (same as none)")
-    return AccelConfig(datapath=dp, k_max=limits["k_max"], h_max=limits["h_max"], w_max=limits["w_max"],
-                       pad_max=limits["pad_max"], k_block=kb, serial=point["org"] == "serial", **common)
+    cfg = AccelConfig(datapath=dp, k_max=limits["k_max"], h_max=limits["h_max"], w_max=limits["w_max"],
+                      pad_max=limits["pad_max"], k_block=kb, serial=point["org"] == "serial", **common)
+    return _streams(cfg, point)
+
+
+def _streams(cfg: AccelConfig, point: dict) -> AccelConfig:
+    frac = point.get("stream", 1.0)
+    if frac >= 1.0:
+        return cfg
+    return dataclasses.replace(cfg, stream_depth=max(1, math.ceil(cfg.dense_stream_length * frac)))
 
 
 def params_fields(point: dict) -> dict:
@@ -152,11 +170,11 @@ def parse_axis(name: str, text: str) -> tuple:
     for t in items:
         if name in ("requant", "org"):
             out.append(t)
-        elif name == "bandwidth":
+        elif name in ("bandwidth", "stream"):
             try:
                 out.append(float(t))
             except ValueError:
-                raise ConfigError(f"--bandwidth: {t!r:.30} is not a number") from None
+                raise ConfigError(f"--{name}: {t!r:.30} is not a number") from None
         elif name == "k_block" and t in ("all", "none"):
             out.append(None)
         else:

@@ -236,7 +236,7 @@ def explore(net: Network, target: Target, space: SearchSpace, engine, out, *, ca
                                                           "key": b["key"]})
                for b in results if b["status"] == "built"]
         summary["builds"] = [{"point": {k: c[k] for k in ("m", "pes", "lanes", "clusters", "otu_lanes", "requant",
-                                                           "org", "k_block", "patch", "c_block") if k in c},
+                                                           "org", "k_block", "patch", "c_block", "stream") if k in c},
                               "estimate": c["estimate"], "status": b["status"], "error": b.get("error"),
                               "measured": resources.record_from_report(b["report"], {})["measured"]
                               if b["status"] == "built" else None} for c, b in zip(chosen, results)]
