@@ -35,20 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
+from winnow.explore import networks as _networks
 from winnow.model.files.atomic import atomic_write_json
 
 SCHEMA = "winnow-bench-hw/1"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hw.json"
 BUILD = Path(__file__).resolve().parents[1] / "build" / "bench"
 
-#: VGG-16 conv layers: (name, C, K, H=W).
-VGG16 = [
-    ("conv1_1", 3, 64, 224), ("conv1_2", 64, 64, 224),
-    ("conv2_1", 64, 128, 112), ("conv2_2", 128, 128, 112),
-    ("conv3_1", 128, 256, 56), ("conv3_2", 256, 256, 56), ("conv3_3", 256, 256, 56),
-    ("conv4_1", 256, 512, 28), ("conv4_2", 512, 512, 28), ("conv4_3", 512, 512, 28),
-    ("conv5_1", 512, 512, 14), ("conv5_2", 512, 512, 14), ("conv5_3", 512, 512, 14),
-]  # fmt: skip
+#: VGG-16 conv layers: (name, C, K, H=W) (the shape tables live with the exploration that also uses them).
+VGG16 = _networks.VGG16
 
 #: P·L of the VGG-16 tables.
 MULTIPLIERS = 64
@@ -65,10 +60,7 @@ ARRAYS = {
 RECOMMENDED = {4: (16, 4, 4, 4), 6: (32, 2, 1, 2)}
 
 #: CIFAR-10 VGG conv layers: conv 3→64→64 | pool | 128, 128 | pool | 256 × 4 on 32×32 inputs.
-CIFAR_VGG = [
-    ("conv1", 3, 64, 32), ("conv2", 64, 64, 32), ("conv3", 64, 128, 16), ("conv4", 128, 128, 16),
-    ("conv5", 128, 256, 8), ("conv6", 256, 256, 8), ("conv7", 256, 256, 8), ("conv8", 256, 256, 8),
-]  # fmt: skip
+CIFAR_VGG = _networks.CIFAR_VGG
 #: Memory bandwidths of the roofline tables, bytes per array cycle, with the bus width that carries them:
 #: a 16-bit SDR SDRAM at the array's clock (ULX3S), a 64-bit port at full rate, a 256-bit port (HBM-class).
 BANDWIDTHS = [(2.0, 8), (8.0, 8), (32.0, 32)]

@@ -8,8 +8,13 @@ integer-reference accuracy plus the multiplication accounting.
 
     python -m bench.pruning_sweep [--quick] [--out bench/results/pruning_sweep.json]
 
-Results are appended to the JSON after every run (atomically), and runs already in it
-are skipped, so an interrupted sweep resumes. ``--render`` prints the Markdown tables
+The runs after the shared dense model are independent tasks on the Dask engine of
+``winnow explore`` (:class:`winnow.explore.engine.Engine`): in-process with one thread by
+default (torch's global random generator is shared by threads, so one at a time keeps
+the results those of the sequential sweep), ``--workers N`` local processes, or
+``--cluster ADDRESS``. Results are appended to the JSON as each run finishes
+(atomically), and runs already in it are skipped, so an interrupted sweep resumes; the
+final file lists the runs in grid order. ``--render`` prints the Markdown tables
 from the JSON without training.
 """
 
@@ -47,32 +52,44 @@ def key(p: dict) -> str:
     return f"F({p['m']},3) {p['method']} relu={p['winograd_relu']} d={p['density']}"
 
 
-def run(out: Path, quick: bool) -> dict:
+def run_point(p: dict, base: dict, data, dense) -> dict:
+    """One grid point: prune, retrain, fine-tune, measure (an engine task)."""
+    cfg = experiment_config({**base, **p})
+    r = run_experiment(cfg, data, dense, progress=False)
+    r.pop("model")
+    r.pop("scales")
+    acc = r.pop("accounting")
+    r["reduction_vs_direct"] = acc["reduction_vs_direct"]
+    r["multiplications"] = acc["total_winograd_layers"]
+    r["layers"] = [{k: l[k] for k in ("name", "tile", "weight_density", "activation_density")} for l in acc["layers"]]
+    return r
+
+
+def run(out: Path, quick: bool, engine=None, grid_points=None) -> dict:
+    from winnow.explore.engine import Engine
+
     doc = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     base = dict(dense_epochs=1 if quick else 4, retrain_epochs=1 if quick else 3, qat_epochs=1)
-    data = mnist5k()
-    todo = [p for p in grid(quick) if key(p) not in doc["runs"]]
+    points = list(grid_points if grid_points is not None else grid(quick))
+    todo = [p for p in points if key(p) not in doc["runs"]]
     print(f"[sweep] {len(todo)} runs to do, {len(doc['runs'])} already in {out}", flush=True)
-    dense = None
-    for i, p in enumerate(todo):
-        cfg = experiment_config({**base, **p})
-        if dense is None:
-            t = time.time()
-            dense = train_dense(cfg, data, progress=False)
-            doc["dense"] = {"seconds": round(time.time() - t, 1), "epochs": base["dense_epochs"]}
-        print(f"[{i + 1}/{len(todo)}] {key(p)} ...", flush=True)
-        r = run_experiment(cfg, data, dense, progress=False)
-        r.pop("model")
-        r.pop("scales")
-        acc = r.pop("accounting")
-        r["reduction_vs_direct"] = acc["reduction_vs_direct"]
-        r["multiplications"] = acc["total_winograd_layers"]
-        r["layers"] = [{k: l[k] for k in ("name", "tile", "weight_density", "activation_density")} for l in acc["layers"]]
-        doc["runs"][key(p)] = r
-        atomic_write_json(out, doc)
-        print(f"      integer acc {r['integer_accuracy']:.4f}  fake-quant {r['fake_quant_accuracy']:.4f}  "
-              f"float {r['float_accuracy']:.4f}  reduction {r['reduction_vs_direct']['sparse_weights_activations']:.1f}x "
-              f"({r['timings']['total_s']:.0f} s)", flush=True)
+    if todo:
+        data = mnist5k()
+        t = time.time()
+        dense = train_dense(experiment_config({**base, **todo[0]}), data, progress=False)
+        doc["dense"] = {"seconds": round(time.time() - t, 1), "epochs": base["dense_epochs"]}
+        with (engine or Engine(threads=1)) as eng:
+            args = [(p, base, eng.scatter(data), eng.scatter(dense)) for p in todo]
+            for n, (i, r) in enumerate(eng.run(run_point, args, label="sweep", progress=False), 1):
+                doc["runs"][key(todo[i])] = r
+                atomic_write_json(out, doc)
+                print(f"[{n}/{len(todo)}] {key(todo[i])}: integer acc {r['integer_accuracy']:.4f}  fake-quant "
+                      f"{r['fake_quant_accuracy']:.4f}  float {r['float_accuracy']:.4f}  reduction "
+                      f"{r['reduction_vs_direct']['sparse_weights_activations']:.1f}x "
+                      f"({r['timings']['total_s']:.0f} s)", flush=True)
+    order = {key(p): i for i, p in enumerate(points)}  # grid order, whatever order the tasks finished in
+    doc["runs"] = dict(sorted(doc["runs"].items(), key=lambda kv: order.get(kv[0], len(order))))
+    atomic_write_json(out, doc)
     return doc
 
 
@@ -110,6 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="one tile, two densities, one epoch each (smoke run)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--render", action="store_true", help="only print the tables from the JSON")
+    ap.add_argument("--workers", type=int, default=0, help="local worker processes (default: in-process, one run "
+                                                           "at a time)")
+    ap.add_argument("--cluster", metavar="ADDRESS", help="a running Dask scheduler, tcp://HOST:PORT")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: OpenMP's spinning barriers make oversubscribed "
                          "multi-threaded training an order of magnitude slower on a shared 2-core machine)")
@@ -123,7 +143,10 @@ def main(argv=None) -> int:
             return 1
         print(render(json.loads(args.out.read_text())))
         return 0
-    doc = run(args.out, args.quick)
+    from winnow.explore.engine import Engine
+
+    engine = Engine(args.cluster, processes=args.workers, threads=1) if (args.workers or args.cluster) else None
+    doc = run(args.out, args.quick, engine)
     print(render(doc))
     return 0
 

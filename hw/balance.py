@@ -8,6 +8,8 @@ cycle model (:mod:`winnow.hw.cycle_model`) reads the segment lengths without pac
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from winnow.hw.config import AccelConfig
@@ -21,13 +23,12 @@ def balance_positions(loads: np.ndarray, pes: int) -> np.ndarray:
     """
     loads = np.asarray(loads, dtype=np.int64)
     owner = np.zeros(loads.size, dtype=np.int64)
-    total = [0] * pes
-    count = [0] * pes
+    heap = [(0, 0, i) for i in range(pes)]  # (total, count, PE): the heap's top is the min of that key
+    values = loads.tolist()
     for p in lpt_order(loads):
-        j = min(range(pes), key=lambda i: (total[i], count[i], i))
+        total, count, j = heapq.heappop(heap)
         owner[p] = j
-        total[j] += int(loads[p])
-        count[j] += 1
+        heapq.heappush(heap, (total + values[p], count + 1, j))
     return owner
 
 
@@ -50,7 +51,7 @@ def assign_owners(cfg: AccelConfig, counts: np.ndarray) -> np.ndarray:
 
 
 def lpt_order(loads: np.ndarray) -> list[int]:
-    return sorted(range(loads.size), key=lambda q: (-loads[q], q))
+    return np.lexsort((np.arange(loads.size), -np.asarray(loads))).tolist()  # by load descending, then index
 
 
 def segment_lengths(cfg: AccelConfig, counts: np.ndarray) -> np.ndarray:

@@ -145,3 +145,48 @@ def tiled_cycles(layer: SparseLayer, cfg: AccelConfig) -> tuple[CycleReport, int
                         itu=sum(x.itu for x in reps), pe=sum(x.pe for x in reps), otu=sum(x.otu for x in reps),
                         groups=sum(x.groups for x in reps), blocks=len(plan.block_rows), tiles=T, nnz=layer.nnz)
     return total, dense
+
+
+def tiled_shape_cycles(cfg: AccelConfig, plan: LayerPlan, counts,
+                       dense: bool = True) -> tuple[CycleReport, int, int, int]:
+    """:func:`tiled_cycles` of a layer known only by its non-zeros per (position, row, C block).
+
+    ``counts`` is (positions, K, len(plan.c_blocks)): the non-zeros of row U_p[k, :] among
+    the channels of each C block. Each pass is balanced and segmented exactly as the packer
+    does its sub-layer, so this equals :func:`tiled_cycles` of the layer without packing a
+    pass (passes of equal tile count, block and C block take equal cycles and are counted
+    once). Returns (the summed report, the dense cycles (0 unless ``dense``), the stream
+    entries of one patch's passes: what :meth:`winnow.hw.tiling.LayerPlan.traffic` takes, the longest
+    PE stream of any pass: what ``stream_depth`` must hold).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.shape != (cfg.positions, plan.out_channels, len(plan.c_blocks)):
+        raise ConfigError(f"counts must have shape {(cfg.positions, plan.out_channels, len(plan.c_blocks))}; "
+                          f"got {counts.shape}")
+    sizes: dict[int, int] = {}  # patches by tile count: equal passes, counted once and multiplied
+    for patch in plan.patches:
+        sizes[patch.tiles] = sizes.get(patch.tiles, 0) + 1
+    total = {"cycles": 0, "itu": 0, "pe": 0, "otu": 0, "groups": 0}
+    dense_cycles = entries = longest = 0
+    for b, kb in enumerate(plan.block_rows):
+        k0 = b * cfg.k_block
+        for i, cb in enumerate(plan.c_blocks):
+            finish = i == len(plan.c_blocks) - 1
+            sub = counts[:, k0:k0 + kb, i]
+            seg = segment_lengths(cfg, sub)
+            entries += int(seg.sum())
+            longest = max(longest, int(seg.max()))
+            full = np.full_like(sub, cb) if dense else None
+            full_seg = segment_lengths(cfg, full) if dense else None
+            for tiles, n in sizes.items():
+                rep = cycles(cfg, in_channels=cb, out_channels=kb, tiles=tiles, segments=seg, nnz=int(sub.sum()),
+                             finish=finish)
+                for f in total:
+                    total[f] += n * getattr(rep, f)
+                if dense:
+                    dense_cycles += n * cycles(cfg, in_channels=cb, out_channels=kb, tiles=tiles, segments=full_seg,
+                                               nnz=int(full.sum()), finish=finish).cycles
+    T = plan.geometry.num_tiles
+    nnz = int(counts.sum())
+    rep = CycleReport(floor=-(-T * nnz // cfg.multipliers), blocks=len(plan.block_rows), tiles=T, nnz=nnz, **total)
+    return rep, dense_cycles, entries, longest

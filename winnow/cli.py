@@ -8,6 +8,7 @@
     winnow build   BOARD [--preset NAME] --out DIR   bitstream and resource report
     winnow report  RUN_DIR                      summary.md + plots from a flow's step reports
     winnow flow    CONFIG.toml --out DIR        all of it, resumable, skipping unchanged steps
+    winnow explore NETWORK --board B --out DIR  Pareto front of arrays for a network and part; chosen preset
     winnow prune   [--method M …] --out DIR     one pruning experiment, any registered method
     winnow import  MODEL --input-shape C,H,W --out DIR   your own CNN (ONNX or file.py:factory)
     winnow demo-foundation [--images N]         float and integer Winograd convolution of MNIST digits
@@ -410,6 +411,44 @@ def _flow_epilogue(root: Path) -> None:
         print(f"Report: {rep} (plots in {rep.parent / 'plots'}, figures in {rep.parent / 'summary.json'})")
 
 
+#: The search axes of ``winnow explore`` (winnow.explore.space.SearchSpace fields) and their help.
+EXPLORE_AXES = {
+    "m": "output tiles m of F(m, 3)", "pes": "P values", "lanes": "L values", "clusters": "S values",
+    "otu_lanes": "output-unit lanes", "requant": "requantizers per OTU lane: 1, m, m2",
+    "k_block": "output-channel blocks ('all': none; tiled: the block)", "org": "banked, serial, tiled",
+    "patch": "tiled: window in output tiles per side", "c_block": "tiled: input channels per pass",
+    "stream": "PE stream memories as a fraction of a dense layer's (1.0: any density)",
+    "bandwidth": "memory port, bytes per array cycle (default: the board's)",
+}
+
+
+def cmd_explore(a) -> int:
+    from winnow.explore import networks, report, resources, space, sweep, target
+    from winnow.explore.engine import Engine
+
+    tg = target.parse_target(a.board, a.max_util)
+    net = networks.load_network(a.network)
+    axes = {k: space.parse_axis(k, getattr(a, "axis_" + k)) for k in EXPLORE_AXES if getattr(a, "axis_" + k)}
+    axes.setdefault("bandwidth", tuple(tg.bandwidths))
+    if "org" not in axes:
+        axes["org"] = ("banked", "serial", "tiled") if tg.family == "ice40" else ("banked", "tiled")
+    sp = space.SearchSpace(**axes)
+    if a.build and tg.board is None:
+        raise ConfigError(f"--build needs a board to build on; {tg.name} is a part given by its limits")
+    calib = resources.read_calibration(a.calibration) if a.calibration else None
+    with Engine(a.cluster, processes=a.workers, timeout=a.timeout) as engine:
+        doc = sweep.explore(net, tg, sp, engine, a.out, calibration=calib, build=a.build, progress=_progress,
+                            bars=not a.no_progress)
+    files = report.write_report(doc, a.out)
+    print()
+    print(report.front_markdown(doc))
+    ch = doc["chosen"]
+    print(f"chosen: {report._arch(ch)} at {ch['bandwidth']:g} B/cycle, {ch['fps']:,.1f} inferences/s "
+          f"({ch['cycles']:,} cycles); preset {files['params']}")
+    print(f"wrote {a.out / 'summary.md'}, {a.out / 'points.json'}, {a.out / 'pareto.png'} ({doc['seconds']:.1f} s)")
+    return 0
+
+
 def cmd_prune(a) -> int:
     from winnow.model.apps import prune_experiment
 
@@ -636,6 +675,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quantize", action="store_true", help="write only the converted model (no network/)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("explore", help="design-space exploration: Pareto front of arrays for a network and part",
+                       description="Search tile, P, L, S, OTU lanes, requantizers, k_block, on-chip buffers and "
+                                   "memory bandwidth for NETWORK on a part: each point's resources from a model "
+                                   "calibrated on real builds, its cycles from the exact cycle model with the "
+                                   "memory term; write the Pareto front of throughput against resources, the "
+                                   "chosen point as a preset (chosen/params.json), a plot and the JSON of every "
+                                   "point (docs/explore.md). Runs on Dask, in-process unless --cluster or "
+                                   "--workers; results are cached in --out and an interrupted run resumes.")
+    p.add_argument("network", help="an exported network directory (or a flow's output directory), or "
+                                   "shapes:vgg16|cifar-vgg|smallvgg[@DENSITY]")
+    p.add_argument("--board", required=True, help="ulx3s, orangecrab, icebreaker; BOARD:LUT=N,…  (tighter "
+                                                 "limits); or ecp5|ice40:LUT=N,FF=N,DSP=N,BRAM=N (a part)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (also the cache)")
+    p.add_argument("--max-util", type=float, default=0.5, help="usable fraction of each resource (default 0.5)")
+    p.add_argument("--build", type=int, default=0, metavar="TOP_N",
+                   help="build the N fastest front points with the YoWASP tools (minutes each) and refit")
+    p.add_argument("--calibration", type=Path, help="calibration records (JSON) to fit the resource model on "
+                                                    "(default: the repository's; a run with --build writes "
+                                                    "OUT/calibration.json)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="a running Dask scheduler, tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, default=0, help="local worker processes (default 0: threads of this "
+                                                          "process)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds for --cluster to answer (default 5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("search space", "comma-separated values per axis (docs/explore.md has the defaults)")
+    for name, help_ in EXPLORE_AXES.items():
+        g.add_argument("--" + ("tiles" if name == "m" else name.replace("_", "-")), dest="axis_" + name,
+                       metavar="V,…", help=help_)
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("prune", help="one pruning experiment with any registered method", add_options=_prune_options,
                        description="Train the data set's default CNN, prune it with the chosen method (any "

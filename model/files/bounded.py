@@ -40,6 +40,8 @@ LIMITS = {
     "tool output": 512 * MiB,  # yosys netlists, nextpnr reports and logs
     "checkpoint": 2048 * MiB,
     "data batch": 512 * MiB,  # a CIFAR-10 python-pickle batch is ~31 MB
+    "calibration file": 16 * MiB,  # the resource model's measured builds (winnow.explore.resources)
+    "exploration cache": 64 * MiB,  # one evaluated or built point of winnow explore
 }
 
 #: Deepest nesting of arrays and objects accepted in a JSON (or TOML) document.
