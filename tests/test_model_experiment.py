@@ -218,7 +218,7 @@ def test_the_manifest_is_cross_checked_against_its_layer_files(tmp_path, edit, w
 
 def test_a_version_1_network_is_refused_naming_the_version(tmp_path):
     _edited_manifest(tmp_path, lambda d: (d.update(format_version=1), d.pop("manifest_sha256")), reseal=False)
-    with pytest.raises(ManifestError, match="supports version 2; the file has 1 .version 1 predates"):
+    with pytest.raises(ManifestError, match=r"supports versions 2 \(sequential\) and 3 \(graphs, host operations\); the file has 1 \(version 1 predates"):
         load_network(tmp_path)
 
 
