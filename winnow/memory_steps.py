@@ -21,7 +21,7 @@ import numpy as np
 
 from winnow.model.errors import WinnowError
 
-from .steps import Progress, array_label
+from .steps import Progress, array_label, layer_cells
 
 
 def _stream_config(cfg):
@@ -159,10 +159,9 @@ def cycles_markdown(doc: dict) -> str:
              "| # | layer | C→K | size | density | passes | sparse cycles | compute | load words | windows | dense cycles "
              "| speedup | floor | efficiency | bound |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in doc["layers"]:
+    for i, r in enumerate(doc["layers"]):
         s = r["sparse"]
-        lines.append(f"| {r['index']} | {r['name']} | {r['C']}→{r['K']} | {'×'.join(map(str, r['size']))} | "
-                     f"{r['density']:.3f} | {s['passes']} | {s['cycles']:,} | {s['compute'] / s['cycles']:.0%} | "
+        lines.append(f"{layer_cells(r, i)} {s['passes']} | {s['cycles']:,} | {s['compute'] / s['cycles']:.0%} | "
                      f"{s['loads'] / s['cycles']:.0%} | {s['window'] / s['cycles']:.0%} | {r['dense']['cycles']:,} | "
                      f"{r['speedup']:.2f} | {r['floor']:,} | {r['efficiency']:.3f} | {r['bound']} |")
     t = doc["network"]

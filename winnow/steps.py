@@ -357,6 +357,12 @@ def cycles(cfg, layers, out: Path | None = None) -> dict:
     return doc
 
 
+def layer_cells(r: dict, i: int) -> str:
+    """The identity columns of a cycles-table row: index, name, C→K, size, density."""
+    return (f"| {r.get('index', i)} | {r['name']} | {r['C']}→{r['K']} | {'×'.join(map(str, r['size']))} | "
+            f"{r['density']:.3f} |")
+
+
 def cycles_markdown(doc: dict) -> str:
     lines = [f"Array {doc['array']} ({doc['multipliers']} multipliers); dense = dense Winograd on the same array; "
              "floor = ⌈T·nnz/(P·L)⌉.", "",
@@ -364,8 +370,7 @@ def cycles_markdown(doc: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(doc["layers"]):
         s = r["sparse"]
-        lines.append(f"| {r.get('index', i)} | {r['name']} | {r['C']}→{r['K']} | {'×'.join(map(str, r['size']))} | {r['density']:.3f} | "
-                     f"{s['cycles']:,} | {r['dense_cycles']:,} | {s['floor']:,} | {r['speedup']:.2f} | "
+        lines.append(f"{layer_cells(r, i)} {s['cycles']:,} | {r['dense_cycles']:,} | {s['floor']:,} | {r['speedup']:.2f} | "
                      f"{r['efficiency']:.3f} | {s['bottleneck']} |")
     t = doc["network"]
     lines.append(f"| | **network** | | | | {t['sparse']:,} | {t['dense']:,} | {t['floor']:,} | {t['speedup']:.2f} | "
