@@ -205,7 +205,7 @@ def update_docs(res: dict, path: Path = DOCS) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
-    ap.add_argument("--boards", nargs="*", default=["ulx3s", "ulx3s-f43", "orangecrab", "icebreaker"],
+    ap.add_argument("--boards", nargs="*", default=["ulx3s-onchip", "ulx3s-f43", "orangecrab", "icebreaker"],
                     help="presets to build (each on its board)")
     ap.add_argument("--from-reports", action="store_true", help="read build/boards/*/report.json, build nothing")
     ap.add_argument("--no-uart", action="store_true", help="skip the UART end-to-end simulation")
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
         names = [n for n in names if (BUILD / n / "report.json").exists()]
     boards = build_boards(names, a.from_reports)
     keep = [b for b in prev.get("boards", []) if b.get("preset", b["board"]) not in names]  # not rebuilt now
-    order = {"ulx3s": 0, "ulx3s-f43": 1, "orangecrab": 2, "icebreaker": 3}
+    order = {"ulx3s-onchip": 0, "ulx3s-f43": 1, "orangecrab": 2, "icebreaker": 3}
     res = {"schema": SCHEMA, "boards": sorted(keep + boards, key=lambda b: order.get(b.get("preset", b["board"]), 9))}
     res["throughput"] = [throughput(b["report"]) for b in res["boards"]
                          if b["board"] == "ulx3s" and b["status"] == "built"]

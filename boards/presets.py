@@ -6,10 +6,18 @@ RAM and LUTs are the limits, because the banked array keeps many small memory ba
 position, output banks, one stream memory per PE) and wide read multiplexers; the
 iCE40 preset uses the position-serial organisation instead.
 
-* ``ulx3s`` (ECP5-85F), the default: F(2,3), P = 4 PEs × L = 4 lanes, one shared
-  requantizer, C, K ≤ 32, H, W ≤ 28: every conv layer of SmallVGG (width 16) on 28×28
-  MNIST runs on it unchanged. Measured: 45 % of the LUTs, 29 % of the BRAM, 18 DSPs,
-  43.5 MHz (the board clock is 25 MHz).
+* ``ulx3s`` (ECP5-85F), the default for ``winnow gen``, ``sim`` and ``cycles``: the
+  **streaming array** (:mod:`winnow.hw.stream_array`): a tiled F(2,3) array, P = 8 PEs ×
+  L = 2 lanes, one requantizer, 18×18-pixel windows (8×8-tile patches), blocks of 32
+  output channels, C blocks of 32, C ≤ 512, behind a 128-bit AXI4 master; any layer up to
+  C = 512 (any K, H, W) runs out of external memory. 1.47 Mbit of on-chip memory, 124 of
+  the part's 208 DP16KD by the memories' shapes; the point of the CIFAR-10 VGG front of
+  ``winnow explore`` (docs/explore.md) with L = 2 and full-depth streams. Its board top
+  (the SDRAM controller) is not built yet: ``winnow build ulx3s`` builds ``ulx3s-onchip``.
+* ``ulx3s-onchip``: the array that holds a whole layer on chip (the default board build):
+  F(2,3), P = 4 PEs × L = 4 lanes, one shared requantizer, C, K ≤ 32, H, W ≤ 28: every
+  conv layer of SmallVGG (width 16) on 28×28 MNIST runs on it unchanged. Measured: 45 %
+  of the LUTs, 29 % of the BRAM, 18 DSPs, 43.5 MHz (the board clock is 25 MHz).
 * ``ulx3s-f43``: the large-tile variant on the same part, F(4,3), 2 × 2, one requantizer,
   same limits. It places (57 % of the LUTs, 78 % of the RAM-capable LUTs, 70 % of the
   BRAM) but does **not** route: nextpnr's router2 stalled at ~26,000 overused wires.
@@ -33,7 +41,10 @@ from winnow.model.errors import ConfigError
 #: The fields of each preset; the rest are :meth:`AccelConfig.resolved`'s defaults. The measured
 #: builds use one output-unit lane (``otu_lanes = 1``), not the gcd(L, 4) default.
 PRESET_FIELDS: dict[str, tuple[DatapathConfig, dict]] = {
-    "ulx3s": (DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=32),
+    "ulx3s": (DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=512),
+              dict(pes=8, lanes=2, clusters=1, otu_lanes=1, requant=1, k_max=32, h_max=18, w_max=18, pad_max=0,
+                   tiled=True, c_block=32)),
+    "ulx3s-onchip": (DatapathConfig(m=2, r=3, act_bits=8, weight_bits=8, c_max=32),
               dict(pes=4, lanes=4, otu_lanes=1, requant=1, k_max=32, h_max=28, w_max=28, pad_max=1)),
     "ulx3s-f43": (DatapathConfig(m=4, r=3, act_bits=8, weight_bits=8, c_max=32),
                   dict(pes=2, lanes=2, otu_lanes=1, requant=1, k_max=32, h_max=28, w_max=28, pad_max=1)),
@@ -47,8 +58,17 @@ PRESET_FIELDS: dict[str, tuple[DatapathConfig, dict]] = {
 PRESETS: dict[str, AccelConfig] = {name: AccelConfig.resolved(dp, **fields)
                                    for name, (dp, fields) in PRESET_FIELDS.items()}
 
-#: The board each preset is for (a preset named after its board is that board's default).
-PRESET_BOARD = {"ulx3s": "ulx3s", "ulx3s-f43": "ulx3s", "orangecrab": "orangecrab", "icebreaker": "icebreaker"}
+#: The board each preset is for.
+PRESET_BOARD = {"ulx3s": "ulx3s", "ulx3s-onchip": "ulx3s", "ulx3s-f43": "ulx3s", "orangecrab": "orangecrab",
+                "icebreaker": "icebreaker"}
+
+#: Presets that are streaming arrays: their layers live in external memory behind the AXI4 master
+#: (``winnow gen/sim/cycles --preset`` imply ``--memory``).
+STREAM_PRESETS = frozenset({"ulx3s"})
+
+#: The preset a board build uses when none is given: an on-chip array, until the board tops with a
+#: DRAM controller for the streaming presets are built (docs/boards.md).
+BUILD_PRESET = {"ulx3s": "ulx3s-onchip", "orangecrab": "orangecrab", "icebreaker": "icebreaker"}
 
 
 def preset(name: str) -> AccelConfig:

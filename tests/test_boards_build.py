@@ -13,7 +13,7 @@ from winnow.boards import reports as Rep
 from winnow.boards import toolchain as T
 from winnow.boards import top
 from winnow.boards.build import build_board
-from winnow.boards.presets import PRESET_BOARD, PRESETS, preset
+from winnow.boards.presets import BUILD_PRESET, PRESET_BOARD, PRESETS, STREAM_PRESETS, preset
 from winnow.boards.protocol import config_id
 from winnow.boards.uart import divisor_for
 from winnow.hw.config import AccelConfig
@@ -28,9 +28,11 @@ SMALLVGG = [(1, 16, 28, 28), (16, 16, 28, 28), (16, 32, 14, 14), (32, 32, 14, 14
 
 def test_every_board_has_a_preset_that_passes_the_precheck():
     assert set(R.KNOWN_BOARDS) <= set(PRESETS) and set(PRESET_BOARD) == set(PRESETS)
+    assert set(BUILD_PRESET) == set(R.KNOWN_BOARDS) and STREAM_PRESETS <= set(PRESETS)
     for name, board in R.KNOWN_BOARDS.items():
         cfg, pname = R.resolve_config(board, None)
-        assert pname == name and cfg is PRESETS[name]
+        assert pname == BUILD_PRESET[name] and cfg is PRESETS[pname] and PRESET_BOARD[pname] == name
+        assert pname not in STREAM_PRESETS  # a board build's default runs without external memory
         assert divisor_for(board.clock_hz, 115200) >= 4
     for name, board_name in PRESET_BOARD.items():
         board = R.KNOWN_BOARDS[board_name]
@@ -39,8 +41,41 @@ def test_every_board_has_a_preset_that_passes_the_precheck():
         Rep.precheck(board, cfg)
 
 
-def test_ulx3s_preset_runs_every_smallvgg_layer():
+def test_a_streaming_preset_is_refused_by_the_board_build_with_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match=r"'ulx3s' is a streaming array.*DRAM controller is not built yet; build "
+                                          r"'ulx3s-onchip'.*winnow gen --preset ulx3s"):
+        build_board("ulx3s", "ulx3s", tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_the_ulx3s_streaming_preset_fits_the_part_and_runs_real_size_layers():
+    """The streaming preset's memories fit the LFE5U-85F's block RAM (counted by hand from the shapes) and it
+    takes the done-when layers of the real-size issue (256→256 at 32×32, 64→128 at 56×56) as passes."""
+    from winnow.hw.tiled_packer import plan_for
+    from winnow.steps import board_memory
+
     cfg = preset("ulx3s")
+    assert cfg.tiled and (cfg.m, cfg.pes, cfg.lanes, cfg.c_max) == (2, 8, 2, 512)
+    mems = cfg.memories()
+    # by hand, DP16KD shapes 16384×1 … 512×36: the 16 input banks of 800×8 take 1 each (1024×18 holds 800×8);
+    # the 8 streams of 2049×24: 2048×9 needs 2 deep × 3 wide = 6, 1024×18: 3 × 2 = 6, 512×36: 5 × 1 = 5 → 5 each;
+    # the 32 accumulator banks of 512×54: 512×36 needs 2 → 2 each; 4 output banks of 2048×8: 1 each; the V
+    # buffer (64 deep) and quant (32 deep) are distributed RAM
+    assert {k: (v["count"], v["depth"], v["width"]) for k, v in mems.items() if k != "quant"} == {
+        "input": (16, 800, 8), "v_buffer": (16, 64, 20), "streams": (8, 2049, 24), "accumulators": (32, 512, 54),
+        "output": (4, 2048, 8)}
+    doc = board_memory(cfg, "ulx3s", progress=lambda line: None)
+    assert doc["block_rams"] == 16 * 1 + 8 * 5 + 32 * 2 + 4 * 1 == 124 and doc["fits"]
+    assert doc["block_rams_available"] == 208 and doc["memory_bits"] < doc["block_ram_bits_available"]
+    # passes by hand: F(2,3) tiles of 2×2 outputs, 8×8-tile patches (18×18 windows), blocks of 32 K, of 32 C:
+    # 32×32 → 16×16 tiles → 2×2 patches, × 8 blocks × 8 C blocks; 56×56 → 28×28 tiles → 4×4 patches × 4 × 2
+    for (C, K, H), passes in (((256, 256, 32), 4 * 8 * 8), ((64, 128, 56), 16 * 4 * 2)):
+        layer = random_layer(cfg.datapath, C=C, K=K, H=H, W=H, density=0.3, seed=1)
+        assert plan_for(cfg, layer).passes == passes
+
+
+def test_ulx3s_onchip_preset_runs_every_smallvgg_layer():
+    cfg = preset("ulx3s-onchip")
     for i, (C, K, H, W) in enumerate(SMALLVGG):
         packed = pack_layer(random_layer(cfg.datapath, C=C, K=K, H=H, W=W, density=0.3, seed=i), cfg)
         assert packed.tiles > 0

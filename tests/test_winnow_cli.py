@@ -453,13 +453,36 @@ def test_layer_file_for_another_datapath_is_refused(tmp_path):
     assert r.returncode == 2 and "the array is built for" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_the_streaming_preset_generates_the_memory_port_and_reports_its_block_ram(tmp_path):
+    """`winnow gen --preset ulx3s` is the streaming array (--memory implied) and names its block RAMs against the
+    part's; an on-chip preset generates no memory port."""
+    r = winnow("gen", "--preset", "ulx3s", "--out", tmp_path / "s", check=0)
+    assert "on-chip memory 1.47 Mbit: 124 of the LFE5U-85F's 208 block RAMs (60%" in r.stdout
+    assert (tmp_path / "s" / "winnow_stream.v").exists() and (tmp_path / "s" / "stream.json").exists()
+    rep = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert rep["board_memory"]["block_rams"] == 124 and rep["board_memory"]["fits"] and "stream" in rep
+    r = winnow("gen", "--preset", "ulx3s-onchip", "--out", tmp_path / "o", check=0)
+    assert not (tmp_path / "o" / "winnow_stream.v").exists() and "of the LFE5U-85F's 208 block RAMs" in r.stdout
+
+
+def test_board_memory_warns_when_the_block_rams_do_not_fit():
+    from winnow.boards.presets import preset
+    from winnow.steps import board_memory
+
+    lines = []
+    big = preset("ulx3s").changed(k_max=256)  # 256-row accumulators per tile: 8× the preset's accumulator RAM
+    doc = board_memory(big, "ulx3s", progress=lines.append)
+    assert not doc["fits"] and doc["block_rams"] > 208 and lines[0].startswith("warning:") and "will not fit" in lines[0]
+
+
 def test_preset_fields_can_be_changed_but_not_its_datapath(tmp_path):
     from winnow.boards.presets import PRESETS
     from winnow.hw.config import AccelConfig
 
-    winnow("gen", "--preset", "ulx3s", "--pes", 8, "--lanes", 2, "--out", tmp_path, check=0)
+    winnow("gen", "--preset", "ulx3s-onchip", "--pes", 8, "--lanes", 2, "--out", tmp_path, check=0)
     cfg = AccelConfig.from_dict(json.loads((tmp_path / "params.json").read_text()))
-    base = PRESETS["ulx3s"]
+    base = PRESETS["ulx3s-onchip"]
+    assert (base.pes, base.lanes) != (8, 2)
     assert (cfg.pes, cfg.lanes, cfg.requant, cfg.k_max, cfg.datapath.to_dict()) == (
         8, 2, base.requant, base.k_max, base.datapath.to_dict())
     r = winnow("gen", "--preset", "ulx3s", "--m", 4, "--out", tmp_path)

@@ -54,7 +54,8 @@ DATAPATH_DEFAULTS = {"m": 4, "act_bits": 8, "weight_bits": 8, "c_max": 32}
 def _array_options(p: argparse.ArgumentParser, datapath: bool, default: str) -> None:
     g = p.add_argument_group("array", f"the PE array: {default}; a board preset or a params.json, whose fields "
                                       "the field options below then change")
-    g.add_argument("--preset", help="a board preset (ulx3s, ulx3s-f43, orangecrab, icebreaker)")
+    g.add_argument("--preset", help="a board preset (ulx3s: the streaming array, implies --memory; ulx3s-onchip, "
+                                    "ulx3s-f43, orangecrab, icebreaker: on-chip arrays)")
     g.add_argument("--params", type=Path, help="params.json of a generated array")
     for name in ARRAY_FIELDS:
         g.add_argument("--" + name.replace("_", "-"), type=int, help=ARRAY_HELP[name])
@@ -83,6 +84,15 @@ def _given_fields(a) -> dict:
 
 def _given_datapath(a) -> dict:
     return {k: getattr(a, k) for k in DATAPATH_DEFAULTS if getattr(a, k, None) is not None}
+
+
+def _preset_memory(a) -> None:
+    """A streaming preset (``winnow.boards.presets.STREAM_PRESETS``) runs through external memory: ``--memory``."""
+    if getattr(a, "preset", None) is not None and hasattr(a, "memory"):
+        from winnow.boards.presets import STREAM_PRESETS
+
+        if a.preset in STREAM_PRESETS:
+            a.memory = True
 
 
 def _resolve_array(a, datapath=None):
@@ -197,10 +207,13 @@ def cmd_gen(a) -> int:
 
     from . import steps
 
+    _preset_memory(a)
     if a.memory and a.tiled is None:
         a.tiled = True
     cfg = _resolve_array(a)
     rep = steps.gen(cfg, a.out, _progress, allow_slow=a.allow_slow)
+    if a.preset is not None:  # the on-chip memory against the preset's part
+        rep["board_memory"] = steps.board_memory(cfg, a.preset, _progress)
     written = [a.out / rep["verilog"], a.out / rep["axis_wrapper"]]
     if a.memory:
         from . import memory_steps
@@ -252,6 +265,7 @@ def cmd_sim(a) -> int:
     from . import steps
 
     expected = None
+    _preset_memory(a)
     if a.memory and a.tiled is None:  # the streaming array is a tiled-mode array
         a.tiled = True
     sources = [name for name, given in (("layer files", bool(a.layers)), ("--network", a.network is not None),
@@ -338,6 +352,7 @@ def cmd_cycles(a) -> int:
         layers = _layers_from_files(a.layers)
     else:
         raise WinnowError("give layer files or --network DIR")
+    _preset_memory(a)
     if a.memory and a.tiled is None:
         a.tiled = True
     arr = _resolve_array(a, None if (a.params or a.preset) else layers[0][1].config)

@@ -322,6 +322,38 @@ def gen(cfg, out: Path, progress: Progress = print, allow_slow: bool = False,
             "widths": cfg.widths.summary(), "seconds": round(time.time() - t0, 1)}
 
 
+#: Bits of one block RAM per family (ECP5 DP16KD 18 kbit, iCE40 EBR 4 kbit).
+BLOCK_BITS = {"ecp5": 18432, "ice40": 4096}
+
+
+def board_memory(cfg, preset_name: str, progress: Progress = print) -> dict:
+    """The array's on-chip memory against the block RAM of the part its preset is for.
+
+    Each memory at least ``BRAM_MIN_DEPTH`` words deep counts its block RAMs in the cheapest
+    shape (:func:`winnow.explore.resources.bram_blocks`: what yosys chose on the measured
+    builds), the shallower ones are distributed RAM (LUTs)."""
+    from winnow.boards.presets import PRESET_BOARD
+    from winnow.boards.registry import get_board
+    from winnow.explore.resources import BRAM_MIN_DEPTH, bram_blocks
+
+    board = get_board(PRESET_BOARD[preset_name])
+    fam, have = board.family, board.capacity["BRAM"]
+    mems = cfg.memories()
+    per = {k: v["count"] * bram_blocks(v["depth"], v["width"], fam) if v["depth"] >= BRAM_MIN_DEPTH else 0
+           for k, v in mems.items()}
+    blocks = sum(per.values())
+    lutram = sum(v["bits"] for v in mems.values() if v["depth"] < BRAM_MIN_DEPTH)
+    doc = {"board": board.name, "device": board.device, "memory_bits": cfg.memory_bits, "block_rams": blocks,
+           "block_rams_available": have, "block_ram_bits_available": have * BLOCK_BITS[fam],
+           "block_rams_per_memory": per, "distributed_bits": lutram, "fits": blocks <= have}
+    line = (f"      on-chip memory {cfg.memory_bits / 1e6:.2f} Mbit: {blocks} of the {board.device}'s {have} block "
+            f"RAMs ({blocks / have:.0%}; {have * BLOCK_BITS[fam] / 1e6:.2f} Mbit) + {lutram / 1e3:.1f} kbit of "
+            f"distributed RAM")
+    progress(line if doc["fits"] else f"warning: {line.strip()}: more block RAMs than the part has; it will not fit "
+                                      f"the {board.name}")
+    return doc
+
+
 # ---------------------------------------------------------------------------- cycles
 def array_label(cfg) -> str:
     """P, L, clusters, OTU lanes, requantizers and k_block of an array, in one line."""
