@@ -28,20 +28,21 @@ import os
 import time
 from pathlib import Path
 
+from winnow.model.errors import ConfigError
 from winnow.model.files.atomic import atomic_write_json
 
-from winnow.boards.errors import ToolFailedError
+from winnow.boards.errors import ToolFailedError, ToolTimeoutError
 from winnow.boards.export import link_params
 from winnow.boards.registry import get_board, resolve_config
 from winnow.boards.reports import board_report, check_netlist, explain_nextpnr_failure, netlist_cells, \
-    netlist_usage, precheck
+    netlist_usage, placed_utilisation, precheck
 from winnow.boards.toolchain import NAME, STEP_LABELS, find_tool, nextpnr_options, run_step, tool_versions
 from winnow.boards.top import BoardTop
 from winnow.boards.uart import divisor_for
 
 
 def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, timeout_bytes: int = 1024,
-                seed: int = 1, progress=print) -> dict:
+                seed: int = 1, progress=print, time_limit_s: float | None = None) -> dict:
     """Build the bitstream for ``board``; return (and write) the report.
 
     Parameters
@@ -58,6 +59,10 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         nextpnr placement seed (Fmax varies a few percent with it).
     progress : callable
         Called with one line per step.
+    time_limit_s : float or None
+        Stop the build after this many seconds (a router that does not converge runs for hours):
+        :class:`~winnow.boards.errors.ToolTimeoutError`, carrying nextpnr's placed utilisation
+        when it got that far. ``None``: no limit.
     """
     spec = get_board(board)
     cfg, preset_name = resolve_config(spec, config)
@@ -70,6 +75,9 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     (out / "report.json").unlink(missing_ok=True)  # a failed build leaves no report
     steps = []
     t_all = time.perf_counter()
+    if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
+        raise ConfigError(f"time_limit_s must be a positive number of seconds; got {time_limit_s!r}")
+    deadline = None if time_limit_s is None else t_all + time_limit_s
 
     def step(i, n, label):
         progress(f"[{i}/{n}] {spec.name}: {label}")
@@ -100,7 +108,14 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         k += 1
         t0 = step(k, n, STEP_LABELS.get(tool, f"place and route ({tool})"))
         try:
-            steps.append(run_step(out, tool, tools[tool], argv, progress, t0))
+            steps.append(run_step(out, tool, tools[tool], argv, progress, t0, deadline))
+        except ToolTimeoutError as exc:
+            if tool.startswith("nextpnr"):  # what the placer had placed when the router was stopped
+                exc.utilisation = placed_utilisation(out / f"{NAME}.tim")
+                if exc.utilisation:
+                    exc.args = (f"{exc.args[0]}; placed: " + ", ".join(
+                        f"{k} {u:,}/{a:,}" for k, (u, a) in exc.utilisation.items()),)
+            raise
         except ToolFailedError:
             if tool.startswith("nextpnr"):
                 explain_nextpnr_failure(spec, tool, out / f"{NAME}.tim", usage)

@@ -23,3 +23,14 @@ class ToolMissingError(BoardError):
 
 class ToolFailedError(BoardError):
     pass
+
+
+class ToolTimeoutError(ToolFailedError):
+    """A tool ran past the build's time limit and was stopped.
+
+    ``utilisation``: what nextpnr's log shows placed when it was a place-and-route step that
+    got past placement (resource → (used, available)), else ``{}``; ``step`` the tool."""
+
+    def __init__(self, message: str, step: str = "", utilisation: dict | None = None):
+        super().__init__(message)
+        self.step, self.utilisation = step, dict(utilisation or {})

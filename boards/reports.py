@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from winnow.hw.config import AccelConfig
+from winnow.model.errors import WinnowError
 from winnow.model.files.bounded import read_json_bounded, read_text_bounded
 
 from winnow.boards import protocol as P
@@ -88,6 +89,22 @@ def placement_overuse(log_text: str) -> list[str]:
     full = sorted(rows.items(), key=lambda kv: kv[1][0] / kv[1][1], reverse=True)
     over = [kv for kv in full if kv[1][0] > kv[1][1]] or full[:3]
     return [f"{n} {u:,}/{a:,} ({u / a:.0%})" for n, (u, a) in over]
+
+
+#: The resources of a placed-only calibration record and their names in nextpnr's ECP5 log.
+_PLACED_NAMES = {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "DSP": "MULT18X18D", "BRAM": "DP16KD",
+                 "LUTRAM": "TRELLIS_RAMW"}
+
+
+def placed_utilisation(tim: Path) -> dict:
+    """What nextpnr's log (``tim``) shows placed: {resource: (used, available)} from its last utilisation
+    block (LUT, FF, DSP, BRAM, LUTRAM as ECP5 cells); ``{}`` if the log is missing or has none."""
+    try:
+        text = read_text_bounded(tim, error=ToolFailedError, what="tool output", errors="replace")
+    except (OSError, WinnowError):
+        return {}
+    rows = {name.strip(): (int(u), int(a)) for name, u, a in _UTIL_LINE.findall(text)}
+    return {res: rows[key] for res, key in _PLACED_NAMES.items() if key in rows}
 
 
 def check_placement(board: Board, log_text: str) -> None:

@@ -21,7 +21,7 @@ from winnow.model.errors import WinnowError
 from winnow.model.files.atomic import atomic_write_json
 from winnow.model.files.bounded import read_json_bounded
 
-from winnow.boards.errors import ToolFailedError, ToolMissingError
+from winnow.boards.errors import ToolFailedError, ToolMissingError, ToolTimeoutError
 from winnow.boards.registry import Board
 
 #: Name of the design (the top-level files ``top.il``, ``top.json``, ``top.bit``, …).
@@ -106,20 +106,27 @@ def _stamp(out: Path, tool: str) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def _run(cmd, cwd: Path, log: Path, what: str) -> None:
+def _run(cmd, cwd: Path, log: Path, what: str, timeout: float | None = None) -> None:
     with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:  # the child is killed by subprocess.run
+            raise ToolTimeoutError(f"{what} did not finish within the build's time limit ({timeout:.0f} s left "
+                                   f"for it) and was stopped; log {log}", step=what) from None
     if proc.returncode:
         tail = log.read_text(errors="replace")[-2500:]
         raise ToolFailedError(f"{what} failed (exit {proc.returncode}); log {log}:\n{tail}")
 
 
-def run_step(out: Path, tool: str, command: list[str], argv, progress, t0: float) -> dict:
+def run_step(out: Path, tool: str, command: list[str], argv, progress, t0: float,
+             deadline: float | None = None) -> dict:
     """Run one tool step in ``out`` unless its stamp shows the same inputs; return its step record.
 
     ``command`` is the tool's executable (:func:`find_tool`), ``argv`` the step's command
     line from Amaranth's build plan (``argv[0]`` the tool name), ``t0`` when the step
-    started. Raises :class:`ToolFailedError` (log ``<tool>.log``) if the tool fails.
+    started. Raises :class:`ToolFailedError` (log ``<tool>.log``) if the tool fails, and
+    :class:`ToolTimeoutError` if it is still running at ``deadline`` (a ``time.perf_counter()``
+    value; ``None``: no limit).
     """
     key = step_key(out, tool, argv)
     last = _stamp(out, tool)
@@ -127,7 +134,10 @@ def run_step(out: Path, tool: str, command: list[str], argv, progress, t0: float
         progress(f"      {tool}: inputs unchanged, outputs kept")
         return {"step": tool, "cached": True, "seconds": last.get("seconds")}
     (out / f".{tool}.stamp.json").unlink(missing_ok=True)
-    _run(command + argv[1:], out, out / f"{tool}.log", tool)
+    left = None if deadline is None else deadline - time.perf_counter()
+    if left is not None and left <= 0:
+        raise ToolTimeoutError(f"{tool} not started: the build's time limit is spent", step=tool)
+    _run(command + argv[1:], out, out / f"{tool}.log", tool, timeout=left)
     secs = round(time.perf_counter() - t0, 2)
     atomic_write_json(out / f".{tool}.stamp.json", {"key": key, "seconds": secs})
     return {"step": tool, "seconds": secs}

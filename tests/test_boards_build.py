@@ -162,6 +162,37 @@ def test_failed_placement_is_a_resource_error_naming_the_fullest():
     Rep.check_placement(board, PLACEMENT_LOG.format(tail="ERROR: routing failed"))  # not a size problem
 
 
+def test_placed_utilisation_reads_the_last_device_utilisation_block(tmp_path):
+    tim = tmp_path / "top.tim"
+    assert Rep.placed_utilisation(tim) == {}  # no log yet
+    tim.write_text(PLACEMENT_LOG.format(tail="Info: \t        TRELLIS_COMB:   22509/  83640    26%\n"
+                                             "Info: \t          TRELLIS_FF:    5710/  83640     6%\n"
+                                             "Info: \t        TRELLIS_RAMW:     151/  10455     1%\n"
+                                             "Info: \t              DP16KD:      80/    208    38%\n"
+                                             "Info: Routing..."))
+    assert Rep.placed_utilisation(tim) == {"LUT": (22509, 83640), "FF": (5710, 83640), "DSP": (18, 156),
+                                           "BRAM": (80, 208), "LUTRAM": (151, 10455)}
+
+
+def test_a_tool_past_the_time_limit_is_stopped_with_a_named_error(tmp_path):
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(E.ToolTimeoutError, match=r"nextpnr-ecp5 did not finish within the build's time limit"):
+        T._run([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, tmp_path / "x.log", "nextpnr-ecp5",
+               timeout=0.5)
+    assert time.perf_counter() - t0 < 20  # stopped, not waited for
+    assert issubclass(E.ToolTimeoutError, E.ToolFailedError)
+    (tmp_path / "top.ys").write_text("script")
+    (tmp_path / "top.il").write_text("rtlil")
+    with pytest.raises(E.ToolTimeoutError, match="not started: the build's time limit is spent"):
+        T.run_step(tmp_path, "yosys", [sys.executable, "-c", "pass"], ["yosys", "top.ys"], print, 0.0,
+                   deadline=time.perf_counter() - 1)
+    with pytest.raises(ConfigError, match="time_limit_s must be a positive number"):
+        build_board("ulx3s", None, tmp_path / "b", time_limit_s=0)
+
+
 RESULTS = ROOT / "bench" / "results" / "boards.json"
 
 

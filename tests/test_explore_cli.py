@@ -111,6 +111,33 @@ def test_builds_in_the_sweep_are_recorded_a_failure_does_not_stop_it_and_the_mod
     assert sorted(log.read_text().split()) == ["8x1", "8x2"]
 
 
+def test_a_build_stopped_after_placement_calibrates_the_resources_without_fmax(tmp_path):
+    """A build past its time limit with nextpnr's placement (the router that never converges) is `placed`:
+    its measured LUT/FF/DSP/BRAM become a placed-only calibration record and the model is refit on it."""
+    from winnow.boards.errors import ToolTimeoutError
+
+    def builder(board, params, out_dir):
+        raise ToolTimeoutError("nextpnr-ecp5 did not finish within the build's time limit", step="nextpnr-ecp5",
+                               utilisation={"LUT": (30000, 83640), "FF": (6000, 83640), "DSP": (18, 156),
+                                            "BRAM": (90, 208), "LUTRAM": (700, 10455)})
+
+    net = networks.load_network(DEMO)
+    sp = SearchSpace(m=(2,), pes=(4, 8), lanes=(2,), clusters=(1,), otu_lanes=(1,), requant=("1",),
+                     k_block=(None,), org=("banked",), bandwidth=(2.0,))
+    with Engine(threads=1) as eng:
+        doc = sweep.explore(net, parse_target("ulx3s"), sp, eng, tmp_path, build=1, builder=builder,
+                            progress=lambda s: None, bars=False)
+    b = doc["builds"][0]
+    assert b["status"] == "placed" and b["measured"] == {"LUT": 30000, "FF": 6000, "DSP": 18, "BRAM": 90,
+                                                          "LUTRAM": 700}
+    recs = resources.read_calibration(tmp_path / "calibration.json")
+    assert recs[-1]["status"] == "placed" and recs[-1]["measured"]["LUT"] == 30000
+    assert "fmax_mhz" not in recs[-1]["measured"] and "time limit" in recs[-1]["provenance"]["note"]
+    assert doc["refit"]["records"] == len(resources.read_calibration()) + 1
+    # the refit moved the LUT coefficients toward the placed figure (an adjustment that changes nothing fails)
+    assert doc["refit"]["error_after_refit"]["LUT"]["mean_abs"] < doc["refit"]["error_before_refit"]["LUT"]["mean_abs"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--board", "de10"], "error: unknown board 'de10'"),
     (["--board", "ulx3s:LUT=100"], "error: nothing fits ulx3s:LUT=100 at 80% of its resources"),

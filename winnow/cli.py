@@ -236,6 +236,17 @@ def _parse_random(text: str) -> tuple[int, int, int, int]:
     return vals
 
 
+def _positive_minutes(text: str) -> float:
+    """argparse type: a positive number of minutes, at most a week."""
+    try:
+        v = float(text) if len(text) <= 12 else -1.0
+    except ValueError:
+        v = -1.0
+    if not 0 < v <= 7 * 24 * 60:
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes (at most a week), got {text[:20]!r}")
+    return v
+
+
 def _seed(text: str) -> int:
     """argparse type: a seed in [0, 2^32)."""
     try:
@@ -453,7 +464,7 @@ def cmd_explore(a) -> int:
     calib = resources.read_calibration(a.calibration) if a.calibration else None
     with Engine(a.cluster, processes=a.workers, timeout=a.timeout) as engine:
         doc = sweep.explore(net, tg, sp, engine, a.out, calibration=calib, build=a.build, progress=_progress,
-                            bars=not a.no_progress)
+                            bars=not a.no_progress, build_timeout_s=a.build_timeout * 60)
     files = report.write_report(doc, a.out)
     print()
     print(report.front_markdown(doc))
@@ -707,6 +718,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-util", type=float, default=0.5, help="usable fraction of each resource (default 0.5)")
     p.add_argument("--build", type=int, default=0, metavar="TOP_N",
                    help="build the N fastest front points with the YoWASP tools (minutes each) and refit")
+    p.add_argument("--build-timeout", type=_positive_minutes, default=60.0, metavar="MIN",
+                   help="stop each build after MIN minutes (default 60): a router that does not converge runs "
+                        "for hours; a build stopped after placement still calibrates the resources")
     p.add_argument("--calibration", type=Path, help="calibration records (JSON) to fit the resource model on "
                                                     "(default: the repository's; a run with --build writes "
                                                     "OUT/calibration.json)")

@@ -7,6 +7,7 @@ the builds are cached by content in the output directory (:mod:`winnow.explore.c
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Callable
@@ -52,20 +53,35 @@ def screen_batch(points: list[dict], net: Network, family: str, coefficients: di
 
 
 def _build_task(builder: Callable, board: str, params: dict, out_dir: str) -> dict:
-    """One engine task: a board build; a failure is recorded, not raised, so the sweep goes on."""
+    """One engine task: a board build; a failure is recorded, not raised, so the sweep goes on.
+
+    A build stopped at its time limit after placement (``ToolTimeoutError`` with the placed
+    ``utilisation``) is ``placed``: its resources are measured, its Fmax is not."""
     try:
         return {"status": "built", "report": builder(board, params, out_dir)}
     except Exception as exc:  # any failure of one build (tool, resources, a crash): recorded with its message
-        return {"status": "failed", "error": f"{type(exc).__name__}: {str(exc)[:1500]}"}
+        res = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc)[:1500]}"}
+        util = getattr(exc, "utilisation", None)
+        if util and all(k in util for k in ("LUT", "FF", "DSP", "BRAM")):
+            res.update(status="placed", utilisation={k: list(v) for k, v in util.items()})
+        return res
 
 
-def board_builder(board: str, params: dict, out_dir: str) -> dict:
+def board_builder(board: str, params: dict, out_dir: str, time_limit_s: float | None = None) -> dict:
     """The real builder: :func:`winnow.boards.build.build_board` (YoWASP yosys + nextpnr), its report."""
     from winnow.boards.build import build_board
     from winnow.hw.config import AccelConfig
 
     cfg = AccelConfig.from_dict(params)
-    return build_board(board, cfg, out_dir, progress=lambda line: None)
+    return build_board(board, cfg, out_dir, progress=lambda line: None, time_limit_s=time_limit_s)
+
+
+def placed_record(b: dict, board: str, family: str, provenance: dict) -> dict:
+    """The calibration record of a build stopped after placement: its placed resources, no Fmax."""
+    u = b["utilisation"]
+    return {"id": f"{board}:explore-{b['key'][:16]}:placed", "board": board, "family": family, "status": "placed",
+            "config": b["params"], "measured": {k: int(v[0]) for k, v in u.items()},
+            "provenance": {**provenance, "note": b.get("error", "")[:300]}}
 
 
 class Exploration:
@@ -178,7 +194,7 @@ class Exploration:
             self.builds_cache.put(key, res)
             results[key] = res
             self.progress(f"      {key[:16]}: {res['status']}" + (f" ({res['error'][:200]})"
-                                                                 if res["status"] == "failed" else ""))
+                                                                 if res["status"] != "built" else ""))
         out = []
         for rec in chosen:
             key = content_key("build", self.target.board, array_config(rec, limits).to_dict())
@@ -207,12 +223,17 @@ def choose(records: list[dict], front_idx: list[int]) -> dict:
 
 
 def explore(net: Network, target: Target, space: SearchSpace, engine, out, *, calibration=None, build: int = 0,
-            builder: Callable = board_builder, progress: Callable[[str], None] = print, bars: bool = True) -> dict:
+            builder: Callable = board_builder, progress: Callable[[str], None] = print, bars: bool = True,
+            build_timeout_s: float | None = None) -> dict:
     """Run an exploration into ``out``; return the summary (what :func:`winnow.explore.report.write_report` renders).
 
     ``calibration``: records to fit the resource model on (default the repository's); ``build``: build
-    the best N front points with ``builder`` (``board_builder``: the YoWASP tools) and refit on them.
+    the best N front points with ``builder`` (``board_builder``: the YoWASP tools) and refit on them;
+    ``build_timeout_s``: stop each real build after that long (a placed-only build still calibrates the
+    resources).
     """
+    if builder is board_builder and build_timeout_s is not None:
+        builder = functools.partial(board_builder, time_limit_s=build_timeout_s)
     t0 = time.perf_counter()
     calib = list(calibration if calibration is not None else resources.read_calibration())
     model = resources.fit(calib)
@@ -232,14 +253,16 @@ def explore(net: Network, target: Target, space: SearchSpace, engine, out, *, ca
         chosen = [fits[i] for i in ranked]
         progress(f"[2/3] build the {len(chosen)} fastest front point(s)")
         results = ex.build(chosen, builder)
-        new = [resources.record_from_report(b["report"], {"source": "winnow explore --build", "network": net.source,
-                                                          "key": b["key"]})
-               for b in results if b["status"] == "built"]
+        prov = {"source": "winnow explore --build", "network": net.source}
+        new = [resources.record_from_report(b["report"], {**prov, "key": b["key"]}) if b["status"] == "built"
+               else placed_record(b, target.board, target.family, {**prov, "key": b["key"]})
+               for b in results if b["status"] in ("built", "placed")]
         summary["builds"] = [{"point": {k: c[k] for k in ("m", "pes", "lanes", "clusters", "otu_lanes", "requant",
                                                            "org", "k_block", "patch", "c_block", "stream") if k in c},
                               "estimate": c["estimate"], "status": b["status"], "error": b.get("error"),
                               "measured": resources.record_from_report(b["report"], {})["measured"]
-                              if b["status"] == "built" else None} for c, b in zip(chosen, results)]
+                              if b["status"] == "built" else {k: v[0] for k, v in b["utilisation"].items()}
+                              if b["status"] == "placed" else None} for c, b in zip(chosen, results)]
         if new:
             calib = _merge(calib, new)
             before = resources.error_summary(resources.errors(model, new))
