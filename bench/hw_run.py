@@ -336,6 +336,72 @@ def render_stream(t: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The real-size issue's done-when layers on the ULX3S streaming preset (``--only preset``): C, K, H = W.
+PRESET_LAYERS = [("256→256, 32×32 (CIFAR-10 scale)", 256, 256, 32), ("64→128, 56×56 (VGG-16 scale)", 64, 128, 56)]
+
+
+def preset_rtl(preset: str = "ulx3s", layers=PRESET_LAYERS, density: float = 0.3) -> dict:
+    """``winnow sim --random C,K,H,W --preset ulx3s`` for the full-size layers, run as the user runs it (the
+    console script), each report.json read back: bit-exact, cycles = the streaming model, wall time."""
+    import json
+    import subprocess
+    import sys
+
+    from winnow.boards.presets import preset as get_preset
+    from winnow.sim.cocotb_run import simulator_available
+    from winnow.steps import board_memory
+
+    reason = simulator_available("verilator")
+    if reason:
+        return {"preset": preset, "skipped": reason}
+    exe = Path(sys.executable).with_name("winnow")
+    rows = []
+    for name, C, K, H in layers:
+        out = BUILD / f"preset_{preset}_{C}x{K}x{H}"
+        cmd = [str(exe), "sim", "--random", f"{C},{K},{H},{H}", "--preset", preset, "--density", str(density),
+               "--out", str(out), "--build-dir", str(BUILD / f"preset_{preset}_build")]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode:
+            rows.append({"layer": name, "C": C, "K": K, "H": H, "command": " ".join(cmd[1:]), "status": "failed",
+                         "error": (proc.stderr or proc.stdout)[-1500:]})
+            continue
+        rep = json.loads((out / "report.json").read_text())
+        L = rep["layers"][0]
+        rows.append({"layer": name, "C": C, "K": K, "H": H, "density": density, "status": "passed",
+                     "command": "winnow " + " ".join(cmd[1:4]) + f" --preset {preset}", "passes": L["runs"],
+                     "bit_exact": L["bit_exact"], "rtl_cycles": L["rtl_cycles"], "model_cycles": L["model_cycles"],
+                     "breakdown": L["breakdown"], "run_wall_s": L["run_wall_s"], "wall_s": round(wall, 1)})
+        print(f"      {name}: {L['runs']} passes, bit-exact {L['bit_exact']}, {L['rtl_cycles']:,} cycles "
+              f"(model {L['model_cycles']:,}), {wall:.0f} s", flush=True)
+    cfg = get_preset(preset)
+    return {"preset": preset, "simulator": "verilator", "array": cfg.to_dict(),
+            "board_memory": board_memory(cfg, preset, progress=lambda line: None), "layers": rows}
+
+
+def render_preset(t: dict) -> str:
+    if "skipped" in t:
+        return f"Preset runs skipped: {t['skipped']}"
+    a, bm = t["array"], t["board_memory"]
+    lines = [f"Preset `{t['preset']}`: F({a['datapath']['m']},3), P = {a['pes']} × L = {a['lanes']}, S = "
+             f"{a['clusters']}, blocks of {a['k_max']} output channels, C blocks of {a['c_block']}, "
+             f"{a['h_max']}×{a['w_max']} windows, C ≤ {a['datapath']['c_max']}; {bm['memory_bits'] / 1e6:.2f} Mbit on "
+             f"chip, {bm['block_rams']} of the {bm['device']}'s {bm['block_rams_available']} block RAMs; "
+             f"{t['simulator']}, AxiRam unthrottled.", "",
+             "| command | passes | bit-exact | RTL cycles | model | compute | load words | windows | outputs | "
+             "wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in t["layers"]:
+        if r["status"] != "passed":
+            lines.append(f"| `{r['command']}` | failed: {r['error'][-200:]} | | | | | | | | |")
+            continue
+        b, c = r["breakdown"], r["rtl_cycles"]
+        lines.append(f"| `{r['command']}` | {r['passes']} | {r['bit_exact']} | {c:,} | {r['model_cycles']:,} | "
+                     f"{b['compute'] / c:.0%} | {b['loads'] / c:.0%} | {b['window'] / c:.0%} | "
+                     f"{b['output'] / c:.1%} | {r['wall_s']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _array(r) -> str:
     return f"{r['pes']}×{r['lanes']}, S={r['clusters']}, OTU {r['otu_lanes']}"
 
@@ -395,6 +461,8 @@ def render(result: dict) -> str:
     if result.get("stream_rtl"):
         lines += ["### Full-size layers through external memory (the streaming array)", "",
                   render_stream(result["stream_rtl"])]
+    if result.get("preset_rtl"):
+        lines += ["### The ULX3S streaming preset on full-size layers", "", render_preset(result["preset_rtl"])]
     if result.get("roofline"):
         lines += [f"### Roofline of the streaming array (buffers {result['roofline']['buffers']})", "",
                   render_roofline(result["roofline"])]
@@ -406,7 +474,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sim-speed layer; F(4,3) tables only")
     ap.add_argument("--no-icarus", action="store_true")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--only", choices=("roofline", "tiled", "stream"),
+    ap.add_argument("--only", choices=("roofline", "tiled", "stream", "preset"),
                     help="recompute only these tables into the existing --out file (the others are kept)")
     a = ap.parse_args(argv)
     if a.only:
@@ -416,6 +484,10 @@ def main(argv=None) -> int:
         if a.only == "roofline":
             print("[1/1] roofline tables …", flush=True)
             result["roofline"] = roofline_tables()
+        elif a.only == "preset":
+            print("[1/1] the ULX3S streaming preset on full-size layers (winnow sim --preset ulx3s; tens of "
+                  "minutes) …", flush=True)
+            result["preset_rtl"] = preset_rtl()
         elif a.only == "stream":
             print("[1/1] full-size layers through the streaming array's external memory (tens of minutes) …",
                   flush=True)

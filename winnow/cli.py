@@ -331,7 +331,11 @@ def cmd_sim(a) -> int:
     else:
         rep = steps.simulate(arr, items, a.sim, build, waves=a.waves, progress=_progress, expected=expected,
                              labels=labels)
-    atomic_write_json(a.out / "report.json", {"step": "sim", **rep})
+    source = ({"random": dict(zip("CKHW", _parse_random(a.random)), density=a.density, seed=a.seed)}
+              if a.random is not None else {"network": str(a.network)} if a.network is not None
+              else {"layers": [str(f) for f in a.layers]})
+    atomic_write_json(a.out / "report.json", {"step": "sim", **source, "preset": a.preset,
+                                              "array": arr.to_dict(), "through_memory": bool(a.memory), **rep})
     where = " through external memory (AxiRam)" if a.memory else ""
     print(f"all {len(rep['layers'])} layer(s) bit-exact and cycle-exact under {a.sim}{where}; wrote "
           f"{a.out / 'report.json'}" + (f"; waves: {', '.join(rep['waves'])}" if rep["waves"] else ""))
