@@ -37,6 +37,7 @@ def dense(data):
 
 @pytest.mark.parametrize("method, wrelu, options", [("magnitude", False, MagnitudeConfig(schedule="iterative")),
                                                     ("magnitude", True, MagnitudeConfig(schedule="one_shot")),
+                                                    ("liu_pool", False, MagnitudeConfig(schedule="one_shot")),
                                                     ("spatial_winograd", False, None)])
 def test_pipeline_prunes_quantizes_and_matches_the_integer_reference(data, dense, method, wrelu, options):
     cfg = ExperimentConfig(**FAST, method=method, winograd_relu=wrelu, options=options, density=0.3)
