@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.tables import markdown_table
 from winnow.model.data.datasets import mnist5k
 from winnow.model.files.atomic import atomic_write_json
 from winnow.model.nn.convert import convert_to_winograd
@@ -38,6 +39,14 @@ def agreement(layer, density: float) -> float:
         prune_layer(lay, density, criterion)
         masks.append(lay.mask.bool())
     return float((masks[0] & masks[1]).sum() / masks[0].sum())
+
+
+def render(rows: list[dict]) -> str:
+    """The Markdown table of docs/pytorch.md from the JSON's rows."""
+    return markdown_table(
+        ["tile", "density", "trained SmallVGG, MNIST-5k (4 layers pooled)", "per layer", "i.i.d. Gaussian 64×64 kernels"],
+        [[f"F({r['m']},3)", f"{r['density']}", f"{r['trained']:.1%}",
+          " / ".join(f"{x:.0%}" for x in r["trained_per_layer"]), f"{r['gaussian']:.1%}"] for r in rows])
 
 
 def main(argv=None) -> int:
@@ -69,11 +78,8 @@ def main(argv=None) -> int:
             print(f"F({m},3) density {d}: trained {row['trained']:.1%} (per layer "
                   f"{', '.join(f'{x:.0%}' for x in per_layer)}), Gaussian kernels {row['gaussian']:.1%}", flush=True)
     atomic_write_json(a.out, {"dense_epochs": epochs, "rows": rows})
-    print("\n| tile | density | trained SmallVGG (all layers) | per layer | i.i.d. Gaussian kernels |\n"
-          "|---|---|---|---|---|")
-    for r in rows:
-        print(f"| F({r['m']},3) | {r['density']} | {r['trained']:.1%} | "
-              f"{' / '.join(f'{x:.0%}' for x in r['trained_per_layer'])} | {r['gaussian']:.1%} |")
+    print()
+    print(render(rows))
     return 0
 
 

@@ -19,12 +19,20 @@ from pathlib import Path
 
 import torch
 
+from bench.tables import markdown_table
 from winnow.model.data.datasets import mnist5k
 from winnow.model.files.atomic import atomic_write_json
 from winnow.model.pruning.winograd import STEP_RULES
 from winnow.model.training.experiment import ExperimentConfig, run_experiment, train_dense
 
 OUT = Path(__file__).resolve().parent / "results" / "step_rules.json"
+
+
+def render(runs: list[dict]) -> str:
+    """The Markdown table of docs/pytorch.md from the JSON's runs."""
+    return markdown_table(["tile", "density", "step rule", "float acc", "integer acc"],
+                          [[f"F({r['m']},3)", f"{r['density']}", f"`{r['step_rule']}`", f"{r['float_accuracy']:.2%}",
+                            f"{r['integer_accuracy']:.2%}"] for r in runs])
 
 
 def main(argv=None) -> int:
@@ -53,10 +61,8 @@ def main(argv=None) -> int:
                 print(f"F({m},3) d={d} {rule:>24}: float {row['float_accuracy']:.4f}  integer "
                       f"{row['integer_accuracy']:.4f}  ({row['seconds']:.0f} s)", flush=True)
                 atomic_write_json(a.out, {"base": base, "runs": runs})
-    print("\n| tile | density | step rule | float acc | integer acc |\n|---|---|---|---|---|")
-    for r in runs:
-        print(f"| F({r['m']},3) | {r['density']} | {r['step_rule']} | {r['float_accuracy']:.2%} | "
-              f"{r['integer_accuracy']:.2%} |")
+    print()
+    print(render(runs))
     return 0
 
 
