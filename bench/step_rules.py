@@ -3,10 +3,10 @@
 One dense SmallVGG (seed 0) is shared; each run is ``spatial_winograd`` with the same
 schedule and seed and only ``spatial_winograd_step_rule`` changed
 (:data:`winnow.model.pruning.winograd.STEP_RULES`): ``none`` (plain steps: what the
-earlier gradient scaling amounted to under Adam), ``yu2019`` (Yu et al.'s released
-rule, each update of U_p scaled by (F_p/F_min)^-1.5) and ``preconditioner_diagonal``
-(the earlier factor D_p = ∏‖G_i‖², made effective by scaling the update instead of
-the gradient).
+earlier gradient scaling amounted to under Adam) and ``yu2019`` (Yu et al.'s released
+rule, each update of U_p scaled by (F_p/F_min)^-1.5). The JSON also holds the runs of
+``preconditioner_diagonal`` (the earlier factor D_p = ∏‖G_i‖², applied to the update),
+measured by this script before that rule was removed for training worse.
 
     python -m bench.step_rules [--quick] [--out bench/results/step_rules.json]
 """
@@ -54,7 +54,6 @@ def main(argv=None) -> int:
                 cfg = ExperimentConfig(**base, m=m, density=d, options={"step_rule": rule})
                 r = run_experiment(cfg, data, dense, progress=False)
                 row = {"m": m, "density": d, "step_rule": rule, "dense_accuracy": r["dense_accuracy"],
-                       "spatial_accuracy_before_winograd": r.get("spatial_accuracy"),
                        "float_accuracy": r["float_accuracy"], "integer_accuracy": r["integer_accuracy"],
                        "winograd_density": r["winograd_density"], "seconds": round(time.time() - t, 1)}
                 runs.append(row)

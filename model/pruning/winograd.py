@@ -37,7 +37,10 @@ pipeline's optimizer; :class:`Pruner` therefore multiplies each optimizer step's
 *update* of U_p by (F_p / F_min)^-1.5 (an optimizer post-step hook). Under SGD, with or
 without momentum (a linear recursion in the gradient), this is exactly the released rule
 when weight decay is 0; with weight decay, the decay term is scaled too (the released
-code adds the decay after dividing). The pipeline trains with no weight decay.
+code adds the decay after dividing). The pipeline trains with no weight decay. (The
+earlier factor, the diagonal ∏_d ‖G_{i_d}‖² of the preconditioner that spatial training
+implies, multiplied the gradient and so did nothing under Adam; applied to the update it
+trained worse than both rules here, docs/pytorch.md, and was removed.)
 
 Masks stay pruned: a gradient hook multiplies the gradient by the mask, and an
 optimizer post-step hook re-applies the mask to the weights *and* to every optimizer
@@ -85,14 +88,6 @@ def importance_factors(layer: WinogradConv) -> torch.Tensor:
     return torch.tensor(_outer(a * b, layer.dims), dtype=layer.weight.dtype, device=layer.weight.device)
 
 
-def preconditioner_diagonal(layer: WinogradConv) -> torch.Tensor:
-    """D_p = ∏_d ‖G_{i_d}‖², normalised to max 1: the diagonal of the preconditioner GGᵀ ⊗ GGᵀ that
-    spatial training applies to Winograd-domain steps (ΔU = G Δg Gᵀ)."""
-    g = np.linalg.norm(layer.alg.G_f64, axis=1) ** 2
-    d = _outer(g, layer.dims)
-    return torch.tensor(d / d.max(), dtype=layer.weight.dtype, device=layer.weight.device)
-
-
 def yu_step_factors(layer: WinogradConv) -> torch.Tensor:
     """(F_p / F_min)^-1.5: Yu et al.'s released gradient division, as a factor on each step (module docstring)."""
     f = importance_factors(layer)
@@ -100,7 +95,7 @@ def yu_step_factors(layer: WinogradConv) -> torch.Tensor:
 
 
 #: Per-position factors on every optimizer update of U (module docstring), by name; ``"none"``: plain steps.
-STEP_RULES = {"none": None, "yu2019": yu_step_factors, "preconditioner_diagonal": preconditioner_diagonal}
+STEP_RULES = {"none": None, "yu2019": yu_step_factors}
 #: Winograd-domain ranking criteria (module docstring).
 CRITERIA = ("importance", "plain")
 
