@@ -25,8 +25,8 @@ filter_l1, filter_distribution_fit, kep); what they share lives here:
   and the integer datapath. F is also Yu et al.'s importance factor matrix (their
   released code tabulates an empirical matrix for F(4,3) only; this closed form covers
   every tile). This is a variant of ours, not a paper's criterion.
-* ``"plain"``, |U_p| alone: Liu & Pool 2018's criterion as released (every layer pruned
-  by a threshold on |U| to the target density; the top-|U| set is that threshold's set).
+* ``"plain"``, |U_p| alone: Liu & Pool 2018's criterion as released (their pruning script
+  keeps each layer's top ⌊N·density⌋ |U|; here the top round(N·density), as for "importance").
   It depends on the point normalisation of the transforms.
 
 **Step factors of spatial-Winograd retraining** (:data:`STEP_RULES`,
