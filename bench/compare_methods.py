@@ -41,8 +41,9 @@ from winnow.model.files.layer_file import SparseLayer
 ROOT = Path(__file__).resolve().parents[1]
 #: (label, [train] keys): every row's method and options, looked up in winnow.model.pruning.registry.
 ROWS = [
-    ("dense Winograd (no pruning)", dict(method="magnitude", density=1.0)),
-    ("magnitude, Winograd domain (Li 2017; Liu & Pool 2018)", dict(method="magnitude", density=0.3)),
+    ("dense Winograd (no pruning)", dict(method="importance_magnitude", density=1.0)),
+    ("magnitude |U|, Winograd domain (Liu & Pool 2018)", dict(method="liu_pool", density=0.3)),
+    ("importance-weighted magnitude |U|·F, Winograd domain (variant)", dict(method="importance_magnitude", density=0.3)),
     ("spatial-Winograd (Yu et al. 2019)", dict(method="spatial_winograd", density=0.3)),
     ("filter pruning, L1 norm, 50% filters", dict(method="filter_l1", filter_ratio=0.5, density=1.0)),
     ("filter pruning, distribution fit, 50% filters", dict(method="filter_distribution_fit", filter_ratio=0.5, density=1.0)),
@@ -116,7 +117,7 @@ def run(quick: bool) -> dict:
     data = mnist5k()
     dense = train_dense(experiment_config(base), data, progress=False)
     rows = []
-    for i, (label, kw) in enumerate(ROWS[:3] if quick else ROWS):
+    for i, (label, kw) in enumerate(ROWS[:4] if quick else ROWS):
         print(f"[{i + 1}/{len(ROWS)}] {label}", flush=True)
         r = run_experiment(experiment_config({**base, **kw}), data, dense, progress=False)
         acc = r["accounting"]["total_winograd_layers"]

@@ -2,7 +2,7 @@
 
 SmallC3D's 3-D convolutions become 3-D Winograd layers (F(2,3)³ and F(4,3)³); the
 Winograd-domain weights are ranked by importance (the output-referred magnitude of
-winnow.model.pruning.winograd; method magnitude, winnow.model.pruning.magnitude), pruned along an iterative schedule with retraining between steps, and
+winnow.model.pruning.winograd; method importance_magnitude, winnow.model.pruning.magnitude), pruned along an iterative schedule with retraining between steps, and
 fine-tuned with fake quantization; accuracy is measured on the integer reference.
 
     python -m bench.pruning_3d [--quick]

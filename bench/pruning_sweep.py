@@ -1,7 +1,8 @@
 """Accuracy against Winograd-domain density on MNIST-5k (issue: PyTorch side, results).
 
-Grid: tiles F(4,3) and F(6,3); methods magnitude (Li 2017 / Liu & Pool 2018) and
-spatial-Winograd (Yu et al. 2019); with and without Winograd-ReLU; densities 1.0,
+Grid: tiles F(4,3) and F(6,3); methods importance_magnitude (|U|·F, our variant of
+Li 2017 / Liu & Pool 2018), liu_pool (plain |U|, Liu & Pool 2018's criterion) and
+spatial_winograd (Yu et al. 2019); with and without Winograd-ReLU; densities 1.0,
 0.5, 0.3, 0.2, 0.1. One dense spatial model (seed 0) is shared by every run. Each run
 prunes, retrains, fine-tunes with fake quantization and measures float, fake-quant and
 integer-reference accuracy plus the multiplication accounting.
@@ -34,7 +35,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pruning_sweep.json"
 DENSITIES = (1.0, 0.5, 0.3, 0.2, 0.1)
 #: The methods swept (registered in winnow.model.pruning.registry); at density 1.0 nothing is pruned, so
 #: only the first runs there.
-SWEPT = ("magnitude", "spatial_winograd")
+SWEPT = ("importance_magnitude", "liu_pool", "spatial_winograd")
 
 
 def grid(quick: bool):

@@ -37,6 +37,7 @@ def dense(data):
 
 @pytest.mark.parametrize("method, wrelu, options", [("magnitude", False, MagnitudeConfig(schedule="iterative")),
                                                     ("magnitude", True, MagnitudeConfig(schedule="one_shot")),
+                                                    ("liu_pool", False, MagnitudeConfig(schedule="one_shot")),
                                                     ("spatial_winograd", False, None)])
 def test_pipeline_prunes_quantizes_and_matches_the_integer_reference(data, dense, method, wrelu, options):
     cfg = ExperimentConfig(**FAST, method=method, winograd_relu=wrelu, options=options, density=0.3)
@@ -90,7 +91,7 @@ def test_checkpoints_refuse_another_model(tmp_path, dense):
                                        ({"density": 0.0}, r"density must be in \(0, 1\]"),
                                        ({"schedule": "cyclic"}, "schedule must be one of"),
                                        ({"method": "spatial_winograd", "schedule": "iterative"},
-                                        "schedule = 'iterative' is an option of magnitude; method spatial_winograd "
+                                        "schedule = 'iterative' is an option of importance_magnitude, liu_pool; method spatial_winograd "
                                         "does not use it"),
                                        ({"dense_epochs": -1}, "non-negative integer"),
                                        ({"iterative_steps": 0}, "iterative_steps must be an integer >= 1"),
@@ -110,7 +111,7 @@ def test_flat_keys_become_the_methods_options():
     assert experiment_config({"method": "magnitude", "kep_lambda": 1e-4}).options == MagnitudeConfig()
     with pytest.raises(ConfigError, match=r"kep_keep must be an integer in \[1, 9\]"):
         experiment_config({"kep_keep": 0})
-    with pytest.raises(ConfigError, match="kep_keep = 3 is an option of kep; method magnitude does not use it"):
+    with pytest.raises(ConfigError, match="kep_keep = 3 is an option of kep; method importance_magnitude does not use it"):
         experiment_config({"kep_keep": 3})
     # the nested form asdict writes (checkpoints, reports) reads back to the same configuration
     assert experiment_config(dataclasses.asdict(cfg)) == cfg

@@ -254,6 +254,30 @@ def test_winnow_import_end_to_end_and_cycles(onnx_file, tmp_path):
     assert len(json.loads((tmp_path / "c.json").read_text())["layers"]) == 5
 
 
+def test_imported_model_pruned_by_plain_magnitude_keeps_the_top_u(onnx_file):
+    """liu_pool on an imported model: per layer, the kept set is the top-|U| among the structurally allowed."""
+    imp = import_model(str(onnx_file), (1, 28, 28))
+    _, split = calibration_images((1, 28, 28), None, 64)
+    before = [(m.weight.detach().abs() * m.mask).flatten() for m in imp.net.convs]
+    allowed = [int(m.mask.sum()) for m in imp.net.convs]
+    prune_imported(imp.net, split, 0.3, steps=0, criterion="plain")
+    for mod, a, n in zip(imp.net.convs, before, allowed):
+        k = min(n, max(1, round(0.3 * a.numel())))
+        assert set(torch.nonzero(mod.mask.flatten()).flatten().tolist()) == set(torch.topk(a, k).indices.tolist())
+
+
+def test_flow_refuses_an_imported_model_with_a_spatial_method(tmp_path):
+    from winnow.flowconfig import FlowConfigError, load_flow_config
+
+    (tmp_path / "nets.py").write_text(MODELS.read_text())
+    for method in ("liu_pool", "magnitude"):
+        (tmp_path / "ok.toml").write_text(f'[model]\nsource = "nets.py:factory"\n\n[train]\nmethod = "{method}"\n')
+        load_flow_config(tmp_path / "ok.toml")
+    (tmp_path / "bad.toml").write_text('[model]\nsource = "nets.py:factory"\n\n[train]\nmethod = "spatial_winograd"\n')
+    with pytest.raises(FlowConfigError, match="pruned with importance_magnitude or liu_pool"):
+        load_flow_config(tmp_path / "bad.toml")
+
+
 # ---------------------------------------------------------------------------- [model] in a flow
 def test_flow_model_section_trains_and_exports_the_imported_model(tmp_path):
     from winnow.flowconfig import load_flow_config

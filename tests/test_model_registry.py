@@ -98,14 +98,36 @@ def test_a_registered_method_reaches_the_flow_config_and_winnow_prune(toy, tmp_p
 
 
 def test_methods_and_their_option_keys():
-    assert METHODS.names() == ("magnitude", "spatial_winograd", "filter_l1", "filter_distribution_fit", "kep")
+    assert METHODS.names() == ("importance_magnitude", "liu_pool", "spatial_winograd", "filter_l1",
+                               "filter_distribution_fit", "kep")
+    assert METHODS.aliases() == {"magnitude": "importance_magnitude"}
     keys = option_keys()
+    both = ("importance_magnitude", "liu_pool")
     assert {k: (v.methods, v.field) for k, v in keys.items()} == {
-        "schedule": (("magnitude",), "schedule"), "iterative_steps": (("magnitude",), "iterative_steps"),
+        "schedule": (both, "schedule"), "iterative_steps": (both, "iterative_steps"),
+        "spatial_winograd_step_rule": (("spatial_winograd",), "step_rule"),
         "filter_ratio": (("filter_l1", "filter_distribution_fit"), "ratio"),
         "kep_keep": (("kep",), "keep"), "kep_library": (("kep",), "library"), "kep_lambda": (("kep",), "lambda_")}
     assert [n for n, m in METHODS.items() if not m.keeps_structure] == ["filter_l1", "filter_distribution_fit"]
     assert [n for n, m in METHODS.items() if not m.winograd_relu] == ["filter_l1", "filter_distribution_fit", "kep"]
+
+
+def test_magnitude_is_the_earlier_name_of_importance_magnitude():
+    """Configuration files and checkpoints saying method = "magnitude" keep their meaning (|U|·F)."""
+    from winnow.flowconfig import parse_flow_config
+    from winnow.model.pruning.magnitude import MagnitudeConfig
+
+    assert METHODS.get("magnitude") is METHODS.get("importance_magnitude")
+    assert "magnitude" in METHODS and "magnitude" not in METHODS.names()
+    cfg = experiment_config({"method": "magnitude", "schedule": "iterative"})
+    assert cfg.method == "importance_magnitude" and cfg.options == MagnitudeConfig(schedule="iterative")
+    assert ExperimentConfig(method="magnitude").method == "importance_magnitude"
+    assert experiment_config({"method": "liu_pool", "iterative_steps": 2}).options == MagnitudeConfig(iterative_steps=2)
+    assert parse_flow_config('[train]\nmethod = "magnitude"\n').experiment().method == "importance_magnitude"
+    with pytest.raises(ConfigError, match="already registered"):
+        METHODS.register("magnitude", METHODS.get("liu_pool"))
+    with pytest.raises(ConfigError, match="unknown pruning method 'nope'"):
+        METHODS.alias("old", "nope")
 
 
 def test_a_key_two_methods_read_differently_is_refused():

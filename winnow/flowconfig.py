@@ -42,6 +42,9 @@ BOARD_KEYS = {"name": str}
 REPORT_KEYS = {"title": str}
 MODEL_KEYS = {"source": str, "weights": str}
 SIMULATORS = ("verilator", "icarus")
+#: The methods an imported model may be pruned with (Winograd-domain only: they need no spatial structure of
+#: the default network).
+IMPORTED_METHODS = ("importance_magnitude", "liu_pool")
 #: How a flow refusing a slow array says what to do (winnow.hw.config.check_gen_cost).
 FLOW_GEN_HINT = "(a flow generates only arrays below them; 'winnow gen --allow-slow' generates any)"
 #: Most extra densities of [train].sweep.
@@ -225,9 +228,10 @@ def _check_now(cfg: FlowConfig) -> None:
     if cfg.model is not None:  # the imported model, read and lowered now: its refusals come before any training
         imp = imported_model(cfg)
         r, c_max = imp.net.spec["r"], max(c["C"] for c in imp.net.spec["convs"])
-        if exp.method != "magnitude":
-            raise FlowConfigError(f"{cfg.source}: [train].method: an imported model is pruned with magnitude; "
-                                  f"got {exp.method!r}")
+        if exp.method not in IMPORTED_METHODS:
+            raise FlowConfigError(f"{cfg.source}: [train].method: an imported model is pruned with "
+                                  f"{' or '.join(IMPORTED_METHODS)} (or magnitude, importance_magnitude's earlier "
+                                  f"name); got {exp.method!r}")
     else:
         c_max = _widest_input(exp)
     try:  # the network's c_max: its widest convolution input (filter pruning may narrow it after training)

@@ -69,7 +69,7 @@ def train(flow_cfg, out: Path, progress: Progress = print, bars: bool = False) -
 
 
 def train_imported(flow_cfg, cfg, data, out: Path, progress: Progress = print) -> dict:
-    """[model]: the imported CNN pruned (magnitude, Winograd domain), calibrated, fine-tuned with fake
+    """[model]: the imported CNN pruned (importance_magnitude or liu_pool, Winograd domain), calibrated, fine-tuned with fake
     quantization and exported; its checkpoint holds the import description (docs/import.md)."""
     import torch
 
@@ -86,10 +86,12 @@ def train_imported(flow_cfg, cfg, data, out: Path, progress: Progress = print) -
     net = imp.net
     src = flow_cfg.model["source"]
     progress(f"      imported {src}: {len(net.convs)} convolution(s) as F({net.spec['m']},{net.spec['r']}); "
-             f"magnitude pruning to {cfg.density} on {cfg.dataset}")
+             f"{cfg.method} pruning to {cfg.density} on {cfg.dataset}")
     per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
     dense_acc = accuracy(net, data.x_test, data.y_test)
-    pruner = prune_imported(net, data, cfg.density, cfg.retrain_epochs * per_epoch, lr=cfg.retrain_lr, seed=cfg.seed)
+    criterion = "plain" if cfg.method == "liu_pool" else "importance"  # the two methods flowconfig allows
+    pruner = prune_imported(net, data, cfg.density, cfg.retrain_epochs * per_epoch, lr=cfg.retrain_lr, seed=cfg.seed,
+                            criterion=criterion)
     float_acc = accuracy(net, data.x_test, data.y_test)
     gen = torch.Generator().manual_seed(cfg.seed)
     calib = data.x_train[torch.randperm(len(data.x_train), generator=gen)[:512]]

@@ -54,7 +54,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
     for name in CONFIG_FIELDS:
         f, t = fields[name], type_name(fields[name].type)
-        help_ = f"default {f.default!r}" + (f"; one of {', '.join(METHODS)}" if name == "method" else "")
+        aliases = "".join(f"; {old}: {new}'s earlier name" for old, new in METHODS.aliases().items())
+        help_ = f"default {f.default!r}" + (f"; one of {', '.join(METHODS)}{aliases}" if name == "method" else "")
         ap.add_argument("--" + name.replace("_", "-"), dest=name, type=_type(t, name), default=None,
                         metavar=t.split(" ")[0].upper(), help=help_)
     g = ap.add_argument_group("method options", "used by the methods named (winnow.model.pruning.registry)")

@@ -307,13 +307,15 @@ def finetune(net: ImportedNet, split, steps: int, lr: float = 1e-3, batch: int =
     return losses
 
 
-def prune_imported(net: ImportedNet, split, density: float, steps: int, lr: float = 1e-3, seed: int = 0):
+def prune_imported(net: ImportedNet, split, density: float, steps: int, lr: float = 1e-3, seed: int = 0,
+                   criterion: str = "importance"):
     """Winograd-domain magnitude pruning of every lowered layer to ``density`` (of its positions; the
-    structural zeros count as pruned), then ``steps`` of fine-tuning with the masks held; the Pruner."""
+    structural zeros count as pruned) by ``criterion`` (winnow.model.pruning.winograd.CRITERIA), then
+    ``steps`` of fine-tuning with the masks held; the Pruner."""
     from winnow.model.pruning.winograd import Pruner, check_density
 
     check_density(density)
-    pruner = Pruner(net)
+    pruner = Pruner(net, criterion=criterion)
     pruner.prune(density)
     finetune(net, split, steps, lr=lr, seed=seed, hooks=[pruner])
     return pruner

@@ -1,10 +1,17 @@
-"""magnitude (Li et al. 2017, native Winograd-domain pruning; Liu & Pool 2018): prune the Winograd weights, retrain with the mask.
+"""Winograd-domain magnitude pruning (Li et al. 2017; Liu & Pool 2018): prune the Winograd weights, retrain with the mask.
+
+Two methods share this module and differ only in the ranking
+(:func:`winnow.model.pruning.winograd.ranking_score`):
+
+* ``liu_pool`` (:data:`LIU_POOL`): plain |U| per layer, Liu & Pool 2018's own criterion;
+* ``importance_magnitude`` (:data:`METHOD`, also accepted as ``magnitude``, its earlier
+  name): |U|·F, the output-referred (importance-weighted) magnitude, a scale-invariant
+  variant of ours.
 
 The dense network is converted to Winograd layers (with the Winograd-ReLU rule if
 ``winograd_relu``; then a dense Winograd-domain fine-tune first, since moving the ReLU
-changes the function), pruned to the target density by the output-referred ranking of
-:mod:`winnow.model.pruning.winograd`, one-shot or along an iterative schedule, and
-retrained with the masks after every step.
+changes the function), pruned to the target density, one-shot or along an iterative
+schedule, and retrained with the masks after every step.
 """
 
 from __future__ import annotations
@@ -48,14 +55,14 @@ class MagnitudeConfig:
                               f"at least one epoch); got {v!r:.40}")
 
 
-def run(ctx) -> tuple[nn.Module, Pruner]:
-    """Convert, (dense Winograd-ReLU fine-tune), prune and retrain along the schedule."""
+def run(ctx, criterion: str = "importance") -> tuple[nn.Module, Pruner]:
+    """Convert, (dense Winograd-ReLU fine-tune), prune by ``criterion`` and retrain along the schedule."""
     from winnow.model.nn.convert import convert_to_winograd
 
     cfg, opts = ctx.cfg, ctx.options
     model = copy.deepcopy(ctx.dense)
     convert_to_winograd(model, m=cfg.m, winograd_relu=cfg.winograd_relu)
-    pruner = Pruner(model)
+    pruner = Pruner(model, criterion=criterion)
     if cfg.winograd_relu:  # the function changed: dense fine-tune in the Winograd domain first
         ctx.train(model, 4, "dense winograd-relu", hooks=[pruner])
     one_shot = opts.schedule == "one_shot"
@@ -67,6 +74,16 @@ def run(ctx) -> tuple[nn.Module, Pruner]:
     return model, pruner
 
 
-#: Its options keep the pipeline's historical keys: ``schedule``, ``iterative_steps``.
-METHOD = PruningMethod(MagnitudeConfig, run, "Winograd-domain magnitude pruning, one-shot or iterative "
-                                             "(Li et al. 2017; Liu & Pool 2018)", option_prefix="")
+def run_plain(ctx) -> tuple[nn.Module, Pruner]:
+    """:func:`run` ranking plain |U| (Liu & Pool 2018)."""
+    return run(ctx, criterion="plain")
+
+
+#: ``importance_magnitude``. Its options keep the pipeline's historical keys: ``schedule``, ``iterative_steps``.
+METHOD = PruningMethod(MagnitudeConfig, run, "Winograd-domain magnitude pruning ranked by importance-weighted "
+                                             "|U|·F (a scale-invariant variant of Li et al. 2017; Liu & Pool 2018), "
+                                             "one-shot or iterative", option_prefix="")
+#: ``liu_pool``: the same schedule and keys, ranking plain |U| per layer.
+LIU_POOL = PruningMethod(MagnitudeConfig, run_plain, "Winograd-domain magnitude pruning ranked by plain |U| per "
+                                                     "layer, one-shot or iterative (Liu & Pool 2018's criterion)",
+                         option_prefix="")

@@ -13,8 +13,12 @@ from winnow.model.training.registry import Registry
 
 METHODS: Registry[PruningMethod] = Registry("pruning method")
 
-METHODS.register("magnitude", magnitude.METHOD)
+METHODS.register("importance_magnitude", magnitude.METHOD)
+METHODS.register("liu_pool", magnitude.LIU_POOL)
 METHODS.register("spatial_winograd", spatial_winograd.METHOD)
 METHODS.register("filter_l1", filter.L1)
 METHODS.register("filter_distribution_fit", filter.DISTRIBUTION_FIT)
 METHODS.register("kep", kep.METHOD)
+#: The name importance_magnitude had before liu_pool existed: configuration files and checkpoints that say
+#: ``method = "magnitude"`` keep working (and mean |U|·F, as they did).
+METHODS.alias("magnitude", "importance_magnitude")

@@ -4,10 +4,12 @@
    positions vanish (Winograd density √target), retrained in the spatial domain;
 2. the network is converted (the zeros transfer exactly, :func:`transfer_spatial_zeros`)
    and pruned in the Winograd domain to the target, ranked by the importance factors,
-   retrained with the weight gradients scaled per position
-   (:class:`winnow.model.pruning.winograd.Pruner` with ``scale_gradients=True``).
+   retrained with Yu et al.'s released per-position adjustment: each step of U_p scaled
+   by (F_p / F_min)^-1.5 (:class:`winnow.model.pruning.winograd.Pruner` with
+   ``step_rule="yu2019"``; under SGD this is their gradient division, under Adam the
+   only form of it that changes training).
 
-The method has its own two-step schedule and no options of its own.
+The method has its own two-step schedule; its one option chooses the step rule.
 """
 
 from __future__ import annotations
@@ -23,12 +25,26 @@ import torch.nn as nn
 from winnow.model.algebra.cook_toom import winograd
 from winnow.model.errors import ConfigError
 from winnow.model.pruning.method import PruningMethod
-from winnow.model.pruning.winograd import Pruner, apply_mask, check_density, transfer_spatial_zeros
+from winnow.model.pruning.winograd import STEP_RULES, Pruner, apply_mask, check_density, transfer_spatial_zeros
 
 
 @dataclass(frozen=True)
 class SpatialWinogradConfig:
-    """spatial_winograd has no options of its own (its schedule is the method)."""
+    """Options of ``spatial_winograd`` (flat key ``spatial_winograd_step_rule``).
+
+    Parameters
+    ----------
+    step_rule : str
+        The per-position factor on each Winograd-domain retraining step, one of
+        :data:`winnow.model.pruning.winograd.STEP_RULES`: ``"yu2019"`` (Yu et al.'s
+        released rule, the default) or ``"none"`` (plain steps, for comparison).
+    """
+
+    step_rule: str = "yu2019"
+
+    def __post_init__(self):
+        if self.step_rule not in STEP_RULES:
+            raise ConfigError(f"step_rule must be one of {', '.join(STEP_RULES)}; got {self.step_rule!r:.40}")
 
 
 def winograd_supports(m: int, r: int, dims: int, points=None) -> np.ndarray:
@@ -130,11 +146,12 @@ def run(ctx) -> tuple[nn.Module, Pruner]:
     ctx.record_spatial_macs(model)
     convert_to_winograd(model, m=ctx.cfg.m, winograd_relu=ctx.cfg.winograd_relu)
     transfer_spatial_zeros(model)
-    pruner = Pruner(model, scale_gradients=True)
+    pruner = Pruner(model, step_rule=ctx.options.step_rule)
     pruner.prune(ctx.cfg.density)
     ctx.train(model, 3, "winograd retrain", hooks=[pruner])
     return model, pruner
 
 
 METHOD = PruningMethod(SpatialWinogradConfig, run, "spatial-Winograd: structured spatial, then Winograd-domain "
-                                                   "pruning with importance factors (Yu, Park & Naumov 2019)")
+                                                   "pruning with importance factors, retraining steps scaled by "
+                                                   "(F/F_min)^-1.5 (Yu, Park & Naumov 2019)")

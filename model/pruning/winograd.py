@@ -1,32 +1,46 @@
 """Winograd-domain pruning mechanics shared by every method: ranking, masks that stay pruned, schedules.
 
 The methods themselves are one module each, registered by name in
-:mod:`winnow.model.pruning.registry` (magnitude, spatial_winograd, filter_l1,
-filter_distribution_fit, kep); what they share lives here:
+:mod:`winnow.model.pruning.registry` (importance_magnitude, liu_pool, spatial_winograd,
+filter_l1, filter_distribution_fit, kep); what they share lives here:
 
 * :class:`Pruner`: Winograd-domain masks in force through retraining, pruning to a
-  target density by the ranking below (:func:`prune_layer`);
+  target density by one of the rankings below (:func:`prune_layer`), optional
+  per-position step factors;
 * :func:`iterative_schedule`: a geometric schedule of densities;
 * :func:`transfer_spatial_zeros` and :func:`winograd_after_spatial`: a spatially pruned
   network converted to Winograd layers, its exact zeros as the mask, pruned further in
   the Winograd domain (structured spatial methods feeding Winograd-domain pruning).
 
-**Ranking domain.** All Winograd-domain ranking uses one domain, the *output-referred
-magnitude* |U_p| · F_p with F_p = ∏_d ‖Aᵀ[:, i_d]‖₂ ‖Bᵀ[i_d, :]‖₂. The contribution of
-U_p to the output is Kα[:, p] · U_p · V_p, and for white inputs E|V_p| ∝ ‖Bᵀ row‖, so F_p
-measures how much a unit of U_p moves the output. Plain |U| is not a meaningful domain
-for large tiles: the rows of Bᵀ and G can be rescaled in pairs without changing the
-algorithm (and the integer hardware transforms do exactly that, position by position),
-which rescales |U_p| arbitrarily; |U_p|·F_p is invariant under every such rescaling,
-so the ranking is the same for the float model, for any point normalisation, and for
-the integer datapath. F is also Yu et al.'s importance factor matrix here (their
-released code tabulates an empirical matrix for F(4,3) only; this closed form
-covers every tile).
+**Ranking criteria.** Two Winograd-domain rankings, chosen per method
+(:data:`CRITERIA`, :func:`ranking_score`):
 
-**Gradient factor.** Training U directly changes the optimisation geometry: a spatial
-step Δg maps to ΔU = G Δg Gᵀ, i.e. Winograd-domain gradients are preconditioned by
-GGᵀ ⊗ GGᵀ in spatial training. Spatial-Winograd retraining scales the gradient of U_p
-by the diagonal of that preconditioner, D_p = ∏_d ‖G_{i_d}‖₂², normalised to max 1.
+* ``"importance"``, the *output-referred magnitude* |U_p| · F_p with
+  F_p = ∏_d ‖Aᵀ[:, i_d]‖₂ ‖Bᵀ[i_d, :]‖₂. The contribution of U_p to the output is
+  Kα[:, p] · U_p · V_p, and for white inputs E|V_p| ∝ ‖Bᵀ row‖, so F_p measures how much
+  a unit of U_p moves the output. The rows of Bᵀ and G can be rescaled in pairs without
+  changing the algorithm (the integer hardware transforms do exactly that, position by
+  position), which rescales |U_p| arbitrarily; |U_p|·F_p is invariant under every such
+  rescaling, so the ranking is the same for the float model, any point normalisation
+  and the integer datapath. F is also Yu et al.'s importance factor matrix (their
+  released code tabulates an empirical matrix for F(4,3) only; this closed form covers
+  every tile). This is a variant of ours, not a paper's criterion.
+* ``"plain"``, |U_p| alone: Liu & Pool 2018's criterion as released (their pruning script
+  keeps each layer's top ⌊N·density⌋ |U|; here the top round(N·density), as for "importance").
+  It depends on the point normalisation of the transforms.
+
+**Step factors of spatial-Winograd retraining** (:data:`STEP_RULES`,
+:func:`yu_step_factors`). Yu et al.'s released retraining divides the gradient of U_p by
+(F_p / F_min)^1.5 under SGD with momentum. Adam is invariant to a constant
+per-element gradient scale, so scaling the gradient would do nothing under the
+pipeline's optimizer; :class:`Pruner` therefore multiplies each optimizer step's
+*update* of U_p by (F_p / F_min)^-1.5 (an optimizer post-step hook). Under SGD, with or
+without momentum (a linear recursion in the gradient), this is exactly the released rule
+when weight decay is 0; with weight decay, the decay term is scaled too (the released
+code adds the decay after dividing). The pipeline trains with no weight decay. (The
+earlier factor, the diagonal ∏_d ‖G_{i_d}‖² of the preconditioner that spatial training
+implies, multiplied the gradient and so did nothing under Adam; applied to the update it
+trained worse than both rules here, docs/pytorch.md, and was removed.)
 
 Masks stay pruned: a gradient hook multiplies the gradient by the mask, and an
 optimizer post-step hook re-applies the mask to the weights *and* to every optimizer
@@ -74,18 +88,32 @@ def importance_factors(layer: WinogradConv) -> torch.Tensor:
     return torch.tensor(_outer(a * b, layer.dims), dtype=layer.weight.dtype, device=layer.weight.device)
 
 
-def gradient_factors(layer: WinogradConv) -> torch.Tensor:
-    """D_p = ∏_d ‖G_{i_d}‖², normalised to max 1 (see module docstring)."""
-    g = np.linalg.norm(layer.alg.G_f64, axis=1) ** 2
-    d = _outer(g, layer.dims)
-    return torch.tensor(d / d.max(), dtype=layer.weight.dtype, device=layer.weight.device)
+def yu_step_factors(layer: WinogradConv) -> torch.Tensor:
+    """(F_p / F_min)^-1.5: Yu et al.'s released gradient division, as a factor on each step (module docstring)."""
+    f = importance_factors(layer)
+    return (f / f.min()) ** -1.5
 
 
-def prune_layer(layer: WinogradConv, density: float) -> None:
-    """Keep the ``density`` fraction of U with the largest |U|·F; already-pruned weights stay pruned."""
+#: Per-position factors on every optimizer update of U (module docstring), by name; ``"none"``: plain steps.
+STEP_RULES = {"none": None, "yu2019": yu_step_factors}
+#: Winograd-domain ranking criteria (module docstring).
+CRITERIA = ("importance", "plain")
+
+
+def ranking_score(layer: WinogradConv, criterion: str = "importance") -> torch.Tensor:
+    """The score U is ranked by: |U|·F (``"importance"``) or |U| (``"plain"``, Liu & Pool 2018)."""
+    if criterion == "importance":
+        return layer.weight.detach().abs() * importance_factors(layer)
+    if criterion == "plain":
+        return layer.weight.detach().abs()
+    raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+
+
+def prune_layer(layer: WinogradConv, density: float, criterion: str = "importance") -> None:
+    """Keep the ``density`` fraction of U with the largest :func:`ranking_score`; pruned weights stay pruned."""
     density = check_density(density)
     with torch.no_grad():
-        score = layer.weight.abs() * importance_factors(layer)
+        score = ranking_score(layer, criterion)
         score = torch.where(layer.mask > 0, score, torch.full_like(score, -1.0))
         keep = max(1, round(density * score.numel()))
         keep = min(keep, int(layer.mask.sum()))
@@ -103,35 +131,50 @@ class Pruner:
     ----------
     model : nn.Module
         A model with :class:`WinogradConv` layers.
-    scale_gradients : bool
-        Multiply gradients by :func:`gradient_factors` (spatial-Winograd retraining).
+    criterion : str
+        The ranking of :meth:`prune`, one of :data:`CRITERIA`.
+    step_rule : str
+        One of :data:`STEP_RULES`: per-position factors on every optimizer update of U
+        once :meth:`attach` ed (``"yu2019"``: spatial-Winograd retraining as released).
     """
 
-    def __init__(self, model: nn.Module, scale_gradients: bool = False):
+    def __init__(self, model: nn.Module, criterion: str = "importance", step_rule: str = "none"):
         self.layers = [layer for _, layer in winograd_layers(model)]
         if not self.layers:
             raise ConfigError("the model has no Winograd layers to prune: convert it first (winnow.model.nn.convert)")
-        self.scale_gradients = scale_gradients
-        self._handles = []
-        for layer in self.layers:
-            factor = gradient_factors(layer) if scale_gradients else None
-            self._handles.append(layer.weight.register_hook(self._grad_hook(layer, factor)))
+        if criterion not in CRITERIA:
+            raise ConfigError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+        if step_rule not in STEP_RULES:
+            raise ConfigError(f"step_rule must be one of {', '.join(STEP_RULES)}; got {step_rule!r}")
+        self.criterion, self.step_rule = criterion, step_rule
+        rule = STEP_RULES[step_rule]
+        self.step_factors = [rule(layer) for layer in self.layers] if rule is not None else None
+        self._handles = [layer.weight.register_hook(self._grad_hook(layer)) for layer in self.layers]
 
     @staticmethod
-    def _grad_hook(layer: WinogradConv, factor):
-        def hook(grad):
-            g = grad * layer.mask
-            return g * factor if factor is not None else g
-        return hook
+    def _grad_hook(layer: WinogradConv):
+        return lambda grad: grad * layer.mask
 
     def prune(self, density: float) -> None:
         """Prune every layer to ``density`` (uniform per layer, as Liu & Pool)."""
         for layer in self.layers:
-            prune_layer(layer, density)
+            prune_layer(layer, density, self.criterion)
 
     def attach(self, optimizer: torch.optim.Optimizer):
-        """Re-apply masks to weights and optimizer state after every ``optimizer.step()``."""
+        """After every ``optimizer.step()``: scale the update of U by the step factors, re-apply the masks
+        to weights and optimizer state. Returns the post-step hook's handle."""
+        before: list[torch.Tensor] = []
+        if self.step_factors is not None:
+            def pre_step(opt, args, kwargs):
+                before[:] = [layer.weight.detach().clone() for layer in self.layers]
+            self._handles.append(optimizer.register_step_pre_hook(pre_step))
+
         def post_step(opt, args, kwargs):
+            if before:
+                with torch.no_grad():
+                    for layer, old, f in zip(self.layers, before, self.step_factors):
+                        layer.weight.copy_(old + (layer.weight - old) * f)
+                before.clear()
             self.enforce(opt)
         handle = optimizer.register_step_post_hook(post_step)
         self._handles.append(handle)

@@ -4,8 +4,8 @@ Pipeline (every step seeded; the same configuration gives the same numbers):
 
 1. **dense**: the default network for the data set, trained in the spatial domain;
 2. **method**: the pruning method registered under ``method``
-   (:data:`winnow.model.pruning.registry.METHODS`: magnitude, spatial_winograd,
-   filter_l1, filter_distribution_fit, kep, one module each), with its own options
+   (:data:`winnow.model.pruning.registry.METHODS`: importance_magnitude (also
+   ``magnitude``), liu_pool, spatial_winograd, filter_l1, filter_distribution_fit, kep), with its own options
    (``options``: the method's config dataclass); it returns a model with Winograd
    layers and the pruner whose masks hold from then on;
 3. **QAT**: calibrate activation scales, fine-tune with fake quantization
@@ -17,7 +17,7 @@ Pipeline (every step seeded; the same configuration gives the same numbers):
 Configurations written as flat keys (the TOML ``[train]`` section, ``winnow prune``'s
 options, a JSON object, older checkpoints) go through :func:`experiment_config`: a
 method's options are keys ``<prefix>_<option>`` (``kep_keep``, ``filter_ratio``) or,
-for magnitude, ``schedule`` and ``iterative_steps``.
+for importance_magnitude and liu_pool, ``schedule`` and ``iterative_steps``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ExperimentConfig:
 
     dataset: str = "mnist5k"
     m: int = 4
-    method: str = "magnitude"
+    method: str = "importance_magnitude"
     density: float = 0.3
     winograd_relu: bool = False
     width: int | None = None
@@ -85,6 +85,7 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        object.__setattr__(self, "method", METHODS.canonical(self.method))  # an old name: its registered one
         spec = self.spec
         object.__setattr__(self, "options", _method_options(self.method, spec, self.options))
         check_density(self.density)
@@ -194,6 +195,7 @@ def experiment_config(values: dict) -> ExperimentConfig:
     method = values.get("method", ExperimentConfig.method)
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    method = METHODS.canonical(method)
     own: dict = {}
     for key, value in values.items():
         k = keys.get(key)

@@ -7,8 +7,8 @@ deviation ∏_d ‖G_{i_d}‖₂, which spans a factor of ~40 for F(4,3) and ~30
 Plain Adam therefore over-drives the small positions and training from scratch in the
 Winograd domain stalls (measured on MNIST-5k, docs/pytorch.md). Scaling each element's
 step by its position's natural size (normalised to max 1) makes Winograd-domain Adam
-behave like spatial-domain Adam; it is the Adam counterpart of the gradient
-preconditioning that spatial-Winograd pruning uses with SGD.
+behave like spatial-domain Adam. Spatial-Winograd retraining multiplies each step by
+a further per-position factor of its own (winnow.model.pruning.winograd.STEP_RULES).
 """
 
 from __future__ import annotations
