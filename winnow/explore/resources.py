@@ -11,9 +11,12 @@ and from ``winnow explore --build`` runs, each record with its provenance):
   mapped to the part's best block shape (ECP5 DP16KD 18 kbit: 16384×1 … 512×36; iCE40
   SB_RAM40_4K: 2048×2 … 256×16); shallower memories go to distributed RAM.
 * **LUTRAM** (ECP5) = a · bits of those shallow memories / 64 (a 16×4 distributed RAM per LUT pair).
-* **LUT**, **FF** = a · mac_bits + b · port_bits: P·L·acc_bits (the lanes' adders and
-  registers) and Σ count·width over the memories (a bank's read and write data paths and
-  the multiplexers between banks and units). Non-negative least squares per family.
+* **LUT**, **FF** = a · mac_bits + b · port_bits + c · rmw_bits: P·L·acc_bits (the lanes'
+  adders and registers), Σ count·width over the memories (a bank's read and write data
+  paths and the multiplexers between banks and units) and, in tiled mode, the accumulator
+  banks' count·width (each bank adds a row into its stored sum: an adder and a register per
+  bit; the two tiled OrangeCrab builds used 1.6× the LUTs the first two terms predicted).
+  Non-negative least squares per family.
 * **Fmax** = A · LUT^(−β): the larger the array the longer its nets; fitted in log space per
   family (β shared when a family has one build).
 
@@ -45,7 +48,8 @@ BRAM_MIN_DEPTH = 128
 BRAM_SHAPES = {"ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
                "ice40": ((2048, 2), (1024, 4), (512, 8), (256, 16))}
 #: The fitted resources and their structural features.
-FEATURES = {"LUT": ("mac_bits", "port_bits"), "FF": ("mac_bits", "port_bits"), "BRAM": ("bram_blocks",),
+FEATURES = {"LUT": ("mac_bits", "port_bits", "rmw_bits"), "FF": ("mac_bits", "port_bits", "rmw_bits"),
+            "BRAM": ("bram_blocks",),
             "LUTRAM": ("lutram_cells",)}
 ESTIMATED = ("LUT", "FF", "DSP", "BRAM", "LUTRAM", "fmax_mhz")
 
@@ -63,7 +67,10 @@ def features(cfg: AccelConfig, family: str) -> dict:
     blocks = sum(v["count"] * bram_blocks(v["depth"], v["width"], family) for v in mems.values()
                  if v["depth"] >= BRAM_MIN_DEPTH)
     lutram = sum(v["bits"] for v in mems.values() if v["depth"] < BRAM_MIN_DEPTH)
+    acc = mems["accumulators"]
     return {"mac_bits": cfg.multipliers * cfg.widths.acc_bits,
+            # tiled mode adds each row into the stored sum: an adder and a pipeline register per accumulator bit
+            "rmw_bits": acc["count"] * acc["width"] if cfg.tiled else 0,
             "port_bits": sum(v["count"] * v["width"] for v in mems.values()),
             "bram_blocks": blocks, "lutram_cells": lutram / 64,
             "dsp": cfg.multipliers + 2 * cfg.otu_lanes * cfg.requant, "memory_bits": cfg.memory_bits}
