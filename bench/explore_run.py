@@ -36,7 +36,10 @@ VGG16_SPACE = {"pes": (4, 8, 16), "lanes": (2, 4, 8), "clusters": (1, 2, 4), "ot
                "k_block": (32, 64), "c_block": (32, 64), "patch": (4, 8), "org": ("tiled",), "stream": (0.5, 0.35)}
 NETWORKS = [("SmallVGG", "tests/data/trained_f43", {}),
             ("CIFAR-10 VGG", "shapes:cifar-vgg@0.3", CIFAR_SPACE),
-            ("VGG-16", "shapes:vgg16@0.3", VGG16_SPACE)]
+            ("VGG-16", "shapes:vgg16@0.3", VGG16_SPACE),
+            ("VGG-16 at 80 % of the part", "shapes:vgg16@0.3", VGG16_SPACE)]
+#: The usable fraction of the part's resources per network (default 0.5: winnow explore's).
+MAX_UTIL = {"VGG-16 at 80 % of the part": 0.8}
 #: Front rows kept per network (fastest first).
 TOP = 8
 
@@ -53,7 +56,7 @@ def explore_network(name: str, spec: str, axes: dict, work: Path) -> dict:
     from winnow.explore.engine import Engine
     from winnow.explore.space import SearchSpace
 
-    tg = target.parse_target(BOARD)
+    tg = target.parse_target(BOARD, MAX_UTIL.get(name, 0.5))
     net = networks.load_network(ROOT / spec if not spec.startswith("shapes:") else spec)
     sp = SearchSpace(**{"bandwidth": tuple(tg.bandwidths), **axes})
     t0 = time.perf_counter()

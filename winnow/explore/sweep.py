@@ -123,14 +123,16 @@ class Exploration:
                     self.cycles_cache.put(keys[i], rec["cycles"])
                     computed += 1
                 results[i] = rec
-        records, invalid = [], {}
+        records, invalid, cached = [], {}, 0
         for point, key, rec in zip(arrays, keys, results):
             if rec["status"] == "invalid":
                 reason = rec["error"].split(":")[0][:60]
                 invalid[reason] = invalid.get(reason, 0) + 1
                 continue
             if rec["status"] == "fits":
-                cyc = rec.pop("cycles", None) or self.cycles_cache.get(key)
+                fresh = rec.pop("cycles", None)
+                cached += fresh is None
+                cyc = fresh or self.cycles_cache.get(key)
                 if cyc is None:  # a cache entry vanished between listing and reading: evaluate it here
                     cyc = evaluate.evaluate_cycles(point, self.net, self.bandwidths)
                     self.cycles_cache.put(key, cyc)
@@ -146,8 +148,7 @@ class Exploration:
         self.stats = {"arrays": len(arrays), "invalid": sum(invalid.values()), "invalid_reasons": invalid,
                       "too_big": sum(r["status"] == "too big" for r in records),
                       "fit_arrays": sum(r["status"] == "fits" for r in records) // max(1, len(self.bandwidths)),
-                      "cycles_computed": computed, "cycles_cached": sum(r["status"] == "fits" for r in records)
-                      // max(1, len(self.bandwidths)) - computed, "seconds": round(time.perf_counter() - t0, 2)}
+                      "cycles_computed": computed, "cycles_cached": cached, "seconds": round(time.perf_counter() - t0, 2)}
         if not records:
             first = max(invalid, key=invalid.get) if invalid else "no array"
             raise EmptySpaceError(f"the search space holds no valid array: all {len(arrays):,} candidates are "
