@@ -40,7 +40,8 @@ from winnow.model.files.atomic import atomic_write_json
 
 SCHEMA = "winnow-bench-hw/1"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "hw.json"
-BUILD = Path(__file__).resolve().parents[1] / "build" / "bench"
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "bench"
 
 #: VGG-16 conv layers: (name, C, K, H=W) (the shape tables live with the exploration that also uses them).
 VGG16 = _networks.VGG16
@@ -380,6 +381,44 @@ def preset_rtl(preset: str = "ulx3s", layers=PRESET_LAYERS, density: float = 0.3
             "board_memory": board_memory(cfg, preset, progress=lambda line: None), "layers": rows}
 
 
+def preset_memory() -> list[dict]:
+    """Every board preset's on-chip memory against its part's block RAM (``--only memory``, no simulation)."""
+    from winnow.boards.presets import PRESET_BOARD, PRESETS, STREAM_PRESETS
+    from winnow.steps import board_memory
+
+    import json
+
+    boards = ROOT / "bench" / "results" / "boards.json"
+    measured = {}  # preset → block RAMs a build used (routed) or placed
+    for b in (json.loads(boards.read_text(encoding="utf-8")).get("boards", []) if boards.exists() else []):
+        if b["status"] == "built":
+            measured[b["preset"]] = (b["report"]["resources"]["BRAM"]["used"], "built")
+        elif b.get("utilisation", {}).get("BRAM"):
+            measured[b["preset"]] = (b["utilisation"]["BRAM"][0], "placed")
+    rows = []
+    for name, cfg in PRESETS.items():
+        bm = board_memory(cfg, name, progress=lambda line: None)
+        if name in measured:
+            bm["block_rams_measured"], bm["measured_by"] = measured[name]
+        rows.append({"preset": name, "board": PRESET_BOARD[name], "streaming": name in STREAM_PRESETS,
+                     "tile": f"F({cfg.m},3)", "pes": cfg.pes, "lanes": cfg.lanes, "c_max": cfg.c_max,
+                     "k_max": cfg.k_max, "h_max": cfg.h_max, "tiled": cfg.tiled, **bm})
+    return rows
+
+
+def render_preset_memory(rows: list[dict]) -> str:
+    lines = ["| preset | board | array | layers it runs | on-chip Mbit | block RAMs (of the part's) | measured by a build | "
+             "distributed kbit |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        runs = (f"any, C ≤ {r['c_max']}, through external memory" if r["streaming"] else
+                f"C ≤ {r['c_max']}, K ≤ {r['k_max']}, H, W ≤ {r['h_max']}, on chip")
+        lines.append(f"| {r['preset']} | {r['board']} | {r['tile']}, {r['pes']}×{r['lanes']} | {runs} | "
+                     f"{r['memory_bits'] / 1e6:.2f} | {r['block_rams']} / {r['block_rams_available']} | "
+                     + (f"{r['block_rams_measured']} ({r['measured_by']})" if "block_rams_measured" in r else "—")
+                     + f" | {r['distributed_bits'] / 1e3:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def render_preset(t: dict) -> str:
     if "skipped" in t:
         return f"Preset runs skipped: {t['skipped']}"
@@ -461,6 +500,8 @@ def render(result: dict) -> str:
     if result.get("stream_rtl"):
         lines += ["### Full-size layers through external memory (the streaming array)", "",
                   render_stream(result["stream_rtl"])]
+    if result.get("preset_memory"):
+        lines += ["### On-chip memory per board preset", "", render_preset_memory(result["preset_memory"])]
     if result.get("preset_rtl"):
         lines += ["### The ULX3S streaming preset on full-size layers", "", render_preset(result["preset_rtl"])]
     if result.get("roofline"):
@@ -474,7 +515,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sim-speed layer; F(4,3) tables only")
     ap.add_argument("--no-icarus", action="store_true")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--only", choices=("roofline", "tiled", "stream", "preset"),
+    ap.add_argument("--only", choices=("roofline", "tiled", "stream", "preset", "memory"),
                     help="recompute only these tables into the existing --out file (the others are kept)")
     a = ap.parse_args(argv)
     if a.only:
@@ -484,6 +525,9 @@ def main(argv=None) -> int:
         if a.only == "roofline":
             print("[1/1] roofline tables …", flush=True)
             result["roofline"] = roofline_tables()
+        elif a.only == "memory":
+            print("[1/1] on-chip memory per board preset …", flush=True)
+            result["preset_memory"] = preset_memory()
         elif a.only == "preset":
             print("[1/1] the ULX3S streaming preset on full-size layers (winnow sim --preset ulx3s; tens of "
                   "minutes) …", flush=True)
