@@ -235,6 +235,7 @@ def test_sim_memory_runs_the_network_through_external_memory_layer_after_layer(f
                "--out", tmp_path / "sim", check=0)
     rep = json.loads((tmp_path / "sim" / "report.json").read_text())
     assert rep["chained"] and rep["all_bit_exact"] and len(rep["layers"]) == 2
+    assert rep["through_memory"] and rep["network"] == str(net) and rep["array"]["pes"] == 2 and rep["array"]["tiled"]
     for row in rep["layers"]:
         assert row["rtl_cycles"] == row["model_cycles"] and row["runs"] > 1  # several passes per layer
         b = row["breakdown"]
@@ -259,6 +260,9 @@ def test_sim_subcommand_random_layer_under_icarus_with_waves(tmp_path):
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["all_bit_exact"] and rep["layers"][0]["rtl_cycles"] == rep["layers"][0]["model_cycles"]
     assert rep["waves"] and all(Path(w).stat().st_size > 0 for w in rep["waves"])
+    # the report says what ran: the layer's shape, density and seed, and the array
+    assert rep["random"] == {"C": 2, "K": 3, "H": 5, "W": 4, "density": 0.5, "seed": 0} and not rep["through_memory"]
+    assert rep["preset"] is None and rep["array"]["k_max"] == 4 and rep["array"]["datapath"]["m"] == 2
 
 
 def test_sim_subcommand_serial_array_under_icarus(tmp_path):
