@@ -37,9 +37,9 @@ VGG16_SPACE = {"pes": (4, 8, 16), "lanes": (2, 4, 8), "clusters": (1, 2, 4), "ot
 NETWORKS = [("SmallVGG", "tests/data/trained_f43", {}),
             ("CIFAR-10 VGG", "shapes:cifar-vgg@0.3", CIFAR_SPACE),
             ("VGG-16", "shapes:vgg16@0.3", VGG16_SPACE),
-            ("VGG-16 at 80 % of the part", "shapes:vgg16@0.3", VGG16_SPACE)]
+            ("VGG-16 at 90 % of the part", "shapes:vgg16@0.3", VGG16_SPACE)]
 #: The usable fraction of the part's resources per network (default 0.5: winnow explore's).
-MAX_UTIL = {"VGG-16 at 80 % of the part": 0.8}
+MAX_UTIL = {"VGG-16 at 90 % of the part": 0.9}
 #: Front rows kept per network (fastest first).
 TOP = 8
 

@@ -350,7 +350,6 @@ def preset_rtl(preset: str = "ulx3s", layers=PRESET_LAYERS, density: float = 0.3
 
     from winnow.boards.presets import preset as get_preset
     from winnow.sim.cocotb_run import simulator_available
-    from winnow.steps import board_memory
 
     reason = simulator_available("verilator")
     if reason:
@@ -377,12 +376,13 @@ def preset_rtl(preset: str = "ulx3s", layers=PRESET_LAYERS, density: float = 0.3
         print(f"      {name}: {L['runs']} passes, bit-exact {L['bit_exact']}, {L['rtl_cycles']:,} cycles "
               f"(model {L['model_cycles']:,}), {wall:.0f} s", flush=True)
     cfg = get_preset(preset)
-    return {"preset": preset, "simulator": "verilator", "array": cfg.to_dict(),
-            "board_memory": board_memory(cfg, preset, progress=lambda line: None), "layers": rows}
+    return {"preset": preset, "simulator": "verilator", "array": cfg.to_dict(), "layers": rows}
 
 
-def preset_memory() -> list[dict]:
-    """Every board preset's on-chip memory against its part's block RAM (``--only memory``, no simulation)."""
+def preset_memory(synth: bool = True) -> list[dict]:
+    """Every board preset's on-chip memory against its part's block RAM (``--only memory``): the count by the
+    memories' shapes, the builds' measured count, and for the streaming presets (no board build yet) a yosys
+    synthesis (``synth``; minutes)."""
     from winnow.boards.presets import PRESET_BOARD, PRESETS, STREAM_PRESETS
     from winnow.steps import board_memory
 
@@ -400,10 +400,43 @@ def preset_memory() -> list[dict]:
         bm = board_memory(cfg, name, progress=lambda line: None)
         if name in measured:
             bm["block_rams_measured"], bm["measured_by"] = measured[name]
+        elif synth and name in STREAM_PRESETS:
+            print(f"      {name}: yosys synth_ecp5 of the streaming array …", flush=True)
+            bm["synthesis"] = synth_stream(name)
+            bm["block_rams_measured"], bm["measured_by"] = bm["synthesis"]["cells"]["BRAM"], "synthesized"
         rows.append({"preset": name, "board": PRESET_BOARD[name], "streaming": name in STREAM_PRESETS,
                      "tile": f"F({cfg.m},3)", "pes": cfg.pes, "lanes": cfg.lanes, "c_max": cfg.c_max,
                      "k_max": cfg.k_max, "h_max": cfg.h_max, "tiled": cfg.tiled, **bm})
     return rows
+
+
+#: ECP5 cells counted from a synthesis (yosys ``stat -json``) by resource.
+SYNTH_CELLS = {"BRAM": ("DP16KD",), "LUT": ("LUT4",), "FF": ("TRELLIS_FF",), "DSP": ("MULT18X18D",),
+               "LUTRAM": ("TRELLIS_DPR16X4",), "CARRY": ("CCU2C",)}
+
+
+def synth_stream(preset: str = "ulx3s") -> dict:
+    """yosys ``synth_ecp5`` of the streaming preset's Verilog (``winnow gen --preset``): its cells by resource,
+    the measured side of the block RAM count (minutes)."""
+    import json
+    import subprocess
+    import sys
+
+    from winnow.boards.toolchain import find_tool
+
+    out = BUILD / f"synth_{preset}"
+    exe = Path(sys.executable).with_name("winnow")
+    subprocess.run([str(exe), "gen", "--preset", preset, "--out", str(out)], check=True, capture_output=True)
+    yosys = find_tool("yosys")
+    t0 = time.perf_counter()
+    # the YoWASP tools see the working directory only: relative paths
+    subprocess.run(yosys + ["-q", "-p", "read_verilog -sv winnow_stream.v; synth_ecp5 -top winnow_stream; "
+                                        "tee -q -o stat.json stat -json"], cwd=out, check=True, capture_output=True)
+    mod = next(iter(json.loads((out / "stat.json").read_text())["modules"].values()))
+    cells = mod.get("num_cells_by_type", {})
+    return {"preset": preset, "command": f"winnow gen --preset {preset}; yosys synth_ecp5 -top winnow_stream",
+            "seconds": round(time.perf_counter() - t0, 1),
+            "cells": {res: sum(int(cells.get(c, 0)) for c in names) for res, names in SYNTH_CELLS.items()}}
 
 
 def render_preset_memory(rows: list[dict]) -> str:
@@ -422,12 +455,11 @@ def render_preset_memory(rows: list[dict]) -> str:
 def render_preset(t: dict) -> str:
     if "skipped" in t:
         return f"Preset runs skipped: {t['skipped']}"
-    a, bm = t["array"], t["board_memory"]
+    a = t["array"]
     lines = [f"Preset `{t['preset']}`: F({a['datapath']['m']},3), P = {a['pes']} × L = {a['lanes']}, S = "
              f"{a['clusters']}, blocks of {a['k_max']} output channels, C blocks of {a['c_block']}, "
-             f"{a['h_max']}×{a['w_max']} windows, C ≤ {a['datapath']['c_max']}; {bm['memory_bits'] / 1e6:.2f} Mbit on "
-             f"chip, {bm['block_rams']} of the {bm['device']}'s {bm['block_rams_available']} block RAMs; "
-             f"{t['simulator']}, AxiRam unthrottled.", "",
+             f"{a['h_max']}×{a['w_max']} windows, C ≤ {a['datapath']['c_max']}; {t['simulator']}, AxiRam "
+             f"unthrottled.", "",
              "| command | passes | bit-exact | RTL cycles | model | compute | load words | windows | outputs | "
              "wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in t["layers"]:

@@ -59,13 +59,14 @@ def test_the_ulx3s_streaming_preset_fits_the_part_and_runs_real_size_layers():
     mems = cfg.memories()
     # by hand, DP16KD shapes 16384×1 … 512×36: the 16 input banks of 800×8 take 1 each (1024×18 holds 800×8);
     # the 8 streams of 2049×24: 2048×9 needs 2 deep × 3 wide = 6, 1024×18: 3 × 2 = 6, 512×36: 5 × 1 = 5 → 5 each;
-    # the 32 accumulator banks of 512×54: 512×36 needs 2 → 2 each; 4 output banks of 2048×8: 1 each; the V
-    # buffer (64 deep) and quant (32 deep) are distributed RAM
+    # the 32 accumulator banks of 512×54: 512×36 needs 2, twice (read by the PE's in-place add and by the output
+    # unit: two copies, as yosys synthesized the preset: 128 DP16KD) → 4 each; 4 output banks of 2048×8: 1 each;
+    # the V buffer (64 deep) and quant (32 deep) are distributed RAM
     assert {k: (v["count"], v["depth"], v["width"]) for k, v in mems.items() if k != "quant"} == {
         "input": (16, 800, 8), "v_buffer": (16, 64, 20), "streams": (8, 2049, 24), "accumulators": (32, 512, 54),
         "output": (4, 2048, 8)}
     doc = board_memory(cfg, "ulx3s", progress=lambda line: None)
-    assert doc["block_rams"] == 16 * 1 + 8 * 5 + 32 * 2 + 4 * 1 == 124 and doc["fits"]
+    assert doc["block_rams"] == 16 * 1 + 8 * 5 + 32 * 4 + 4 * 1 == 188 and doc["fits"]
     assert doc["block_rams_available"] == 208 and doc["memory_bits"] < doc["block_ram_bits_available"]
     # passes by hand: F(2,3) tiles of 2×2 outputs, 8×8-tile patches (18×18 windows), blocks of 32 K, of 32 C:
     # 32×32 → 16×16 tiles → 2×2 patches, × 8 blocks × 8 C blocks; 56×56 → 28×28 tiles → 4×4 patches × 4 × 2

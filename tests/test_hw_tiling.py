@@ -234,3 +234,27 @@ def test_docs_show_the_streaming_rtl_runs_rendered_from_the_recorded_json():
         assert r["bit_exact"] and r["rtl_cycles"] == r["model"]["cycles"]
         assert r["compute_cycles"] == tiled[r["layer"]]  # the same passes as the load-port runs
         assert r["dense_cycles"] > r["rtl_cycles"]
+
+
+def test_docs_show_the_ulx3s_preset_runs_and_the_presets_memory_rendered_from_the_recorded_json():
+    """The real-size issue's done-when commands ran on the preset as it is now, bit-exact with cycles = the
+    model; the per-preset memory table is what the code counts today (a change of the count fails here)."""
+    import json
+    from pathlib import Path
+
+    from bench.hw_run import render_preset, render_preset_memory
+    from winnow.boards.presets import PRESETS
+    from winnow.steps import board_memory
+
+    root = Path(__file__).resolve().parents[1]
+    doc = json.loads((root / "bench" / "results" / "hw.json").read_text(encoding="utf-8"))
+    text = (root / "docs" / "hardware.md").read_text(encoding="utf-8")
+    t = doc["preset_rtl"]
+    assert render_preset(t) in text and render_preset_memory(doc["preset_memory"]) in text
+    assert t["array"] == PRESETS[t["preset"]].to_dict(), "the preset changed: re-run python -m bench.hw_run --only preset"
+    assert {(256, 256, 32), (64, 128, 56)} == {(r["C"], r["K"], r["H"]) for r in t["layers"]}
+    assert all(r["status"] == "passed" and r["bit_exact"] and r["rtl_cycles"] == r["model_cycles"] for r in t["layers"])
+    for r in doc["preset_memory"]:
+        now = board_memory(PRESETS[r["preset"]], r["preset"], progress=lambda line: None)
+        assert (r["block_rams"], r["memory_bits"]) == (now["block_rams"], now["memory_bits"]), r["preset"]
+        assert r.get("block_rams_measured", 0) <= r["block_rams_available"]

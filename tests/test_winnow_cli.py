@@ -461,10 +461,10 @@ def test_the_streaming_preset_generates_the_memory_port_and_reports_its_block_ra
     """`winnow gen --preset ulx3s` is the streaming array (--memory implied) and names its block RAMs against the
     part's; an on-chip preset generates no memory port."""
     r = winnow("gen", "--preset", "ulx3s", "--out", tmp_path / "s", check=0)
-    assert "on-chip memory 1.47 Mbit: 124 of the LFE5U-85F's 208 block RAMs (60%" in r.stdout
+    assert "on-chip memory 1.47 Mbit: 188 of the LFE5U-85F's 208 block RAMs (90%" in r.stdout
     assert (tmp_path / "s" / "winnow_stream.v").exists() and (tmp_path / "s" / "stream.json").exists()
     rep = json.loads((tmp_path / "s" / "report.json").read_text())
-    assert rep["board_memory"]["block_rams"] == 124 and rep["board_memory"]["fits"] and "stream" in rep
+    assert rep["board_memory"]["block_rams"] == 188 and rep["board_memory"]["fits"] and "stream" in rep
     r = winnow("gen", "--preset", "ulx3s-onchip", "--out", tmp_path / "o", check=0)
     assert not (tmp_path / "o" / "winnow_stream.v").exists() and "of the LFE5U-85F's 208 block RAMs" in r.stdout
 

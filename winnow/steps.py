@@ -332,17 +332,16 @@ def board_memory(cfg, preset_name: str, progress: Progress = print) -> dict:
     """The array's on-chip memory against the block RAM of the part its preset is for.
 
     Each memory at least ``BRAM_MIN_DEPTH`` words deep counts its block RAMs in the cheapest
-    shape (:func:`winnow.explore.resources.bram_blocks`: what yosys chose on the measured
-    builds), the shallower ones are distributed RAM (LUTs)."""
+    shape, once per read port (:func:`winnow.explore.resources.memory_blocks`: what yosys chose
+    on the measured builds), the shallower ones are distributed RAM (LUTs)."""
     from winnow.boards.presets import PRESET_BOARD
     from winnow.boards.registry import get_board
-    from winnow.explore.resources import BRAM_MIN_DEPTH, bram_blocks
+    from winnow.explore.resources import BRAM_MIN_DEPTH, memory_blocks
 
     board = get_board(PRESET_BOARD[preset_name])
     fam, have = board.family, board.capacity["BRAM"]
     mems = cfg.memories()
-    per = {k: v["count"] * bram_blocks(v["depth"], v["width"], fam) if v["depth"] >= BRAM_MIN_DEPTH else 0
-           for k, v in mems.items()}
+    per = memory_blocks(cfg, fam)
     blocks = sum(per.values())
     lutram = sum(v["bits"] for v in mems.values() if v["depth"] < BRAM_MIN_DEPTH)
     doc = {"board": board.name, "device": board.device, "memory_bits": cfg.memory_bits, "block_rams": blocks,

@@ -59,13 +59,25 @@ def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in BRAM_SHAPES[family])
 
 
-def features(cfg: AccelConfig, family: str) -> dict:
-    """The structural counts the model scales (module docstring)."""
+def read_ports(cfg: AccelConfig, memory: str) -> int:
+    """Read ports of one of :meth:`AccelConfig.memories`: in tiled mode an accumulator bank is read by its PE's
+    add (in place) and by the output unit, so yosys keeps two copies of it (a block RAM in pseudo-dual-port
+    mode reads on one port): 4 DP16KD per 512×54 bank on the synthesized ULX3S streaming preset, not 2."""
+    return 2 if memory == "accumulators" and cfg.tiled else 1
+
+
+def memory_blocks(cfg: AccelConfig, family: str) -> dict:
+    """Block RAMs per memory of ``cfg`` (0 for the ones under :data:`BRAM_MIN_DEPTH` words: distributed RAM)."""
     if family not in BRAM_SHAPES:
         raise ConfigError(f"no resource model for the {family!r} family; known: {', '.join(BRAM_SHAPES)}")
+    return {k: v["count"] * read_ports(cfg, k) * bram_blocks(v["depth"], v["width"], family)
+            if v["depth"] >= BRAM_MIN_DEPTH else 0 for k, v in cfg.memories().items()}
+
+
+def features(cfg: AccelConfig, family: str) -> dict:
+    """The structural counts the model scales (module docstring)."""
+    blocks = sum(memory_blocks(cfg, family).values())
     mems = cfg.memories()
-    blocks = sum(v["count"] * bram_blocks(v["depth"], v["width"], family) for v in mems.values()
-                 if v["depth"] >= BRAM_MIN_DEPTH)
     lutram = sum(v["bits"] for v in mems.values() if v["depth"] < BRAM_MIN_DEPTH)
     acc = mems["accumulators"]
     return {"mac_bits": cfg.multipliers * cfg.widths.acc_bits,
