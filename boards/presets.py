@@ -11,8 +11,8 @@ iCE40 preset uses the position-serial organisation instead.
   L = 2 lanes, one requantizer, 18×18-pixel windows (8×8-tile patches), blocks of 32
   output channels, C blocks of 32, C ≤ 512, behind a 128-bit AXI4 master; any layer up to
   C = 512 (any K, H, W) runs out of external memory. 1.47 Mbit of on-chip memory, 188 of
-  the part's 208 DP16KD by the memories' shapes and read ports (180 in yosys' synthesis); the CIFAR-10 VGG front's fastest point of
-  ``winnow explore`` (docs/explore.md) with L = 2, 8×8-tile patches and full-depth streams. Its board top
+  the part's 208 DP16KD by the memories' shapes and read ports (180 in yosys' synthesis): more of the part than ``winnow explore``'s default 50 % guard
+  allows, for 8×8-tile patches (few passes) and full-depth streams (docs/hardware.md). Its board top
   (the SDRAM controller) is not built yet: ``winnow build ulx3s`` builds ``ulx3s-onchip``.
 * ``ulx3s-onchip``: the array that holds a whole layer on chip (the default board build):
   F(2,3), P = 4 PEs × L = 4 lanes, one shared requantizer, C, K ≤ 32, H, W ≤ 28: every
