@@ -34,7 +34,9 @@ from winnow.boards.dram import DramCore
 from winnow.boards.top import ecp5_pll_params
 from winnow.boards.uart import UARTRx, UARTTx, check_divisor
 
-#: The host commands (one byte each, then little-endian 32-bit arguments) and their replies.
+#: The host commands (one byte each, then little-endian 32-bit arguments) and their replies. One
+#: command at a time: the interpreter does not read the line while it replies, so a host waits
+#: for each reply before it sends the next command.
 COMMANDS = {
     "W": "addr, n, then n 32-bit words: write them from byte address addr; reply 'K' once written",
     "R": "addr, n: reply the n 32-bit words from byte address addr",
@@ -189,14 +191,16 @@ class HostCommand(wiring.Component):
             with m.State("DISPATCH"):
                 with m.If(cmd == ord("S")):
                     m.d.sync += [self.desc_addr.eq(addr), self.passes.eq(count)]
-                    m.d.comb += self.start.eq(~self.busy)
-                    send(ord("K"), 1, 0)
+                    m.next = "START"  # the array samples desc_addr and passes with start
                 with m.Elif(count == 0):
                     send(ord("K"), 1, 0)
                 with m.Elif(cmd == ord("W")):
                     m.next = "DATA"
                 with m.Else():
                     m.next = "READ"
+            with m.State("START"):
+                m.d.comb += self.start.eq(~self.busy)
+                send(ord("K"), 1, 0)
             with m.State("DATA"):
                 take_byte("WRITE")
             with m.State("WRITE"):
