@@ -40,7 +40,7 @@ from winnow.boards.uart import UARTRx, UARTTx, check_divisor
 COMMANDS = {
     "W": "addr, n, then n 32-bit words: write them from byte address addr; reply 'K' once written",
     "R": "addr, n: reply the n 32-bit words from byte address addr",
-    "S": "desc_addr, passes: start the array (ignored while it runs); reply 'K'",
+    "S": "desc_addr, passes: start the array (ignored while it runs or before init_done); reply 'K'",
     "Q": "reply status: flags (init_done, busy, done, error), fault bits, cycles, error_addr (10 bytes)",
 }
 #: Bytes of the 'Q' reply.
@@ -126,7 +126,7 @@ class HostCommand(wiring.Component):
     bus : Out(WishboneSignature(addr_bits))
         DRAM, 32-bit words.
     start : Out(1)
-        One-cycle pulse on 'S' while not ``busy``.
+        One-cycle pulse on 'S' while not ``busy`` and once ``init_done``.
     desc_addr, passes : Out(32), Out(24)
         The last 'S' command's arguments.
     init_done, busy, done, error : In(1); fault : In(5); cycles, error_addr : In(32)
@@ -199,7 +199,7 @@ class HostCommand(wiring.Component):
                 with m.Else():
                     m.next = "READ"
             with m.State("START"):
-                m.d.comb += self.start.eq(~self.busy)
+                m.d.comb += self.start.eq(~self.busy & self.init_done)  # else LiteDRAM holds the port: a timeout
                 send(ord("K"), 1, 0)
             with m.State("DATA"):
                 take_byte("WRITE")

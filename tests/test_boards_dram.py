@@ -358,6 +358,7 @@ def test_host_commands_write_read_start_and_status():
     assert reply[10:] == bytes([0b1101, 0b10001]) + struct.pack("<II", 123456, 0x1F0)
 
 
-def test_host_start_is_ignored_while_the_array_runs():
-    reply, starts = _run_host([b"S" + struct.pack("<II", 0x40, 1)], {}, status=dict(busy=1))
+@pytest.mark.parametrize("status", [dict(busy=1, init_done=1), dict(busy=0, init_done=0)], ids=["busy", "no-init"])
+def test_host_start_is_ignored_while_the_array_runs_or_the_sdram_is_not_ready(status):
+    reply, starts = _run_host([b"S" + struct.pack("<II", 0x40, 1)], {}, status=status)
     assert reply == b"K" and starts == []
