@@ -304,10 +304,11 @@ class StreamTop(Elaboratable):
         clk_io = platform.request(platform.default_clk, dir="-")
         m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
         clkop, clkos, locked = _pll(m, clk_buf.i, platform.default_clk_frequency, hz, 90)
-        m.domains.sync = ClockDomain("sync")
-        m.domains.sdram_ps = ClockDomain("sdram_ps", reset_less=True)
-        m.d.comb += [ClockSignal("sync").eq(clkop), ClockSignal("sdram_ps").eq(clkos)]
-        platform.add_clock_constraint(clkop, hz)
+        m.domains.sync = sync = ClockDomain("sync")
+        m.domains.sdram_ps = sdram_ps = ClockDomain("sdram_ps", reset_less=True)
+        m.d.comb += [sync.clk.eq(clkop), sdram_ps.clk.eq(clkos)]
+        # on the domain's own clock signal: the PLL output's net takes that name after synthesis
+        platform.add_clock_constraint(sync.clk, hz)
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
 
         # ---------------------------------------------------------------- the LiteDRAM core on the SDRAM pins

@@ -302,8 +302,9 @@ def test_top_clocks_the_core_from_the_pll_and_the_sdram_clock_90_degrees_later(t
 
 
 # ---------------------------------------------------------------------------- the UART host commands
-def _run_host(commands, mem: dict, *, status=None, divisor=4, gap=600, max_cycles=60000):
-    """Send each command of ``commands`` then ``gap`` idle cycles (a host waits for each reply)."""
+def _run_host(commands, mem: dict, *, status=None, divisor=4, gap=600):
+    """Send each command of ``commands`` then ``gap`` idle cycles (a host waits for each reply: at divisor 4
+    a byte is 40 cycles, the longest reply 10 bytes)."""
     from amaranth.sim import Simulator
 
     from winnow.boards.stream_top import HostCommand
@@ -318,8 +319,8 @@ def _run_host(commands, mem: dict, *, status=None, divisor=4, gap=600, max_cycle
     async def tb(ctx):
         for k, v in (status or {}).items():
             ctx.set(getattr(dut, k), v)
-        for t in range(max_cycles):
-            ctx.set(dut.rx, wave[t] if t < len(wave) else 1)
+        for t in range(len(wave)):
+            ctx.set(dut.rx, wave[t])
             b = dut.bus
             if ctx.get(b.cyc) and ctx.get(b.stb):
                 a = ctx.get(b.adr)
