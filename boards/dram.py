@@ -86,6 +86,10 @@ class DramConfig:
         Add a 32-bit Wishbone user port (``host``) for the UART host link.
     name : str
         The Verilog module's name.
+    sim : bool
+        A simulation core: LiteDRAM's ``SDRAMPHYModel`` (a behavioural memory of the module's
+        geometry behind the same controller, crossbar and user ports) instead of the PHY
+        and the pins; for Verilator, not for a board.
     """
 
     module: str = "MT48LC16M16"
@@ -95,6 +99,7 @@ class DramConfig:
     id_bits: int = 1
     host_port: bool = True
     name: str = "litedram_core"
+    sim: bool = False
 
     def __post_init__(self):
         if self.data_bits < 16 or self.data_bits & (self.data_bits - 1):
@@ -268,10 +273,11 @@ def generate_core(config: DramConfig = DramConfig(), build_dir="build/litedram",
         gen = read_json_bounded(tmp / "generated.json", what="tool output", error=DramError)
         src = tmp / "build" / "gateware" / f"{config.name}.v"
         text = src.read_text()
-        # Migen declares the PHY's tristate DQ pins (TRELLIS_IO inside the core) as inputs
-        text, n = re.subn(r"^(\s*)input(\s+wire\s*\[\d+:0\]\s*sdram_dq\s*,)", r"\1inout\2", text, flags=re.M)
-        if n != 1:
-            raise DramError(f"the generated core has no sdram_dq input port to make inout ({src})")
+        if not config.sim:
+            # Migen declares the PHY's tristate DQ pins (TRELLIS_IO inside the core) as inputs
+            text, n = re.subn(r"^(\s*)input(\s+wire\s*\[\d+:0\]\s*sdram_dq\s*,)", r"\1inout\2", text, flags=re.M)
+            if n != 1:
+                raise DramError(f"the generated core has no sdram_dq input port to make inout ({src})")
         atomic_write_text(tmp / f"{config.name}.v", text)
         csr = {name: reg["addr"] for name, reg in gen["csr"]["csr_registers"].items()}
         ports = parse_ports(text, config.name)
@@ -304,12 +310,19 @@ def _generate_here(out: Path) -> None:
     cc["sdram_module"] = getattr(modules, cc["sdram_module"])
     cc["sdram_phy"] = getattr(phy, cc["sdram_phy"])
     name = doc["config"]["name"]
-    platform = LatticePlatform(cc["device"], io=[], toolchain="trellis")
+    if doc["config"]["sim"]:
+        _sim_stubs()
+        from litex.build.sim import SimPlatform
+
+        platform = SimPlatform("", io=[])
+    else:
+        platform = LatticePlatform(cc["device"], io=[], toolchain="trellis")
     soc = gen.LiteDRAMCore(platform, cc, integrated_rom_size=0xC000)
     builder = Builder(soc, output_dir=str(out / "build"), compile_gateware=False, compile_software=False,
                       csr_json=str(out / "build" / "csr.json"))
     builder.build(build_name=name, regular_comb=False, run=False)
-    phy_s, timing = soc.sdrphy.settings, soc.sdram.controller.settings.timing
+    phy_s = (soc.ddrphy if doc["config"]["sim"] else soc.sdrphy).settings
+    timing = soc.sdram.controller.settings.timing
     seq, _mr = get_sdram_phy_init_sequence(phy_s, timing)
     mod = soc.sdram.controller.settings.geom
     info = {"native_data_bits": soc.sdram.crossbar.controller.data_width,
@@ -320,6 +333,25 @@ def _generate_here(out: Path) -> None:
             "size_bytes": 2 ** (mod.bankbits + mod.rowbits + mod.colbits) * phy_s.databits // 8}
     csr = json.loads((out / "build" / "csr.json").read_text())
     (out / "generated.json").write_text(json.dumps({"csr": csr, "init_sequence": seq, "info": info}, indent=1))
+
+
+def _sim_stubs() -> None:
+    """What ``litedram.gen``'s simulation core needs of LiteX's simulator without its extra packages.
+
+    ``gen`` imports ``get_sdram_phy_settings`` from ``litex.tools.litex_sim``, which imports
+    liteeth and litescope (not needed here), and LiteX's Verilator toolchain looks for the
+    tapcfg data package to write its C++ build variables (not used: the cocotb runner
+    builds the core). The function comes from its home, ``litedram.phy.model``.
+    """
+    import types
+
+    from litedram.phy.model import get_sdram_phy_settings
+    from litex.build.sim import verilator
+
+    stub = types.ModuleType("litex.tools.litex_sim")
+    stub.get_sdram_phy_settings = get_sdram_phy_settings
+    sys.modules["litex.tools.litex_sim"] = stub
+    verilator._generate_sim_variables = lambda *a, **kw: None
 
 
 if __name__ == "__main__":

@@ -363,3 +363,41 @@ def test_host_commands_write_read_start_and_status():
 def test_host_start_is_ignored_while_the_array_runs_or_the_sdram_is_not_ready(status):
     reply, starts = _run_host([b"S" + struct.pack("<II", 0x40, 1)], {}, status=status)
     assert reply == b"K" and starts == []
+
+
+# ---------------------------------------------------------------------------- through LiteDRAM's SDRAM model
+@needs_litedram
+def test_sim_core_has_the_board_core_ports_and_init_but_no_pins(core, cache_dir):
+    sim = generate_core(DramConfig(sim=True, name="litedram_sim"), cache_dir)
+    assert not any(p.startswith("sdram_") for p in sim.ports)
+    assert {p: v for p, v in sim.ports.items() if p.startswith("user_port_")} == \
+        {p: v for p, v in core.ports.items() if p.startswith("user_port_")}
+    assert sim.csr == core.csr and sim.init_writes == core.init_writes
+
+
+@needs_litedram
+def test_a_layer_through_litedram_and_its_sdram_model_is_bit_exact(tmp_path):
+    """The array's AXI port on LiteDRAM's controller (128→16-bit conversion, refresh, the init sequence
+    replayed on wb_ctrl, the image loaded through the host port): bit-exact, slower than the ideal RAM."""
+    import numpy as np
+
+    from winnow.hw.config import AccelConfig
+    from winnow.model.integer.datapath import DatapathConfig
+    from winnow.sim.cocotb_run import simulator_available
+    from winnow.sim.dram_run import run_stream_dram
+    from winnow.sim.layers import random_input, random_layer, reference_output
+    from winnow.sim.stream_run import StreamCase
+
+    reason = simulator_available("verilator")
+    if reason:
+        pytest.skip(reason)
+    dp = DatapathConfig(m=2, r=3, c_max=16)
+    cfg = AccelConfig(datapath=dp, pad_max=0, tiled=True, pes=2, lanes=2, otu_lanes=1, k_max=4, h_max=8, w_max=6,
+                      c_block=3)
+    layer = random_layer(dp, C=7, K=6, H=11, W=9, density=0.4, seed=13, padding=1)
+    xq = random_input(layer, seed=11)
+    (r,) = run_stream_dram(cfg, [StreamCase(layer, xq)], build_dir=tmp_path)
+    assert not r.error and not r.timed_out, r.faults
+    np.testing.assert_array_equal(r.out, reference_output(layer, xq))
+    # the model's cycles assume a memory that answers at once; the SDRAM (16 bits a cycle) cannot
+    assert r.cycles > r.model.cycles
