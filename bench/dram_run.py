@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 
 from winnow.hw.config import AccelConfig
@@ -51,17 +52,58 @@ def _run(cmd: list[str], cwd: Path, log: str) -> float:
     return round(time.perf_counter() - t0, 1)
 
 
+def _version(pkg):
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _sim_run(build_dir: Path) -> dict:
+    """The layer of tests/test_boards_dram.py through LiteDRAM's controller and SDRAM model (sim/dram_run.py)."""
+    import numpy as np
+
+    from winnow.sim.dram_run import run_stream_dram
+    from winnow.sim.layers import random_input, random_layer, reference_output
+    from winnow.sim.stream_run import StreamCase
+
+    dp = DatapathConfig(m=2, r=3, c_max=16)
+    fields = dict(pad_max=0, tiled=True, pes=2, lanes=2, otu_lanes=1, k_max=4, h_max=8, w_max=6, c_block=3)
+    cfg = AccelConfig(datapath=dp, **fields)
+    layer = random_layer(dp, C=7, K=6, H=11, W=9, density=0.4, seed=13, padding=1)
+    xq = random_input(layer, seed=11)
+    t0 = time.perf_counter()
+    (r,) = run_stream_dram(cfg, [StreamCase(layer, xq)], build_dir=build_dir)
+    return {"layer": {"C": 7, "K": 6, "H": 11, "W": 9, "padding": 1, "density": 0.4, "seed": 13},
+            "array": {"datapath": {"m": 2, "r": 3, "c_max": 16}, **fields}, "passes": r.image.passes,
+            "rtl_cycles": r.cycles, "model_cycles": r.model.cycles,
+            "model_note": "hw/stream_timing.py: a memory that answers at once (the AxiRam of sim/stream_run.py)",
+            "bit_exact": bool(r.out is not None and np.array_equal(r.out, reference_output(layer, xq))),
+            "error": r.error, "wall_s": round(time.perf_counter() - t0, 1),
+            "command": "winnow.sim.dram_run.run_stream_dram (Verilator, LiteDRAM SDRAMPHYModel)"}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/dram")
     ap.add_argument("--pnr", action="store_true", help="also place and route (nextpnr-ecp5)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sim", action="store_true",
+                    help="also run a layer through LiteDRAM's simulation core (SDRAM model) under Verilator")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     board = get_board("ulx3s")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    n = 5 if args.pnr else 4
+    n = 4 + args.pnr
     rec: dict = {"board": "ulx3s", "device": board.device}
 
     print(f"[1/{n}] generate the LiteDRAM core")
@@ -121,7 +163,15 @@ def main(argv=None) -> dict:
                             "target_mhz": clock / 1e6}
         print(f"      placed and routed: {res}, Fmax {fmax} ({secs} s)")
 
-    rec["tools"] = {**tool_versions(board), **package_versions()}
+    if args.sim:
+        rec["through_litedram_sim"] = _sim_run(out / "sim")
+        r = rec["through_litedram_sim"]
+        print(f"      through LiteDRAM's SDRAM model: {r['rtl_cycles']:,} cycles (ideal RAM model "
+              f"{r['model_cycles']:,}), bit-exact {r['bit_exact']}")
+
+    rec["tools"] = {**tool_versions(board), **package_versions(), "verilator": _version("verilator"),
+                    "cocotb": _version("cocotb")}
+    rec["git_commit"] = _git_commit()
     rec["capacity"] = board.capacity
     rec["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     atomic_write_json(RESULTS, rec)
