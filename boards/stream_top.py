@@ -278,6 +278,9 @@ class StreamTop(Elaboratable):
     """
 
     def __init__(self, cfg: AccelConfig, core: DramCore, *, divisor: int, stream: StreamConfig | None = None):
+        if core.config.sim:
+            raise ConfigError("a simulation LiteDRAM core (DramConfig(sim=True)) has no SDRAM pins: "
+                              "generate the board's core for the top")
         if not core.config.host_port:
             raise ConfigError("the stream top needs the LiteDRAM core's host port (DramConfig(host_port=True))")
         a = core.axi_addr_bits

@@ -401,3 +401,22 @@ def test_a_layer_through_litedram_and_its_sdram_model_is_bit_exact(tmp_path):
     np.testing.assert_array_equal(r.out, reference_output(layer, xq))
     # the model's cycles assume a memory that answers at once; the SDRAM (16 bits a cycle) cannot
     assert r.cycles > r.model.cycles
+
+
+@needs_litedram
+def test_top_refuses_a_core_it_cannot_drive(core, cache_dir):
+    from winnow.hw.config import AccelConfig
+    from winnow.hw.stream_abi import StreamConfig
+    from winnow.model.integer.datapath import DatapathConfig
+
+    from winnow.boards.stream_top import StreamTop
+
+    cfg = AccelConfig.resolved(DatapathConfig(m=2, r=3, c_max=16), tiled=True, pes=2, lanes=2, k_max=8, h_max=6,
+                               w_max=6, pad_max=0, c_block=8)
+    sim = generate_core(DramConfig(sim=True, name="litedram_sim"), cache_dir)
+    with pytest.raises(WinnowError, match="no SDRAM pins"):
+        StreamTop(cfg, sim, divisor=434)
+    with pytest.raises(WinnowError, match="DramConfig\\(data_bits=256\\)"):
+        StreamTop(cfg, core, divisor=434, stream=StreamConfig(data_bits=256, addr_bits=25))
+    with pytest.raises(WinnowError, match="do not reach all of the 32 MB"):
+        StreamTop(cfg, core, divisor=434, stream=StreamConfig(addr_bits=24))
