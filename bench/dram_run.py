@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     board = get_board("ulx3s")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    n = 4 + args.pnr
+    n = 4 + args.pnr + args.sim
     rec: dict = {"board": "ulx3s", "device": board.device}
 
     print(f"[1/{n}] generate the LiteDRAM core")
@@ -164,6 +164,7 @@ def main(argv=None) -> dict:
         print(f"      placed and routed: {res}, Fmax {fmax} ({secs} s)")
 
     if args.sim:
+        print(f"[{n}/{n}] a layer through LiteDRAM's SDRAM model (Verilator)")
         rec["through_litedram_sim"] = _sim_run(out / "sim")
         r = rec["through_litedram_sim"]
         print(f"      through LiteDRAM's SDRAM model: {r['rtl_cycles']:,} cycles (ideal RAM model "
