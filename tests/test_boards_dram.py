@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The LiteDRAM core for the ULX3S SDRAM (boards/dram.py) and the stream top on it (boards/stream_top.py).
 
 The SDRAM chip cannot be simulated here; these tests check the generated core (its
