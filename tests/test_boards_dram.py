@@ -421,3 +421,60 @@ def test_top_refuses_a_core_it_cannot_drive(core, cache_dir):
         StreamTop(cfg, core, divisor=434, stream=StreamConfig(data_bits=256, addr_bits=25))
     with pytest.raises(WinnowError, match="do not reach all of the 32 MB"):
         StreamTop(cfg, core, divisor=434, stream=StreamConfig(addr_bits=24))
+
+
+# ---------------------------------------------------------------------------- the host driver and the twin
+def test_command_model_is_the_twin_of_the_rtl():
+    from winnow.boards.dram_host import CommandModel
+
+    cmds = [b"W" + struct.pack("<II", 0x7FFFFFC, 2) + struct.pack("<2I", 5, 6),  # the second word wraps to 0
+            b"R" + struct.pack("<II", 0, 1), b"R" + struct.pack("<II", 0x40, 0), b"X",
+            b"S" + struct.pack("<II", 0x1234560, 0x1000003), b"Q"]
+    st = dict(init_done=1, busy=0, done=0, error=0, fault=0b100, cycles=7, error_addr=0x10)
+    mem_rtl = {}
+    rtl, rtl_starts = _run_host(cmds, mem_rtl, status=st)
+    twin = CommandModel(st)
+    for c in cmds:
+        twin.write(c)
+    assert twin.read(1000) == rtl and twin.starts == rtl_starts == [(0x1234560, 3)]
+    assert twin.mem == mem_rtl == {0x1FFFFFF & 0x7FFFFF: 5, 0: 6}
+
+
+def test_driver_writes_any_bytes_reads_them_back_and_reports_a_failed_run():
+    from winnow.boards.dram_host import CommandModel, DramHost
+    from winnow.boards.host import HostLinkError
+
+    class FailingRun(CommandModel):
+        def write(self, data):
+            super().write(data)
+            if self.starts:
+                self.status.update(done=1, error=1, fault=0b1, error_addr=0x2040)
+
+    dev = FailingRun()
+    host = DramHost(dev)
+    host.write(0x10, bytes(range(1, 9)))
+    host.write(0x13, b"\xAA\xBB")  # inside the first word and into the second: the rest kept
+    assert host.read(0x10, 8) == bytes([1, 2, 3, 0xAA, 0xBB, 6, 7, 8])
+    words = list(range(600))  # more than one command's chunk
+    host.write_words(0x1000, words)
+    assert host.read_words(0x1000, 600) == words
+    st = host.status()
+    assert st.init_done and not st.busy and not st.done and st.faults == ()
+
+    class Image:  # what run_layer uses of a LayerImage
+        blobs, input_addr, desc_addr, passes, output_addr, end = [(0x100, b"\x01" * 32)], 0x200, 0x100, 2, 0x300, 0x340
+
+        def input_bytes(self, xq):
+            return bytes(xq)
+
+    with pytest.raises(HostLinkError, match="the run failed: read_error at 0x2040"):
+        host.run_layer(Image(), [1, 2, 3])
+    assert dev.starts == [(0x100, 2)] and dev.mem[0x200 >> 2] == 0x030201
+
+
+def test_driver_refuses_to_run_before_the_sdram_is_initialised():
+    from winnow.boards.dram_host import CommandModel, DramHost
+    from winnow.boards.host import HostLinkError
+
+    with pytest.raises(HostLinkError, match="not initialised"):
+        DramHost(CommandModel({"init_done": 0})).run_layer(None, None)
