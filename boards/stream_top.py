@@ -346,14 +346,17 @@ class StreamTop(Elaboratable):
         # ---------------------------------------------------------------- the UART host commands
         m.submodules.host = host = self.host
         self._wishbone(m, host.bus, sig, "user_port_host_")
-        uart = platform.request("uart", 0)
-        m.d.comb += [host.rx.eq(uart.rx.i), uart.tx.o.eq(host.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [host.rx.eq(rx_buf.i), tx_buf.o.eq(host.tx)]
         m.d.comb += [arr.start.eq(host.start), arr.desc_addr.eq(host.desc_addr), arr.passes.eq(host.passes),
                      host.init_done.eq(sig["init_done"] & ~sig["init_error"]), host.busy.eq(arr.busy),
                      host.done.eq(arr.done), host.error.eq(arr.error), host.fault.eq(arr.fault),
                      host.cycles.eq(arr.cycles), host.error_addr.eq(arr.error_addr)]
         for i, s in enumerate((host.init_done, arr.busy, arr.done, arr.error)):
-            m.d.comb += platform.request("led", i).o.eq(s)
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+            m.d.comb += led.o.eq(s)
         return m
 
     @staticmethod

@@ -298,7 +298,8 @@ def test_top_clocks_the_core_from_the_pll_and_the_sdram_clock_90_degrees_later(t
     dq = nl.cells["\\dram"]["conn"]["\\sdram_dq"]
     assert {b[0] for b in dq} == {"\\sdram_0__dq__io"} and nl.ports["\\sdram_0__dq__io"] == "inout"
     lpf = plan.files["top.lpf"]
-    for pin in ("J16", "F19", "M20", "P19", "U19"):  # a DQ, the clock, A0, BA0 and DQM0 of amaranth-boards' ULX3S
+    # a DQ, the clock, A0, BA0 and DQM0 of amaranth-boards' ULX3S; the UART's RX and TX; LED 0
+    for pin in ("J16", "F19", "M20", "P19", "U19", "M1", "L4", "B2"):
         assert f'SITE "{pin}"' in lpf, pin
 
 
