@@ -44,8 +44,8 @@ class StreamConfig:
     ----------
     data_bits : int
         AXI4 data width; a load-port word (:func:`winnow.hw.abi.load_layout`, 60–80 bits for
-        usual arrays) must fit one word. 128 bits is also LiteDRAM's native port width on the
-        ULX3S's 16-bit SDRAM (burst of 8).
+        usual arrays) must fit one word. On the ULX3S LiteDRAM's native port is 16 bits (the
+        SDRAM's width); its AXI port converts a 128-bit word into 8 beats (docs/dram.md).
     addr_bits : int
         AXI4 address width.
     max_burst, max_outstanding : int
