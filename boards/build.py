@@ -33,6 +33,8 @@ from winnow.model.files.atomic import atomic_write_json
 
 from winnow.boards.errors import ToolFailedError, ToolTimeoutError
 from winnow.boards.export import link_params
+from winnow.boards.dram import DramConfig, generate_core
+from winnow.boards.presets import STREAM_PRESETS
 from winnow.boards.registry import get_board, resolve_config
 from winnow.boards.reports import board_report, check_netlist, explain_nextpnr_failure, netlist_cells, \
     netlist_usage, placed_utilisation, precheck
@@ -66,7 +68,9 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
     """
     spec = get_board(board)
     cfg, preset_name = resolve_config(spec, config)
-    clock_hz = spec.sys_clock_hz or spec.clock_hz
+    streaming = preset_name in STREAM_PRESETS
+    dram = DramConfig() if streaming else None  # the streaming array's clock is the SDRAM controller's
+    clock_hz = dram.sys_clk_hz if streaming else spec.sys_clock_hz or spec.clock_hz
     divisor = divisor_for(clock_hz, baud)
     precheck(spec, cfg)
     tools = {t: find_tool(t) for t in spec.tools}
@@ -84,17 +88,28 @@ def build_board(board: str, config=None, out_dir=None, *, baud: int = 115200, ti
         return time.perf_counter()
 
     n = 2 + len(spec.tools)
-    t0 = step(1, n, "elaborate HostLink + array")
+    t0 = step(1, n, "elaborate the SDRAM top (LiteDRAM) + streaming array" if streaming
+              else "elaborate HostLink + array")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     plat = spec.make_platform()
-    top = BoardTop(cfg, divisor=divisor, timeout_bytes=timeout_bytes, sys_clock_hz=spec.sys_clock_hz)
+    if streaming:  # the array on the board's SDRAM through the LiteDRAM core (docs/dram.md)
+        from winnow.boards.stream_top import StreamTop
+
+        core = generate_core(dram, out / "litedram", progress=progress)
+        top = StreamTop(cfg, core, divisor=divisor)
+    else:
+        top = BoardTop(cfg, divisor=divisor, timeout_bytes=timeout_bytes, sys_clock_hz=spec.sys_clock_hz)
     # emit_src=False: the RTLIL (the synthesis step's input) does not change when a Python line moves
     plan = plat.build(top, name=NAME, do_build=False, emit_src=False, debug_verilog=False,
                       synth_opts=spec.synth_opts, nextpnr_opts=nextpnr_options(spec, seed))
     plan.extract(out)
     cfg.write_params(out)
-    atomic_write_json(out / "hostlink.json", {**link_params(cfg, divisor=divisor, timeout_bytes=timeout_bytes),
-                                              "baud": baud, "clock_hz": clock_hz})
+    if streaming:  # the host talks to the DRAM commands (winnow.boards.dram_host), not to HostLink
+        atomic_write_json(out / "dram.json", {"litedram": core.info, "clock_hz": clock_hz, "baud": baud,
+                                              "divisor": divisor, "host": "winnow.boards.dram_host"})
+    else:
+        atomic_write_json(out / "hostlink.json", {**link_params(cfg, divisor=divisor, timeout_bytes=timeout_bytes),
+                                                  "baud": baud, "clock_hz": clock_hz})
     steps.append({"step": "elaborate", "seconds": round(time.perf_counter() - t0, 2)})
 
     commands = json.loads(plan.files[f"build_{NAME}.json"])["commands"]

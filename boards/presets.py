@@ -12,8 +12,9 @@ iCE40 preset uses the position-serial organisation instead.
   output channels, C blocks of 32, C ≤ 512, behind a 128-bit AXI4 master; any layer up to
   C = 512 (any K, H, W) runs out of external memory. 1.47 Mbit of on-chip memory, 188 of
   the part's 208 DP16KD by the memories' shapes and read ports (180 in yosys' synthesis): more of the part than ``winnow explore``'s default 50 % guard
-  allows, for 8×8-tile patches (few passes) and full-depth streams (docs/hardware.md). Its board top
-  (the SDRAM controller) is not built yet: ``winnow build ulx3s`` builds ``ulx3s-onchip``.
+  allows, for 8×8-tile patches (few passes) and full-depth streams (docs/hardware.md). On
+  the board it builds on the SDRAM through LiteDRAM (``winnow.boards.stream_top``,
+  docs/dram.md); ``winnow build ulx3s`` without a preset builds ``ulx3s-onchip``.
 * ``ulx3s-onchip``: the array that holds a whole layer on chip (the default board build):
   F(2,3), P = 4 PEs × L = 4 lanes, one shared requantizer, C, K ≤ 32, H, W ≤ 28: every
   conv layer of SmallVGG (width 16) on 28×28 MNIST runs on it unchanged. Measured: 45 %
@@ -66,8 +67,11 @@ PRESET_BOARD = {"ulx3s": "ulx3s", "ulx3s-onchip": "ulx3s", "ulx3s-f43": "ulx3s",
 #: (``winnow gen/sim/cycles --preset`` imply ``--memory``).
 STREAM_PRESETS = frozenset({"ulx3s"})
 
-#: The preset a board build uses when none is given: an on-chip array, until the board tops with a
-#: DRAM controller for the streaming presets are built (docs/boards.md).
+#: Boards whose top joins a streaming preset to its DRAM through LiteDRAM (``winnow.boards.stream_top``).
+STREAM_TOP_BOARDS = frozenset({"ulx3s"})
+
+#: The preset a board build uses when none is given: the on-chip array, the one with a measured,
+#: timing-met build (docs/boards.md); ``--preset ulx3s`` builds the streaming array on the SDRAM.
 BUILD_PRESET = {"ulx3s": "ulx3s-onchip", "orangecrab": "orangecrab", "icebreaker": "icebreaker"}
 
 

@@ -14,7 +14,7 @@ from winnow.hw.config import AccelConfig
 from winnow.model.errors import ConfigError
 
 from winnow.boards.errors import UnknownBoardError
-from winnow.boards.presets import BUILD_PRESET, PRESETS, STREAM_PRESETS
+from winnow.boards.presets import BUILD_PRESET, PRESETS, STREAM_PRESETS, STREAM_TOP_BOARDS
 
 
 @dataclass(frozen=True)
@@ -80,18 +80,18 @@ def get_board(name: str) -> Board:
 def resolve_config(board: Board, config) -> tuple[AccelConfig, str | None]:
     """``None`` → the board's build preset (:data:`BUILD_PRESET`); a preset name; or an AccelConfig.
 
-    A streaming preset is refused: its board top (the DRAM controller) is not built yet."""
+    A streaming preset is refused on a board without a DRAM top (:data:`STREAM_TOP_BOARDS`)."""
     if config is None:
         name = BUILD_PRESET[board.name]
         return PRESETS[name], name
     if isinstance(config, str):
         if config not in PRESETS:
             raise ConfigError(f"unknown preset {config!r}; known presets: {', '.join(sorted(PRESETS))}")
-        if config in STREAM_PRESETS:
-            raise ConfigError(f"preset {config!r} is a streaming array (its layers in external memory): its board "
-                              f"top with the DRAM controller is not built yet; build "
-                              f"{BUILD_PRESET[board.name]!r} (the on-chip array), or generate its Verilog with "
-                              f"`winnow gen --preset {config}` and simulate it with `winnow sim --preset {config}`")
+        if config in STREAM_PRESETS and board.name not in STREAM_TOP_BOARDS:
+            raise ConfigError(f"preset {config!r} is a streaming array (its layers in external memory): the "
+                              f"{board.name} has no board top with a DRAM controller yet (only "
+                              f"{', '.join(sorted(STREAM_TOP_BOARDS))}); build {BUILD_PRESET[board.name]!r} (the "
+                              f"on-chip array), or generate its Verilog with `winnow gen --preset {config}`")
         return PRESETS[config], config
     if isinstance(config, AccelConfig):
         return config, None

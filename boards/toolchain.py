@@ -92,7 +92,8 @@ def nextpnr_options(board: Board, seed: int) -> str:
 def step_key(out: Path, tool: str, argv) -> str:
     """SHA-256 of a step's command line and input files."""
     h = hashlib.sha256(json.dumps(argv).encode())
-    for f in STEP_IO[tool][0]:
+    extra = sorted(p.name for p in out.glob("*.v") if p.name != f"{NAME}.debug.v") if tool == "yosys" else []
+    for f in [*STEP_IO[tool][0], *extra]:  # yosys also reads the Verilog a top adds (the LiteDRAM core)
         h.update(f.encode() + b"\0" + (out / f).read_bytes())
     return h.hexdigest()
 

@@ -41,10 +41,10 @@ def test_every_board_has_a_preset_that_passes_the_precheck():
         Rep.precheck(board, cfg)
 
 
-def test_a_streaming_preset_is_refused_by_the_board_build_with_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match=r"'ulx3s' is a streaming array.*DRAM controller is not built yet; build "
-                                          r"'ulx3s-onchip'.*winnow gen --preset ulx3s"):
-        build_board("ulx3s", "ulx3s", tmp_path / "out")
+def test_a_streaming_preset_is_refused_on_a_board_without_a_dram_top_with_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match=r"'ulx3s' is a streaming array.*the orangecrab has no board top with a "
+                                          r"DRAM controller yet \(only ulx3s\); build 'orangecrab'.*winnow gen"):
+        build_board("orangecrab", "ulx3s", tmp_path / "out")
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
@@ -284,3 +284,51 @@ def test_a_tool_step_runs_again_only_when_its_inputs_change(tmp_path):
     with pytest.raises(E.ToolFailedError, match=r"yosys failed \(exit 3\); log .*yosys\.log:\nERROR: the fake tool"):
         step()
     assert not (tmp_path / ".yosys.stamp.json").exists()
+
+
+#: One stand-in for yosys, nextpnr-ecp5 and ecppack (which one: argv[1]): writes the files the next step
+#: reads and a record of what yosys' script read.
+FAKE_BOARD_TOOLS = """import json, pathlib, sys
+tool = sys.argv[1]
+if tool == "yosys":
+    ys = pathlib.Path("top.ys").read_text()
+    pathlib.Path("yosys_read.txt").write_text(ys)
+    cells = {f"c{i}": {"type": t} for i, t in enumerate(["LUT4"] * 30000 + ["TRELLIS_FF"] * 9000
+                                                        + ["DP16KD"] * 180 + ["MULT18X18D"] * 19)}
+    pathlib.Path("top.json").write_text(json.dumps({"modules": {"top": {"attributes": {"top": 1}, "cells": cells}}}))
+elif tool == "nextpnr-ecp5":
+    pathlib.Path("top.config").write_text("config")
+    util = {"TRELLIS_COMB": {"used": 31000, "available": 83640}, "TRELLIS_FF": {"used": 9000, "available": 83640},
+            "MULT18X18D": {"used": 19, "available": 156}, "DP16KD": {"used": 180, "available": 208}}
+    fmax = {"$glbnet$cd_sync.clk": {"achieved": 52.0, "constraint": 50.0}}
+    pathlib.Path("top.report.json").write_text(json.dumps({"utilization": util, "fmax": fmax}))
+else:
+    pathlib.Path("top.bit").write_bytes(b"bit")
+"""
+
+
+def test_the_streaming_preset_builds_on_the_ulx3s_sdram_top_with_the_litedram_core(tmp_path, monkeypatch):
+    """build_board('ulx3s', 'ulx3s'): the LiteDRAM core generated and read by yosys beside the top, the design
+    clocked at the SDRAM controller's 50 MHz, dram.json for the host driver; the tools are stand-ins (a real
+    place and route takes most of an hour, docs/dram.md), the report is built from what they wrote."""
+    import sys
+
+    pytest.importorskip("litedram", reason="the boards extra (litedram) is not installed")
+    script = tmp_path / "tools.py"
+    script.write_text(FAKE_BOARD_TOOLS)
+    import winnow.boards.build as B
+
+    monkeypatch.setattr(B, "find_tool", lambda tool: [sys.executable, str(script), tool])
+    monkeypatch.setattr(B, "tool_versions", lambda spec: {})
+    out = tmp_path / "b"
+    rep = build_board("ulx3s", "ulx3s", out, progress=lambda line: None)
+    ys = (out / "yosys_read.txt").read_text()
+    core = json.loads((out / "dram.json").read_text())
+    assert "litedram_core.v" in ys and (out / "litedram_core.v").exists()
+    assert core["clock_hz"] == 50e6 and core["host"] == "winnow.boards.dram_host" and not (out / "hostlink.json").exists()
+    assert rep["preset"] == "ulx3s" and rep["clock_hz"] == 50e6 and rep["timing_met"]
+    assert rep["resources"]["BRAM"]["used"] == 180 and json.loads((out / "params.json").read_text())["tiled"]
+    # a changed core reruns synthesis: the step's key covers the Verilog beside the top
+    key = T.step_key(out, "yosys", ["yosys", "top.ys"])
+    (out / "litedram_core.v").write_text((out / "litedram_core.v").read_text() + "\n// changed\n")
+    assert T.step_key(out, "yosys", ["yosys", "top.ys"]) != key
