@@ -61,6 +61,86 @@ def weights_by_position(u):
     return _permute(u.reshape(K, C, -1), (2, 0, 1))[:, None]
 
 
+class _Windows:
+    """Overlapping n-windows with stride m along the middle axis of z (L, S, R) → (n, L, t, R).
+
+    ``out[i, l, j, r] = z[l, j·m + i, r]``. A custom autograd function because the
+    generic backward of ``unfold`` (an index-add) costs more than the whole forward
+    pass; the adjoint here is n strided adds into a zero gradient.
+    """
+
+    _fn = None
+
+    @classmethod
+    def apply(cls, z, n: int, m: int, t: int):
+        if cls._fn is None:
+            import torch  # local: keeps this module importable without torch for hw/
+
+            class Fn(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, z, n, m, t):
+                    ctx.meta = (z.shape, n, m, t)
+                    return torch.stack([z[:, i : i + (t - 1) * m + 1 : m] for i in range(n)])
+
+                @staticmethod
+                def backward(ctx, g):
+                    shape, n, m, t = ctx.meta
+                    gz = g.new_zeros(shape)
+                    for i in range(n):
+                        gz[:, i : i + (t - 1) * m + 1 : m] += g[i]
+                    return gz, None, None, None
+
+            cls._fn = Fn
+        return cls._fn.apply(z, n, m, t)
+
+
+def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winograd_relu: bool):
+    """The torch path of :func:`winograd_conv_from_u`: separable transforms, one bmm.
+
+    Same arithmetic as the Kronecker path (``path="kron"``), arranged for
+    speed: the input is laid out (C, *S, N) once, each axis is windowed and
+    transformed by Bᵀ (an n × n matrix product on the window axis, not an
+    n^d × n^d Kronecker product), which leaves V as (P, C, T·N) with no further copy;
+    the channel sum is one batched product over the P positions (K × C times C × T·N,
+    large enough for BLAS); Aᵀ is applied one axis at a time the same way.
+    """
+    d, n, m = geom.dims, geom.n, geom.m
+    N, C = x.shape[:2]
+    K = u.shape[0]
+    P = n**d
+    tiles = geom.tiles
+    # (C, *S, N) with the zero padding (high ends widened so the ragged tiles have full windows)
+    size = tuple(t * m + geom.r - 1 for t in tiles)
+    z = x.new_zeros((C,) + size + (N,))
+    inner = tuple(slice(p, p + s) for p, s in zip(geom.padding, geom.size))
+    z[(slice(None),) + inner] = _permute(x, (1,) + tuple(range(2, 2 + d)) + (0,))
+    bt = _constant_like(alg.BT_f64, x)
+    # last spatial axis first: each pass puts its window index in front, so after d passes
+    # the layout is (i_1 … i_d, C, t_1 … t_d, N) = V (P, C, T·N) with positions in row-major order
+    shape = list(z.shape)  # (i_{a+1..d}…, C, S_1 … S_a, t_{a+1} … t_d, N)
+    for a in reversed(range(d)):
+        pos = (d - 1 - a) + 1 + a  # index of S_a in shape
+        L, R = math.prod(shape[:pos]), math.prod(shape[pos + 1 :])
+        w = _Windows.apply(z.reshape(L, shape[pos], R), n, m, tiles[a])  # (n, L, t_a, R)
+        z = bt @ w.reshape(n, -1)
+        shape = [n] + shape[:pos] + [tiles[a]] + shape[pos + 1 :]
+    v = z.reshape(P, C, -1)
+    if winograd_relu:
+        v = v.clamp_min(0)
+    up = _permute(u.reshape(K, C, P), (2, 0, 1))  # (P, K, C)
+    mp = up @ v  # (P, K, T·N)
+    # Aᵀ along each position axis: (i_a, rest) → rest·o_a, rotating the new axis to the end
+    at_t = _constant_like(np.ascontiguousarray(alg.AT_f64.T), x)  # (n, m)
+    y = mp.reshape(n, -1)
+    for _ in range(d):
+        y = (y.T @ at_t).reshape(n, -1) if _ < d - 1 else y.T @ at_t
+    # y: (K, t_1 … t_d, N, o_1 … o_d) → (N, K, t_1, o_1, …), cropped
+    y = y.reshape((K,) + tuple(tiles) + (N,) + (m,) * d)
+    perm = (d + 1, 0) + tuple(a for i in range(d) for a in (1 + i, d + 2 + i))
+    y = _permute(y, perm).reshape((N, K) + tuple(t * m for t in tiles))
+    return y[(slice(None), slice(None)) + tuple(slice(0, o) for o in geom.out)]
+
+
 def kernel_to_winograd(w, alg: WinogradAlgorithm):
     """U = G g Gᵀ (nested for 3-D): (K, C, r, …) → (K, C, n, …)."""
     dims = w.ndim - 2
@@ -98,7 +178,7 @@ def check_conv_args(x, kernel_shape, dims: int, what: str = "weight") -> None:
             raise DataError(f"{nm} = {v}: batch, input and output channels must be >= 1")
 
 
-def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu: bool = False):
+def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu: bool = False, path: str = "auto"):
     """Convolution from Winograd-domain weights U (K, C, n, …) of algorithm ``alg``.
 
     Parameters
@@ -110,6 +190,11 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu:
         Zero padding per spatial dim (both sides), as in ``torch.nn.functional.conv2d``.
     winograd_relu : bool
         Apply ReLU to the transformed input tiles V = Bᵀ d B (Liu & Pool 2018).
+    path : {"auto", "kron", "separable"}
+        ``"kron"``: tiles flattened and transformed by Kronecker powers, the layout the
+        integer reference shares (NumPy always takes it). ``"separable"``: the torch
+        training path, one axis at a time (:func:`_torch_conv_from_u`); ``"auto"``
+        picks it for torch tensors. Both compute the same sums, equal to round-off.
     """
     check_array_kinds(x, u, "Winograd-domain weight")
     dims = u.ndim - 2
@@ -118,6 +203,12 @@ def winograd_conv_from_u(x, u, alg: WinogradAlgorithm, padding=0, winograd_relu:
     if tuple(u.shape[2:]) != (n,) * dims:
         raise DataError(f"U must have tile shape {(n,) * dims} for {alg.name}; got {tuple(u.shape[2:])}")
     geom = ConvGeometry.of(x.shape[2:], padding, alg.m, alg.r)
+    if path not in ("auto", "kron", "separable"):
+        raise ConfigError(f"path must be 'auto', 'kron' or 'separable'; got {path!r}")
+    if path == "separable" and not _is_torch(x):
+        raise ConfigError("path 'separable' is the torch path; NumPy arrays take 'kron' (or 'auto')")
+    if path != "kron" and _is_torch(x):
+        return _torch_conv_from_u(x, u, alg, geom, winograd_relu)
     v = input_positions(x, geom, alg.BT_f64)  # (P, N, C, T)
     if winograd_relu:
         v = v.clamp_min(0) if _is_torch(v) else np.maximum(v, 0)
