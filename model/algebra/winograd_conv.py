@@ -97,46 +97,49 @@ class _Windows:
 def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winograd_relu: bool):
     """The torch path of :func:`winograd_conv_from_u`: separable transforms, one bmm.
 
-    Same arithmetic as the Kronecker path (``path="kron"``), arranged for
-    speed: the input is laid out (C, *S, N) once, each axis is windowed and
-    transformed by Bᵀ (an n × n matrix product on the window axis, not an
-    n^d × n^d Kronecker product), which leaves V as (P, C, T·N) with no further copy;
-    the channel sum is one batched product over the P positions (K × C times C × T·N,
-    large enough for BLAS); Aᵀ is applied one axis at a time the same way.
+    Same sums as the Kronecker path (``path="kron"``), arranged for speed on a CPU:
+
+    * the input is laid out (C, N, *S) once, with its zero padding;
+    * each spatial axis in turn is windowed (:class:`_Windows`) and transformed by Bᵀ,
+      an n × n product on the window axis (not an n^d × n^d Kronecker product); each
+      pass puts its window index in front, which leaves V as (P, C, N·T) with the
+      positions in the order (i_d, …, i_1) and no further copy;
+    * the channel sum is one batched product over the P positions (K × C times C × N·T);
+    * Aᵀ is applied one position axis at a time: i_d … i_2 by (rest × n)·(n × m), which
+      moves each output index to the end, then i_1 by (m × n)·(n × rest), so the result
+      (o_1, K, N, t_1, …, t_d, o_d, …, o_2) reaches the output layout in one copy whose
+      inner runs (t_d, o_d) are whole rows.
     """
     d, n, m = geom.dims, geom.n, geom.m
     N, C = x.shape[:2]
     K = u.shape[0]
     P = n**d
     tiles = geom.tiles
-    # (C, *S, N) with the zero padding (high ends widened so the ragged tiles have full windows)
+    # (C, N, *S) with the zero padding (high ends widened so the ragged tiles have full windows)
     size = tuple(t * m + geom.r - 1 for t in tiles)
-    z = x.new_zeros((C,) + size + (N,))
-    inner = tuple(slice(p, p + s) for p, s in zip(geom.padding, geom.size))
-    z[(slice(None),) + inner] = _permute(x, (1,) + tuple(range(2, 2 + d)) + (0,))
+    z = x.new_zeros((C, N) + size)
+    z[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in zip(geom.padding, geom.size))] = x.transpose(0, 1)
     bt = _constant_like(alg.BT_f64, x)
-    # last spatial axis first: each pass puts its window index in front, so after d passes
-    # the layout is (i_1 … i_d, C, t_1 … t_d, N) = V (P, C, T·N) with positions in row-major order
-    shape = list(z.shape)  # (i_{a+1..d}…, C, S_1 … S_a, t_{a+1} … t_d, N)
-    for a in reversed(range(d)):
-        pos = (d - 1 - a) + 1 + a  # index of S_a in shape
+    shape = list(z.shape)  # after a passes: (i_a … i_1, C, N, t_1 … t_a, S_{a+1} … S_d)
+    for a in range(d):
+        pos = 2 * a + 2  # index of S_{a+1}
         L, R = math.prod(shape[:pos]), math.prod(shape[pos + 1 :])
-        w = _Windows.apply(z.reshape(L, shape[pos], R), n, m, tiles[a])  # (n, L, t_a, R)
+        w = _Windows.apply(z.reshape(L, shape[pos], R), n, m, tiles[a])  # (n, L, t, R)
         z = bt @ w.reshape(n, -1)
         shape = [n] + shape[:pos] + [tiles[a]] + shape[pos + 1 :]
     v = z.reshape(P, C, -1)
     if winograd_relu:
         v = v.clamp_min(0)
-    up = _permute(u.reshape(K, C, P), (2, 0, 1))  # (P, K, C)
-    mp = up @ v  # (P, K, T·N)
-    # Aᵀ along each position axis: (i_a, rest) → rest·o_a, rotating the new axis to the end
+    # U (K, C, n_1 … n_d) → (P, K, C), positions (i_d … i_1) as in V
+    up = _permute(u, tuple(range(d + 1, 1, -1)) + (0, 1)).reshape(P, K, C)
+    mp = up * v if C == 1 else up @ v  # (P, K, N·T); a rank-1 bmm is several times slower than the product
     at_t = _constant_like(np.ascontiguousarray(alg.AT_f64.T), x)  # (n, m)
     y = mp.reshape(n, -1)
-    for _ in range(d):
-        y = (y.T @ at_t).reshape(n, -1) if _ < d - 1 else y.T @ at_t
-    # y: (K, t_1 … t_d, N, o_1 … o_d) → (N, K, t_1, o_1, …), cropped
-    y = y.reshape((K,) + tuple(tiles) + (N,) + (m,) * d)
-    perm = (d + 1, 0) + tuple(a for i in range(d) for a in (1 + i, d + 2 + i))
+    for _ in range(d - 1):
+        y = (y.T @ at_t).reshape(n, -1)
+    y = at_t.T @ y  # (o_1, K, N, t_1 … t_d, o_d … o_2)
+    y = y.reshape((m, K, N) + tuple(tiles) + (m,) * (d - 1))
+    perm = (2, 1) + tuple(i for a in range(1, d + 1) for i in (2 + a, 0 if a == 1 else 3 + 2 * d - a))
     y = _permute(y, perm).reshape((N, K) + tuple(t * m for t in tiles))
     return y[(slice(None), slice(None)) + tuple(slice(0, o) for o in geom.out)]
 
