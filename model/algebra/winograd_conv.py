@@ -85,8 +85,17 @@ class _Windows:
                 @staticmethod
                 def backward(ctx, g):
                     shape, n, m, t = ctx.meta
-                    gz = g.new_zeros(shape)
-                    for i in range(n):
+                    L, S, R = shape
+                    if n - m > m:  # windows overlap more than their stride: the plain adjoint
+                        gz = g.new_zeros(shape)
+                        for i in range(n):
+                            gz[:, i : i + (t - 1) * m + 1 : m] += g[i]
+                        return gz, None, None, None
+                    # window j's first m entries tile z exactly; only the n − m overlapping ones add
+                    gz = g.new_empty(shape)
+                    gz[:, : t * m].view(L, t, m, R).copy_(g[:m].permute(1, 2, 0, 3))
+                    gz[:, t * m :].zero_()
+                    for i in range(m, n):
                         gz[:, i : i + (t - 1) * m + 1 : m] += g[i]
                     return gz, None, None, None
 
@@ -97,32 +106,36 @@ class _Windows:
 def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winograd_relu: bool):
     """The torch path of :func:`winograd_conv_from_u`: separable transforms, one bmm.
 
-    Same sums as the Kronecker path (``path="kron"``), arranged for speed on a CPU:
+    Same sums as the Kronecker path (``path="kron"``), arranged for speed on a CPU,
+    where every step but the channel sum is bound by memory traffic:
 
-    * the input is laid out (C, N, *S) once, with its zero padding;
+    * the input is laid out (C, *S, N) once, with its zero padding;
     * each spatial axis in turn is windowed (:class:`_Windows`) and transformed by Bᵀ,
       an n × n product on the window axis (not an n^d × n^d Kronecker product); each
-      pass puts its window index in front, which leaves V as (P, C, N·T) with the
+      pass puts its window index in front, which leaves V as (P, C, T·N) with the
       positions in the order (i_d, …, i_1) and no further copy;
-    * the channel sum is one batched product over the P positions (K × C times C × N·T);
-    * Aᵀ is applied one position axis at a time: i_d … i_2 by (rest × n)·(n × m), which
-      moves each output index to the end, then i_1 by (m × n)·(n × rest), so the result
-      (o_1, K, N, t_1, …, t_d, o_d, …, o_2) reaches the output layout in one copy whose
-      inner runs (t_d, o_d) are whole rows.
+    * the channel sum is one batched product over the P positions (K × C times C × T·N);
+    * Aᵀ is applied one position axis at a time, (m × n)·(n × rest), each output index
+      in front, so one copy with whole batch rows as inner runs gives (K, *out, N).
+
+    The result is that (K, *out, N) memory seen as (N, K, *out): a strided view, which
+    torch's elementwise ops keep and the next Winograd layer reads without a transpose
+    (returning it contiguous costs 5-15 % of a training step, measured).
     """
     d, n, m = geom.dims, geom.n, geom.m
     N, C = x.shape[:2]
     K = u.shape[0]
     P = n**d
     tiles = geom.tiles
-    # (C, N, *S) with the zero padding (high ends widened so the ragged tiles have full windows)
+    # (C, *S, N) with the zero padding (high ends widened so the ragged tiles have full windows)
     size = tuple(t * m + geom.r - 1 for t in tiles)
-    z = x.new_zeros((C, N) + size)
-    z[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in zip(geom.padding, geom.size))] = x.transpose(0, 1)
+    z = x.new_zeros((C,) + size + (N,))
+    z[(slice(None),) + tuple(slice(p, p + s) for p, s in zip(geom.padding, geom.size))] = _permute(
+        x, (1,) + tuple(range(2, 2 + d)) + (0,))
     bt = _constant_like(alg.BT_f64, x)
-    shape = list(z.shape)  # after a passes: (i_a … i_1, C, N, t_1 … t_a, S_{a+1} … S_d)
+    shape = list(z.shape)  # after a passes: (i_a … i_1, C, t_1 … t_a, S_{a+1} … S_d, N)
     for a in range(d):
-        pos = 2 * a + 2  # index of S_{a+1}
+        pos = 2 * a + 1  # index of S_{a+1}
         L, R = math.prod(shape[:pos]), math.prod(shape[pos + 1 :])
         w = _Windows.apply(z.reshape(L, shape[pos], R), n, m, tiles[a])  # (n, L, t, R)
         z = bt @ w.reshape(n, -1)
@@ -132,16 +145,17 @@ def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winogra
         v = v.clamp_min(0)
     # U (K, C, n_1 … n_d) → (P, K, C), positions (i_d … i_1) as in V
     up = _permute(u, tuple(range(d + 1, 1, -1)) + (0, 1)).reshape(P, K, C)
-    mp = up * v if C == 1 else up @ v  # (P, K, N·T); a rank-1 bmm is several times slower than the product
-    at_t = _constant_like(np.ascontiguousarray(alg.AT_f64.T), x)  # (n, m)
-    y = mp.reshape(n, -1)
-    for _ in range(d - 1):
-        y = (y.T @ at_t).reshape(n, -1)
-    y = at_t.T @ y  # (o_1, K, N, t_1 … t_d, o_d … o_2)
-    y = y.reshape((m, K, N) + tuple(tiles) + (m,) * (d - 1))
-    perm = (2, 1) + tuple(i for a in range(1, d + 1) for i in (2 + a, 0 if a == 1 else 3 + 2 * d - a))
-    y = _permute(y, perm).reshape((N, K) + tuple(t * m for t in tiles))
-    return y[(slice(None), slice(None)) + tuple(slice(0, o) for o in geom.out)]
+    mp = up * v if C == 1 else up @ v  # (P, K, T·N); a rank-1 bmm is several times slower than the product
+    a_t = _constant_like(alg.AT_f64, x)  # (m, n)
+    y = mp
+    for k in range(d):  # Aᵀ along i_{d-k}: (o_d … o_{d-k+1}, i_{d-k}, rest) → (…, o_{d-k}, rest)
+        y = a_t @ (y.reshape(n, -1) if k == 0 else y.reshape(m**k, n, -1))  # 2-D first: bmm of one is slower
+    # (o_d … o_1, K, t_1 … t_d, N) → memory (K, t_1, o_1, …, t_d, o_d, N), viewed as (N, K, *out)
+    y = y.reshape((m,) * d + (K,) + tuple(tiles) + (N,))
+    perm = (d,) + tuple(i for a in range(1, d + 1) for i in (d + a, d - a)) + (2 * d + 1,)
+    y = _permute(y, perm).reshape((K,) + tuple(t * m for t in tiles) + (N,))
+    y = y[(slice(None),) + tuple(slice(0, o) for o in geom.out)]
+    return _permute(y, (d + 1, 0) + tuple(range(1, d + 1)))  # strided view: the next layer reads (C, *S, N)
 
 
 def kernel_to_winograd(w, alg: WinogradAlgorithm):
