@@ -109,53 +109,55 @@ def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winogra
     Same sums as the Kronecker path (``path="kron"``), arranged for speed on a CPU,
     where every step but the channel sum is bound by memory traffic:
 
-    * the input is laid out (C, *S, N) once, with its zero padding;
+    * the input is laid out channels-last, (N, *S, C), once, with its zero padding;
     * each spatial axis in turn is windowed (:class:`_Windows`) and transformed by Bᵀ,
       an n × n product on the window axis (not an n^d × n^d Kronecker product); each
-      pass puts its window index in front, which leaves V as (P, C, T·N) with the
+      pass puts its window index in front, which leaves V as (P, N·T, C) with the
       positions in the order (i_d, …, i_1) and no further copy;
-    * the channel sum is one batched product over the P positions (K × C times C × T·N);
+    * the channel sum is one batched product over the P positions (N·T × C times C × K);
     * Aᵀ is applied one position axis at a time, (m × n)·(n × rest), each output index
-      in front, so one copy with whole batch rows as inner runs gives (K, *out, N).
+      in front, so one copy with whole channel rows as inner runs gives (N, *out, K).
 
-    The result is that (K, *out, N) memory seen as (N, K, *out): a strided view, which
-    torch's elementwise ops keep and the next Winograd layer reads without a transpose
-    (returning it contiguous costs 5-15 % of a training step, measured).
+    The result is that memory seen as (N, K, *out): torch's channels-last layout, which
+    its elementwise and pooling layers keep and the next Winograd layer reads without a
+    transpose. Against the previous layouts, measured by ``bench.training_step``
+    interleaved in one run: batch-innermost (K, *out, N) 1.74× → 1.44× nn.Conv2d at
+    F(4,3); a contiguous NCHW result was slower still.
     """
     d, n, m = geom.dims, geom.n, geom.m
     N, C = x.shape[:2]
     K = u.shape[0]
     P = n**d
     tiles = geom.tiles
-    # (C, *S, N) with the zero padding (high ends widened so the ragged tiles have full windows)
+    # (N, *S, C) with the zero padding (high ends widened so the ragged tiles have full windows)
     size = tuple(t * m + geom.r - 1 for t in tiles)
-    z = x.new_zeros((C,) + size + (N,))
+    z = x.new_zeros((N,) + size + (C,))
     z[(slice(None),) + tuple(slice(p, p + s) for p, s in zip(geom.padding, geom.size))] = _permute(
-        x, (1,) + tuple(range(2, 2 + d)) + (0,))
+        x, (0,) + tuple(range(2, 2 + d)) + (1,))
     bt = _constant_like(alg.BT_f64, x)
-    shape = list(z.shape)  # after a passes: (i_a … i_1, C, t_1 … t_a, S_{a+1} … S_d, N)
+    shape = list(z.shape)  # after a passes: (i_a … i_1, N, t_1 … t_a, S_{a+1} … S_d, C)
     for a in range(d):
         pos = 2 * a + 1  # index of S_{a+1}
         L, R = math.prod(shape[:pos]), math.prod(shape[pos + 1 :])
         w = _Windows.apply(z.reshape(L, shape[pos], R), n, m, tiles[a])  # (n, L, t, R)
         z = bt @ w.reshape(n, -1)
         shape = [n] + shape[:pos] + [tiles[a]] + shape[pos + 1 :]
-    v = z.reshape(P, C, -1)
+    v = z.reshape(P, -1, C)  # (P, N·T, C)
     if winograd_relu:
         v = v.clamp_min(0)
-    # U (K, C, n_1 … n_d) → (P, K, C), positions (i_d … i_1) as in V
-    up = _permute(u, tuple(range(d + 1, 1, -1)) + (0, 1)).reshape(P, K, C)
-    mp = up * v if C == 1 else up @ v  # (P, K, T·N); a rank-1 bmm is several times slower than the product
+    # U (K, C, n_1 … n_d) → (P, C, K), positions (i_d … i_1) as in V
+    up = _permute(u, tuple(range(d + 1, 1, -1)) + (1, 0)).reshape(P, C, K)
+    mp = v * up if C == 1 else v @ up  # (P, N·T, K); a rank-1 bmm is several times slower than the product
     a_t = _constant_like(alg.AT_f64, x)  # (m, n)
     y = mp
     for k in range(d):  # Aᵀ along i_{d-k}: (o_d … o_{d-k+1}, i_{d-k}, rest) → (…, o_{d-k}, rest)
         y = a_t @ (y.reshape(n, -1) if k == 0 else y.reshape(m**k, n, -1))  # 2-D first: bmm of one is slower
-    # (o_d … o_1, K, t_1 … t_d, N) → memory (K, t_1, o_1, …, t_d, o_d, N), viewed as (N, K, *out)
-    y = y.reshape((m,) * d + (K,) + tuple(tiles) + (N,))
+    # (o_d … o_1, N, t_1 … t_d, K) → memory (N, t_1, o_1, …, t_d, o_d, K): channels-last (N, K, *out)
+    y = y.reshape((m,) * d + (N,) + tuple(tiles) + (K,))
     perm = (d,) + tuple(i for a in range(1, d + 1) for i in (d + a, d - a)) + (2 * d + 1,)
-    y = _permute(y, perm).reshape((K,) + tuple(t * m for t in tiles) + (N,))
+    y = _permute(y, perm).reshape((N,) + tuple(t * m for t in tiles) + (K,))
     y = y[(slice(None),) + tuple(slice(0, o) for o in geom.out)]
-    return _permute(y, (d + 1, 0) + tuple(range(1, d + 1)))  # strided view: the next layer reads (C, *S, N)
+    return _permute(y, (0, d + 1) + tuple(range(1, d + 1)))  # channels-last view, as torch's own layers keep it
 
 
 def kernel_to_winograd(w, alg: WinogradAlgorithm):
