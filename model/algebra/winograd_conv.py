@@ -103,6 +103,39 @@ class _Windows:
         return cls._fn.apply(z, n, m, t)
 
 
+
+class _ChannelSum:
+    """M_p = V_p · U_p for every position p: (P, X, C) × (P, C, K) → (P, X, K).
+
+    A custom autograd function to pick the fastest product for each gradient: for one
+    input channel (the first layer) the forward is a broadcast product (a rank-1 bmm is
+    several times slower) and dU = Vᵀ·dM stays a bmm (autograd's reduction of the
+    broadcast product is several times slower than that).
+    """
+
+    _fn = None
+
+    @classmethod
+    def apply(cls, v, up):
+        if cls._fn is None:
+            import torch
+
+            class Fn(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, v, up):
+                    ctx.save_for_backward(v, up)
+                    return v * up if v.shape[2] == 1 else v @ up
+
+                @staticmethod
+                def backward(ctx, g):
+                    v, up = ctx.saved_tensors
+                    gv = g @ up.transpose(1, 2) if ctx.needs_input_grad[0] else None
+                    gu = v.transpose(1, 2) @ g if ctx.needs_input_grad[1] else None
+                    return gv, gu
+
+            cls._fn = Fn
+        return cls._fn.apply(v, up)
+
 def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winograd_relu: bool):
     """The torch path of :func:`winograd_conv_from_u`: separable transforms, one bmm.
 
@@ -147,7 +180,7 @@ def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winogra
         v = v.clamp_min(0)
     # U (K, C, n_1 … n_d) → (P, C, K), positions (i_d … i_1) as in V
     up = _permute(u, tuple(range(d + 1, 1, -1)) + (1, 0)).reshape(P, C, K)
-    mp = v * up if C == 1 else v @ up  # (P, N·T, K); a rank-1 bmm is several times slower than the product
+    mp = _ChannelSum.apply(v, up)  # (P, N·T, K)
     a_t = _constant_like(alg.AT_f64, x)  # (m, n)
     y = mp
     for k in range(d):  # Aᵀ along i_{d-k}: (o_d … o_{d-k+1}, i_{d-k}, rest) → (…, o_{d-k}, rest)
@@ -156,7 +189,9 @@ def _torch_conv_from_u(x, u, alg: WinogradAlgorithm, geom: ConvGeometry, winogra
     y = y.reshape((m,) * d + (N,) + tuple(tiles) + (K,))
     perm = (d,) + tuple(i for a in range(1, d + 1) for i in (d + a, d - a)) + (2 * d + 1,)
     y = _permute(y, perm).reshape((N,) + tuple(t * m for t in tiles) + (K,))
-    y = y[(slice(None),) + tuple(slice(0, o) for o in geom.out)]
+    for a, (t, o) in enumerate(zip(tiles, geom.out)):  # crop the ragged tiles' surplus (only where there is one)
+        if t * m != o:
+            y = y.narrow(1 + a, 0, o)
     return _permute(y, (0, d + 1) + tuple(range(1, d + 1)))  # channels-last view, as torch's own layers keep it
 
 
