@@ -141,3 +141,11 @@ def test_layer_training_path_equals_the_kronecker_path(m, winograd_relu):
     for a, b in ((y, yr), (gx, gxr), (gu, gur)):
         a, b = a.detach(), b.detach()
         assert float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+
+
+def test_layer_output_is_channels_last_and_flattens():
+    # the torch path returns channels-last memory (the next layer reads it without a transpose)
+    layer = WinogradConv2d(3, 4, 3, padding=1, m=4)
+    y = layer(torch.randn(2, 3, 9, 9))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y.flatten(1), y.contiguous().reshape(2, -1))

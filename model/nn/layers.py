@@ -32,6 +32,10 @@ from winnow.model.algebra.winograd_conv import winograd_conv_from_u
 class WinogradConv(nn.Module):
     """Stride-1 convolution whose parameter is the Winograd-domain weight U.
 
+    The float forward pass returns torch's channels-last layout (as ``nn.Conv2d`` does
+    for a channels-last input): elementwise ops and pooling keep it and the next layer
+    reads it without a transpose; flatten it with ``flatten``/``reshape``, not ``view``.
+
     Parameters
     ----------
     in_channels, out_channels : int
