@@ -47,8 +47,12 @@ def test_pipeline_prunes_quantizes_and_matches_the_integer_reference(data, dense
     assert r["winograd_density"] == pytest.approx(0.3, abs=0.01)
     assert r["dense_accuracy"] > 0.8  # real digits are learnt
     assert r["fake_quant_accuracy"] > 0.5
-    assert r["integer_accuracy"] == r["fake_quant_accuracy"]  # the integer datapath is what was trained for
-    assert r["integer_vs_fake_quant_disagreements"] == 0
+    # the integer datapath is what was trained for: every top-1 difference is a tie of equal integer logits
+    # (which the float64 model breaks by round-off; one in 359 with the liu_pool run of this seed)
+    assert r["integer_vs_fake_quant_disagreements_not_ties"] == 0
+    ties = r["integer_vs_fake_quant_disagreements"]
+    assert ties <= 2
+    assert abs(r["integer_accuracy"] - r["fake_quant_accuracy"]) * len(data.y_test) <= ties + 1e-9
     red = r["accounting"]["reduction_vs_direct"]
     assert red["sparse_weights"] > red["dense_winograd"] > 1
     if wrelu:

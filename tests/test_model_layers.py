@@ -118,3 +118,34 @@ def test_winograd_relu_rule_moves_relu_through_pooling():
 def test_converter_rejects_bad_tile():
     with pytest.raises(ConfigError, match="m must be an integer >= 1"):
         convert_to_winograd(nn.Sequential(nn.Conv2d(1, 1, 3)), m=0)
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+@pytest.mark.parametrize("winograd_relu", [False, True])
+def test_layer_training_path_equals_the_kronecker_path(m, winograd_relu):
+    # float32 as trained: the layer (separable torch path) against the Kronecker path on the
+    # same masked U, forward and gradients wrt the input and U, on an odd size (ragged tiles)
+    from winnow.model.algebra.winograd_conv import winograd_conv_from_u
+
+    torch.manual_seed(m)
+    layer = WinogradConv2d(3, 5, 3, padding=1, m=m, winograd_relu=winograd_relu)
+    with torch.no_grad():
+        layer.mask.copy_((torch.rand(layer.mask.shape) < 0.5).float())
+    x = torch.randn(4, 3, 15, 11, requires_grad=True)
+    dy = torch.randn(4, 5, 15, 11)
+    y = layer(x)
+    gx, gu = torch.autograd.grad((y * dy).sum(), (x, layer.weight))
+    yr = winograd_conv_from_u(x, layer.masked_weight(), layer.alg, layer.padding, winograd_relu, path="kron")
+    yr = yr + layer.bias.reshape(1, -1, 1, 1)
+    gxr, gur = torch.autograd.grad((yr * dy).sum(), (x, layer.weight))
+    for a, b in ((y, yr), (gx, gxr), (gu, gur)):
+        a, b = a.detach(), b.detach()
+        assert float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+
+
+def test_layer_output_is_channels_last_and_flattens():
+    # the torch path returns channels-last memory (the next layer reads it without a transpose)
+    layer = WinogradConv2d(3, 4, 3, padding=1, m=4)
+    y = layer(torch.randn(2, 3, 9, 9))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y.flatten(1), y.contiguous().reshape(2, -1))

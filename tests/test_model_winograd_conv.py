@@ -132,3 +132,45 @@ def test_winograd_relu_is_relu_on_the_transformed_tiles():
 def test_bad_shapes_are_named(xshape, wshape, padding, err, words):
     with pytest.raises(err, match=words):
         winograd_conv(np.zeros(xshape), np.zeros(wshape), padding, m=2)
+
+
+@pytest.mark.parametrize("m, size, padding", [
+    (2, (13, 10), 1), (4, (13, 10), 1), (6, (13, 10), 1),   # ragged last tiles
+    (2, (7, 9), 0), (4, (11, 5), (2, 0)), (6, (9, 14), 2),
+    (2, (5, 7, 6), 1), (4, (7, 5, 9), (0, 1, 2)),           # 3-D
+])  # fmt: skip
+@pytest.mark.parametrize("winograd_relu", [False, True])
+def test_separable_torch_path_equals_the_kronecker_path(m, size, padding, winograd_relu):
+    # the torch training path (separable transforms, one bmm) against the Kronecker path the
+    # integer reference shares: forward and the gradients wrt the input and U, float64
+    from winnow.model.algebra.cook_toom import winograd
+    from winnow.model.algebra.winograd_conv import winograd_conv_from_u
+
+    alg = winograd(m, 3)
+    d = len(size)
+    g = torch.Generator().manual_seed(m * 100 + d)
+    x = torch.randn((2, 3) + size, dtype=torch.float64, generator=g, requires_grad=True)
+    u = torch.randn((4, 3) + (alg.n,) * d, dtype=torch.float64, generator=g, requires_grad=True)
+    mask = (torch.rand(u.shape, generator=g) < 0.6).double()
+    out = []
+    for path in ("kron", "separable"):
+        y = winograd_conv_from_u(x, u * mask, alg, padding, winograd_relu, path=path)
+        dy = torch.randn(y.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+        gx, gu = torch.autograd.grad((y * dy).sum(), (x, u))
+        out.append([t.detach().numpy() for t in (y, gx, gu)])
+    for a, b in zip(*out):
+        assert_close(b, a)
+    assert np.all(out[1][2][mask.numpy() == 0] == 0)  # pruned positions get no gradient
+    assert winograd_conv_from_u(x, u, alg, padding, path="auto").shape == out[0][0].shape
+
+
+def test_path_names_are_checked():
+    from winnow.model.algebra.cook_toom import winograd
+    from winnow.model.algebra.winograd_conv import winograd_conv_from_u
+
+    alg = winograd(2, 3)
+    x, u = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 4))
+    with pytest.raises(ConfigError, match="path must be"):
+        winograd_conv_from_u(x, u, alg, path="fast")
+    with pytest.raises(ConfigError, match="NumPy arrays take 'kron'"):
+        winograd_conv_from_u(x, u, alg, path="separable")

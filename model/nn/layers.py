@@ -32,6 +32,10 @@ from winnow.model.algebra.winograd_conv import winograd_conv_from_u
 class WinogradConv(nn.Module):
     """Stride-1 convolution whose parameter is the Winograd-domain weight U.
 
+    The float forward pass returns torch's channels-last layout (as ``nn.Conv2d`` does
+    for a channels-last input): elementwise ops and pooling keep it and the next layer
+    reads it without a transpose; flatten it with ``flatten``/``reshape``, not ``view``.
+
     Parameters
     ----------
     in_channels, out_channels : int
@@ -55,6 +59,9 @@ class WinogradConv(nn.Module):
     mask : buffer (K, C, n, …)
         1 where a weight is kept, 0 where pruned.
     bias : Parameter (K,) or None
+    path : str
+        How the float forward pass is computed (:func:`winnow.model.algebra.winograd_conv.winograd_conv_from_u`):
+        ``"auto"`` (the separable torch path) or ``"kron"`` (the Kronecker reference); same function.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding=0, bias: bool = True,
@@ -78,6 +85,7 @@ class WinogradConv(nn.Module):
         self.register_buffer("mask", torch.ones(shape))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.qat = None  # a winnow.model.nn.qat.LayerQuant when fake quantization is on
+        self.path = "auto"  # winograd_conv_from_u's path: "kron" runs the Kronecker reference (bench.training_step)
         g = torch.empty((out_channels, in_channels) + (kernel_size,) * dims)
         nn.init.kaiming_uniform_(g, a=math.sqrt(5))  # nn.Conv2d's default, then moved to U
         if self.bias is not None:
@@ -113,7 +121,7 @@ class WinogradConv(nn.Module):
         bias = self.bias
         if self.qat is not None:
             return self.qat.forward(self, x, u, bias)
-        y = winograd_conv_from_u(x, u, self.alg, self.padding, self.winograd_relu)
+        y = winograd_conv_from_u(x, u, self.alg, self.padding, self.winograd_relu, path=self.path)
         if bias is not None:
             y = y + bias.reshape((1, -1) + (1,) * self.dims)
         return y
