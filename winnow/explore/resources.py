@@ -66,18 +66,19 @@ def read_ports(cfg: AccelConfig, memory: str) -> int:
     return 2 if memory == "accumulators" and cfg.tiled else 1
 
 
-def memory_blocks(cfg: AccelConfig, family: str) -> dict:
-    """Block RAMs per memory of ``cfg`` (0 for the ones under :data:`BRAM_MIN_DEPTH` words: distributed RAM)."""
+def memory_blocks(cfg: AccelConfig, family: str, mems: dict | None = None) -> dict:
+    """Block RAMs per memory of ``cfg`` (0 for the ones under :data:`BRAM_MIN_DEPTH` words: distributed RAM);
+    ``mems``: ``cfg.memories()`` when the caller has it already."""
     if family not in BRAM_SHAPES:
         raise ConfigError(f"no resource model for the {family!r} family; known: {', '.join(BRAM_SHAPES)}")
     return {k: v["count"] * read_ports(cfg, k) * bram_blocks(v["depth"], v["width"], family)
-            if v["depth"] >= BRAM_MIN_DEPTH else 0 for k, v in cfg.memories().items()}
+            if v["depth"] >= BRAM_MIN_DEPTH else 0 for k, v in (mems or cfg.memories()).items()}
 
 
 def features(cfg: AccelConfig, family: str) -> dict:
     """The structural counts the model scales (module docstring)."""
-    blocks = sum(memory_blocks(cfg, family).values())
-    mems = cfg.memories()
+    mems = cfg.memories()  # once per screened point: the hot path of winnow explore
+    blocks = sum(memory_blocks(cfg, family, mems).values())
     lutram = sum(v["bits"] for v in mems.values() if v["depth"] < BRAM_MIN_DEPTH)
     acc = mems["accumulators"]
     return {"mac_bits": cfg.multipliers * cfg.widths.acc_bits,
